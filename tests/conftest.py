@@ -1,0 +1,85 @@
+"""Shared fixtures: real PostgreSQL and Redis, embedded unless TRACKER_TEST_* URLs are set."""
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from tracker import embedded
+from tracker.storage import db
+
+KEPT_TABLES = {"alembic_version", "models"}  # models: training once per session is enough
+SHARED_DATA = Path(
+    os.environ.get("TRACKER_SHARED_DATA", Path(__file__).parents[1] / ".." / "shared" / "data")
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/integration/" in str(item.path) or "/browser/" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.Endpoints]:
+    external_db = os.environ.get("TRACKER_TEST_DATABASE_URL")
+    external_broker = os.environ.get("TRACKER_TEST_BROKER_URL")
+    if external_db and external_broker:
+        yield embedded.Endpoints(external_db, external_broker)
+        return
+    # Short path: unix socket paths are limited to about 100 bytes.
+    data_dir = Path(f"/tmp/rt-test-{uuid.uuid4().hex[:8]}")  # noqa: S108 - ours, unique
+    with embedded.services(data_dir) as found:
+        yield embedded.Endpoints(
+            external_db or found.database_url, external_broker or found.broker_url
+        )
+
+
+@pytest.fixture(scope="session")
+def session_db_url(services: embedded.Endpoints) -> Iterator[str]:
+    """A database of our own on the test server, migrated, dropped at the end."""
+    name = f"rt_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(services.database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(services.database_url, name)
+    db.upgrade(url)
+    yield url
+    with psycopg.connect(services.database_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_url(session_db_url: str) -> str:
+    """The session database with every table but the model store emptied."""
+    with psycopg.connect(session_db_url, autocommit=True) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            ).fetchall()
+            if r[0] not in KEPT_TABLES
+        ]
+        conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    return session_db_url
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(db_url, autocommit=True) as connection:
+        yield connection
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

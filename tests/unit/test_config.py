@@ -1,0 +1,59 @@
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from tracker.config import DEFAULT_SECRET_KEY, Settings, _secrets_from_files
+
+
+def test_development_mode_accepts_the_default_secret_and_embedded_services() -> None:
+    s = Settings()
+    assert s.embedded
+    assert s.secret_key.get_secret_value() == DEFAULT_SECRET_KEY
+
+
+def test_production_mode_refuses_the_default_secret_key() -> None:
+    with pytest.raises(ValidationError, match="built-in development key"):
+        Settings(environment="production", database_url=SecretStr("postgresql://x/y"),
+                 broker_url=SecretStr("redis://x"))
+
+
+def test_production_mode_refuses_missing_service_urls() -> None:
+    with pytest.raises(ValidationError, match="must be set"):
+        Settings(environment="production", secret_key=SecretStr("k" * 40))
+
+
+def test_masked_settings_never_show_secrets() -> None:
+    s = Settings(secret_key=SecretStr("top-secret-value-123"),
+                 database_url=SecretStr("postgresql://u:pw@h/db"),
+                 smtp_password=SecretStr("mail-password"))
+    shown = str(s.masked())
+    for secret in ("top-secret-value-123", "pw@h", "mail-password"):
+        assert secret not in shown
+    assert s.masked()["secret_key"] == "***"
+
+
+def test_settings_come_from_tracker_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKER_WEB_PORT", "9123")
+    monkeypatch.setenv("TRACKER_FETCH_ALLOW_NETWORKS", '["127.0.0.1/32"]')
+    s = Settings()
+    assert s.web_port == 9123
+    assert s.fetch_allow_networks == ["127.0.0.1/32"]
+
+
+def test_an_invalid_value_is_a_clear_validation_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKER_FETCH_TIMEOUT_S", "-1")
+    with pytest.raises(ValidationError, match="fetch_timeout_s"):
+        Settings()
+
+
+def test_secrets_can_be_read_from_files(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    secret = tmp_path / "key"
+    secret.write_text("from-a-file-secret\n")
+    monkeypatch.setenv("TRACKER_SECRET_KEY_FILE", str(secret))
+    s = Settings(**_secrets_from_files())  # type: ignore[arg-type]
+    assert s.secret_key.get_secret_value() == "from-a-file-secret"
+
+
+def test_an_unreadable_secret_file_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKER_SMTP_PASSWORD_FILE", "/nonexistent/secret")
+    with pytest.raises(ValueError, match="TRACKER_SMTP_PASSWORD_FILE"):
+        _secrets_from_files()

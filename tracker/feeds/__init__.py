@@ -1,0 +1,1 @@
+"""Feed ingestion: fetch (the one HTTP seam), parse (feedparser on bytes), refresh."""

@@ -1,0 +1,39 @@
+"""Classifications: one row per (item, model version), written once."""
+
+from collections.abc import Sequence
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from tracker.domain import Prediction
+
+
+def insert(
+    conn: psycopg.Connection, model_version: str, predictions: Sequence[tuple[int, Prediction]]
+) -> list[int]:
+    """Store predictions; returns the item ids classified now (not by an earlier delivery)."""
+    stored: list[int] = []
+    with conn.cursor() as cur:
+        for item_id, p in predictions:
+            cur.execute(
+                """INSERT INTO classifications (item_id, model_version, label, probability,
+                                                probabilities)
+                   VALUES (%s, %s, %s, %s, %s)
+                   ON CONFLICT (item_id, model_version) DO NOTHING RETURNING item_id""",
+                (item_id, model_version, p.label, p.probability, Jsonb(p.probabilities)),
+            )
+            if cur.fetchone() is not None:
+                stored.append(item_id)
+    return stored
+
+
+def labels(
+    conn: psycopg.Connection, model_version: str, item_ids: Sequence[int]
+) -> dict[int, tuple[str, float]]:
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT item_id, label, probability FROM classifications
+               WHERE model_version = %s AND item_id = ANY(%s)""",
+            (model_version, list(item_ids)),
+        )
+        return {row[0]: (row[1], row[2]) for row in cur.fetchall()}

@@ -1,0 +1,76 @@
+"""Connections, migrations and the schema check every process runs at start-up."""
+
+from pathlib import Path
+
+import psycopg
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from psycopg_pool import ConnectionPool
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class SchemaOutOfDateError(RuntimeError):
+    """The database is not at the schema revision this code expects."""
+
+
+def _sqlalchemy_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        raise ValueError("database URL must start with postgresql://")
+    return "postgresql+psycopg://" + rest
+
+
+def _alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # ConfigParser interpolation would choke on %-escapes in passwords.
+    config.set_main_option("sqlalchemy.url", _sqlalchemy_url(url).replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str) -> None:
+    """Apply every pending migration (`tracker db upgrade`)."""
+    command.upgrade(_alembic_config(url), "head")
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_alembic_config("postgresql://")).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(conn: psycopg.Connection) -> str | None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('alembic_version') IS NOT NULL")
+        row = cur.fetchone()
+        if not row or not row[0]:
+            return None
+        cur.execute("SELECT version_num FROM alembic_version")
+        found = cur.fetchone()
+        return str(found[0]) if found else None
+
+
+def check_schema(url: str) -> None:
+    """Refuse to run on a database that is behind (or ahead of) this code."""
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        current = current_revision(conn)
+    expected = head_revision()
+    if current != expected:
+        raise SchemaOutOfDateError(
+            f"the database schema is at revision {current or 'none'} but this version of the "
+            f"tracker needs {expected}: run `tracker db upgrade` (same TRACKER_* settings)"
+        )
+
+
+def open_pool(url: str, max_size: int = 8) -> ConnectionPool:
+    return ConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        open=True,
+        check=ConnectionPool.check_connection,
+        # Autocommit: every multi-statement step states its transaction with conn.transaction().
+        kwargs={"autocommit": True},
+    )

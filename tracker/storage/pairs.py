@@ -1,0 +1,106 @@
+"""Pairs of a rumour and a clarification, as suggested by the matcher and decided by analysts."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+
+@dataclass(frozen=True)
+class PairView:
+    id: int
+    score: float
+    status: str
+    created_at: datetime
+    explanation: dict[str, Any]
+    rumour_id: int
+    rumour_title: str
+    rumour_summary: str
+    rumour_url: str | None
+    rumour_feed: str
+    rumour_kind: str
+    rumour_seen_at: datetime
+    clarification_id: int
+    clarification_title: str
+    clarification_summary: str
+    clarification_url: str | None
+    clarification_feed: str
+    clarification_kind: str
+    clarification_seen_at: datetime
+    story_id: int | None
+    story_outlets: int
+
+
+def upsert(
+    conn: psycopg.Connection,
+    rumour_id: int,
+    clarification_id: int,
+    score: float,
+    explanation: dict[str, Any],
+    scorer_version: str,
+) -> bool:
+    """Suggest a pair; returns True when it is new. A decided pair is never reopened."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """INSERT INTO pairs (rumour_id, clarification_id, score, explanation, scorer_version)
+               VALUES (%s, %s, %s, %s, %s)
+               ON CONFLICT (rumour_id, clarification_id) DO NOTHING RETURNING id""",
+            (rumour_id, clarification_id, score, Jsonb(explanation), scorer_version),
+        )
+        return cur.fetchone() is not None
+
+
+def list_pairs(
+    conn: psycopg.Connection, status: str | None = None, limit: int = 100
+) -> list[PairView]:
+    """Pairs, best score first, newest first among equals."""
+    with conn.cursor(row_factory=class_row(PairView)) as cur:
+        cur.execute(
+            """SELECT p.id, p.score, p.status, p.created_at, p.explanation,
+                   r.id AS rumour_id, r.title AS rumour_title, r.summary AS rumour_summary,
+                   r.url AS rumour_url, coalesce(rf.title, rf.url) AS rumour_feed,
+                   rf.kind AS rumour_kind,
+                   coalesce(r.published_at, r.fetched_at) AS rumour_seen_at,
+                   c.id AS clarification_id, c.title AS clarification_title,
+                   c.summary AS clarification_summary, c.url AS clarification_url,
+                   coalesce(cf.title, cf.url) AS clarification_feed,
+                   cf.kind AS clarification_kind,
+                   coalesce(c.published_at, c.fetched_at) AS clarification_seen_at,
+                   r.story_id,
+                   (SELECT count(DISTINCT s.feed_id) FROM items s
+                     WHERE s.story_id = r.story_id)::int AS story_outlets
+               FROM pairs p
+               JOIN items r ON r.id = p.rumour_id JOIN feeds rf ON rf.id = r.feed_id
+               JOIN items c ON c.id = p.clarification_id JOIN feeds cf ON cf.id = c.feed_id
+               WHERE %(status)s::text IS NULL OR p.status = %(status)s
+               ORDER BY p.score DESC, p.created_at DESC, p.id DESC
+               LIMIT %(limit)s""",
+            {"status": status, "limit": limit},
+        )
+        return cur.fetchall()
+
+
+def decide(
+    conn: psycopg.Connection,
+    pair_id: int,
+    user_id: int | None,
+    decision: str,
+    reason: str | None = None,
+) -> bool:
+    """Record an analyst's confirm / reject on a pair; False when the pair does not exist."""
+    status = {"confirm": "confirmed", "reject": "rejected"}[decision]
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE pairs SET status = %s, updated_at = now() WHERE id = %s RETURNING id",
+            (status, pair_id),
+        )
+        if cur.fetchone() is None:
+            return False
+        cur.execute(
+            "INSERT INTO reviews (pair_id, user_id, decision, reason) VALUES (%s, %s, %s, %s)",
+            (pair_id, user_id, decision, reason),
+        )
+        return True
