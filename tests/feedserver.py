@@ -43,7 +43,7 @@ class FeedServer:
                 self.end_headers()
                 self.wfile.write(route.body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

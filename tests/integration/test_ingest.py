@@ -12,8 +12,12 @@ from tracker.feeds.refresh import refresh_feed
 from tracker.storage import feeds
 from tracker.storage.feeds import Lease
 
-LOOPBACK = FetchPolicy(timeout_s=5, max_bytes=1_000_000, user_agent="test",
-                       allow_networks=(ipaddress.ip_network("127.0.0.0/8"),))
+LOOPBACK = FetchPolicy(
+    timeout_s=5,
+    max_bytes=1_000_000,
+    user_agent="test",
+    allow_networks=(ipaddress.ip_network("127.0.0.0/8"),),
+)
 COURIER = (FEEDS_DIR / "daily-courier.xml").read_bytes()
 
 
@@ -42,8 +46,9 @@ def make_due(conn: psycopg.Connection) -> None:
     conn.execute("UPDATE feeds SET next_poll_at = now() - interval '1 second'")
 
 
-def test_a_feed_is_fetched_parsed_and_stored_once(conn: psycopg.Connection,
-                                                   server: FeedServer) -> None:
+def test_a_feed_is_fetched_parsed_and_stored_once(
+    conn: psycopg.Connection, server: FeedServer
+) -> None:
     server.routes["/courier.xml"] = Route(COURIER)
     feed_id = add(conn, server.url("/courier.xml"))
     outcome = refresh_feed(conn, lease_all(conn)[feed_id], LOOPBACK, 3600)
@@ -56,8 +61,9 @@ def test_a_feed_is_fetched_parsed_and_stored_once(conn: psycopg.Connection,
     assert stored is not None and stored.title == "The Daily Courier" and stored.error_count == 0
 
 
-def test_a_feed_that_answers_304_is_not_parsed_again(conn: psycopg.Connection,
-                                                      server: FeedServer) -> None:
+def test_a_feed_that_answers_304_is_not_parsed_again(
+    conn: psycopg.Connection, server: FeedServer
+) -> None:
     server.routes["/c.xml"] = Route(COURIER, etag='"v1"')
     feed_id = add(conn, server.url("/c.xml"))
     refresh_feed(conn, lease_all(conn)[feed_id], LOOPBACK, 3600)
@@ -67,8 +73,9 @@ def test_a_feed_that_answers_304_is_not_parsed_again(conn: psycopg.Connection,
     assert server.requests[-1][1].get("If-None-Match") == '"v1"'
 
 
-def test_a_changed_item_is_updated_not_duplicated(conn: psycopg.Connection,
-                                                  server: FeedServer) -> None:
+def test_a_changed_item_is_updated_not_duplicated(
+    conn: psycopg.Connection, server: FeedServer
+) -> None:
     server.routes["/c.xml"] = Route(COURIER)
     feed_id = add(conn, server.url("/c.xml"))
     refresh_feed(conn, lease_all(conn)[feed_id], LOOPBACK, 3600)
@@ -80,22 +87,28 @@ def test_a_changed_item_is_updated_not_duplicated(conn: psycopg.Connection,
 
 
 def test_bad_feeds_are_recorded_on_the_feed_and_the_others_go_on(
-        conn: psycopg.Connection, server: FeedServer) -> None:
+    conn: psycopg.Connection, server: FeedServer
+) -> None:
     server.routes["/good.xml"] = Route(COURIER)
-    server.routes["/page.html"] = Route(b"<!doctype html><html><body>Shop</body></html>",
-                                        content_type="text/html")
+    server.routes["/page.html"] = Route(
+        b"<!doctype html><html><body>Shop</body></html>", content_type="text/html"
+    )
     server.routes["/broken.xml"] = Route(b"\x00\x01 not xml at all <<<")
     server.routes["/gone.xml"] = Route(b"", status=500)
-    urls = {name: server.url(f"/{name}") for name in ("good.xml", "page.html", "broken.xml",
-                                                      "gone.xml")}
+    urls = {
+        name: server.url(f"/{name}") for name in ("good.xml", "page.html", "broken.xml", "gone.xml")
+    }
     urls["closed"] = f"http://127.0.0.1:{free_port()}/feed.xml"
     ids = {name: add(conn, url) for name, url in urls.items()}
     leases = lease_all(conn)
     outcomes = {name: refresh_feed(conn, leases[i], LOOPBACK, 3600) for name, i in ids.items()}
     assert outcomes["good.xml"].status == "ok"
     assert {n: o.status for n, o in outcomes.items() if n != "good.xml"} == {
-        "page.html": "not_a_feed", "broken.xml": "not_a_feed", "gone.xml": "http_error",
-        "closed": "unreachable"}
+        "page.html": "not_a_feed",
+        "broken.xml": "not_a_feed",
+        "gone.xml": "http_error",
+        "closed": "unreachable",
+    }
     for name in ("page.html", "broken.xml", "gone.xml", "closed"):
         feed = feeds.get(conn, ids[name])
         assert feed is not None
@@ -104,8 +117,9 @@ def test_bad_feeds_are_recorded_on_the_feed_and_the_others_go_on(
     assert count_items(conn, ids["good.xml"]) == 6
 
 
-def test_loopback_addresses_are_refused_unless_allow_listed(conn: psycopg.Connection,
-                                                            server: FeedServer) -> None:
+def test_loopback_addresses_are_refused_unless_allow_listed(
+    conn: psycopg.Connection, server: FeedServer
+) -> None:
     server.routes["/c.xml"] = Route(COURIER)
     feed_id = add(conn, server.url("/c.xml"))
     strict = FetchPolicy(timeout_s=5, max_bytes=1_000_000, user_agent="test")
@@ -118,13 +132,13 @@ def test_loopback_addresses_are_refused_unless_allow_listed(conn: psycopg.Connec
 def test_an_oversized_body_is_refused(conn: psycopg.Connection, server: FeedServer) -> None:
     server.routes["/big.xml"] = Route(COURIER * 50)
     feed_id = add(conn, server.url("/big.xml"))
-    small = FetchPolicy(timeout_s=5, max_bytes=10_000, user_agent="test",
-                        allow_networks=LOOPBACK.allow_networks)
+    small = FetchPolicy(
+        timeout_s=5, max_bytes=10_000, user_agent="test", allow_networks=LOOPBACK.allow_networks
+    )
     assert refresh_feed(conn, lease_all(conn)[feed_id], small, 3600).status == "too_large"
 
 
-def test_a_stale_lease_cannot_touch_the_feed(conn: psycopg.Connection,
-                                             server: FeedServer) -> None:
+def test_a_stale_lease_cannot_touch_the_feed(conn: psycopg.Connection, server: FeedServer) -> None:
     server.routes["/c.xml"] = Route(COURIER)
     feed_id = add(conn, server.url("/c.xml"))
     first = lease_all(conn)[feed_id]

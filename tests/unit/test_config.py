@@ -12,8 +12,11 @@ def test_development_mode_accepts_the_default_secret_and_embedded_services() -> 
 
 def test_production_mode_refuses_the_default_secret_key() -> None:
     with pytest.raises(ValidationError, match="built-in development key"):
-        Settings(environment="production", database_url=SecretStr("postgresql://x/y"),
-                 broker_url=SecretStr("redis://x"))
+        Settings(
+            environment="production",
+            database_url=SecretStr("postgresql://x/y"),
+            broker_url=SecretStr("redis://x"),
+        )
 
 
 def test_production_mode_refuses_missing_service_urls() -> None:
@@ -22,9 +25,11 @@ def test_production_mode_refuses_missing_service_urls() -> None:
 
 
 def test_masked_settings_never_show_secrets() -> None:
-    s = Settings(secret_key=SecretStr("top-secret-value-123"),
-                 database_url=SecretStr("postgresql://u:pw@h/db"),
-                 smtp_password=SecretStr("mail-password"))
+    s = Settings(
+        secret_key=SecretStr("top-secret-value-123"),
+        database_url=SecretStr("postgresql://u:pw@h/db"),
+        smtp_password=SecretStr("mail-password"),
+    )
     shown = str(s.masked())
     for secret in ("top-secret-value-123", "pw@h", "mail-password"):
         assert secret not in shown

@@ -1,13 +1,18 @@
 from classifiers.pair_scorer import LexicalPairScorer, query_terms
 from tracker.domain import TextForModel
 
-RUMOUR = TextForModel("Sources say Romanian F-16s fly secret missions over Ukraine",
-                      "A video circulating online allegedly shows jets crossing the border.")
+RUMOUR = TextForModel(
+    "Sources say Romanian F-16s fly secret missions over Ukraine",
+    "A video circulating online allegedly shows jets crossing the border.",
+)
 CLARIFICATION = TextForModel(
     "Ministry of Defence: reports of F-16s flying secret missions over Ukraine are false",
-    "The aircraft flew routine NATO air-policing patrols inside national airspace.")
-UNRELATED = TextForModel("Local team wins the regional football cup",
-                         "Fans celebrated in the main square until late evening.")
+    "The aircraft flew routine NATO air-policing patrols inside national airspace.",
+)
+UNRELATED = TextForModel(
+    "Local team wins the regional football cup",
+    "Fans celebrated in the main square until late evening.",
+)
 
 
 def test_the_clarification_of_a_rumour_scores_above_an_unrelated_item() -> None:

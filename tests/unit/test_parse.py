@@ -5,7 +5,8 @@ from tracker.feeds.parse import NotAFeedError, canonical_url, parse
 
 RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>
 <item><title>With guid</title><guid>g-1</guid><link>http://a.example/1?utm_source=x</link>
-<description>&lt;p&gt;Hello &lt;script&gt;alert(1)&lt;/script&gt;&lt;b&gt;world&lt;/b&gt;&lt;/p&gt;</description>
+<description>&lt;p&gt;Hello &lt;script&gt;alert(1)&lt;/script&gt;
+&lt;b&gt;world&lt;/b&gt;&lt;/p&gt;</description>
 <pubDate>not a date at all</pubDate></item>
 <item><title>Link only</title><link>http://a.example/2?id=5&amp;utm_medium=y#frag</link></item>
 <item><title>Nothing but a title</title></item>
@@ -52,6 +53,7 @@ def test_a_truncated_feed_keeps_what_could_be_parsed_and_says_why() -> None:
 
 def test_canonical_urls_drop_tracking_parameters_and_fragments() -> None:
     assert canonical_url("HTTP://News.Example/a?b=1&utm_campaign=z&fbclid=q#top") == (
-        "http://news.example/a?b=1")
+        "http://news.example/a?b=1"
+    )
     assert canonical_url("javascript:alert(1)") is None
     assert canonical_url(None) is None

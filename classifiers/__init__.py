@@ -1,0 +1,1 @@
+"""scikit-learn models: the item classifier and the pair scorer. Imports tracker.domain at most."""

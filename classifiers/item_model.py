@@ -1,0 +1,142 @@
+"""The item classifier: rumour / clarification / other, one scikit-learn Pipeline."""
+
+import hashlib
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+from scipy import sparse
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
+
+from classifiers.text import CUES, cue_counts, fold
+from tracker.domain import LABELS, Prediction, TextForModel
+
+
+@dataclass(frozen=True)
+class LabelledText:
+    text: TextForModel
+    label: str
+
+
+def model_document(item: TextForModel) -> str:
+    """One string per item; the feed kind and language ride along as marker tokens."""
+    return (
+        f"{item.title}. {item.summary} __kind_{item.feed_kind} "
+        f"__lang_{(item.language or 'xx')[:2].lower()}"
+    )
+
+
+class CueFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
+    """Counts of denial / attribution / hedging / official-statement cues, log-scaled."""
+
+    def fit(self, documents: Sequence[str], y: Any = None) -> "CueFeatures":
+        return self
+
+    def transform(self, documents: Sequence[str]) -> sparse.csr_matrix:
+        rows = [[np.log1p(count) for count in cue_counts(doc).values()] for doc in documents]
+        return sparse.csr_matrix(np.asarray(rows, dtype=np.float64).reshape(-1, len(CUES)))
+
+
+def build_pipeline() -> Pipeline:
+    words = make_pipeline(
+        HashingVectorizer(
+            preprocessor=fold, ngram_range=(1, 2), n_features=2**18, alternate_sign=False, norm=None
+        ),
+        TfidfTransformer(sublinear_tf=True),
+    )
+    chars = make_pipeline(
+        HashingVectorizer(
+            preprocessor=fold,
+            analyzer="char_wb",
+            ngram_range=(3, 5),
+            n_features=2**18,
+            alternate_sign=False,
+            norm=None,
+        ),
+        TfidfTransformer(sublinear_tf=True),
+    )
+    features = FeatureUnion([("words", words), ("chars", chars), ("cues", CueFeatures())])
+    classifier = LogisticRegression(C=8.0, max_iter=2000, class_weight="balanced")
+    return Pipeline([("features", features), ("classifier", classifier)])
+
+
+class ItemClassifier:
+    def __init__(self, pipeline: Pipeline, version: str, metadata: dict[str, Any]):
+        self.pipeline = pipeline
+        self.version = version
+        self.metadata = metadata
+
+    def predict(self, items: Sequence[TextForModel]) -> list[Prediction]:
+        if not items:
+            return []
+        probabilities = self.pipeline.predict_proba([model_document(i) for i in items])
+        classes = [str(c) for c in self.pipeline.classes_]
+        predictions = []
+        for row in probabilities:
+            best = int(np.argmax(row))
+            predictions.append(
+                Prediction(
+                    label=classes[best],
+                    probability=float(row[best]),
+                    probabilities={
+                        c: round(float(p), 4) for c, p in zip(classes, row, strict=True)
+                    },
+                )
+            )
+        return predictions
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        joblib.dump(self.pipeline, buffer)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(
+        cls, artifact: bytes, version: str, metadata: dict[str, Any]
+    ) -> "ItemClassifier":
+        # joblib unpickles code: only our own artifacts, read from our own database, come here.
+        pipeline = joblib.load(io.BytesIO(artifact))
+        return cls(pipeline, version, metadata)
+
+
+def data_hash(examples: Sequence[LabelledText]) -> str:
+    digest = hashlib.sha256()
+    for ex in examples:
+        digest.update(json.dumps([model_document(ex.text), ex.label]).encode())
+    return digest.hexdigest()
+
+
+def train(examples: Sequence[LabelledText], seed: int = 13) -> ItemClassifier:
+    """Fit on 80%, measure macro-F1 on the held-out 20%, then refit on everything."""
+    unknown = {ex.label for ex in examples} - set(LABELS)
+    if unknown:
+        raise ValueError(f"unknown labels in training data: {sorted(unknown)}")
+    documents = [model_document(ex.text) for ex in examples]
+    labels = [ex.label for ex in examples]
+    train_x, test_x, train_y, test_y = train_test_split(
+        documents, labels, test_size=0.2, random_state=seed, stratify=labels
+    )
+    holdout = build_pipeline().fit(train_x, train_y)
+    macro_f1 = float(f1_score(test_y, holdout.predict(test_x), average="macro"))
+    pipeline = build_pipeline().fit(documents, labels)
+    digest = data_hash(examples)
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    metadata = {
+        "data_hash": digest,
+        "examples": len(examples),
+        "sklearn_version": sklearn.__version__,
+        "holdout_macro_f1": round(macro_f1, 4),
+        "trained_at": stamp,
+    }
+    return ItemClassifier(pipeline, f"item-{stamp}-{digest[:8]}", metadata)

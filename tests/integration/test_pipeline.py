@@ -1,0 +1,91 @@
+"""Classification and pairing stages on the demo newsroom, in process against PostgreSQL."""
+
+import json
+
+import psycopg
+import pytest
+
+from tracker import classify, pairing
+from tracker.demo import FEEDS_DIR
+from tracker.feeds.parse import parse
+from tracker.model_registry import ensure_item_model, item_classifier, pair_scorer
+from tracker.storage import feeds, items, outbox, pairs
+
+
+@pytest.fixture
+def demo_items(conn: psycopg.Connection) -> list[int]:
+    ensure_item_model(conn)
+    ids: list[int] = []
+    for entry in json.loads((FEEDS_DIR / "manifest.json").read_text()):
+        feed, _ = feeds.add(
+            conn,
+            f"http://demo.example/{entry['file']}",
+            entry["kind"],
+            entry["title"],
+            entry["language"],
+        )
+        parsed = parse((FEEDS_DIR / entry["file"]).read_bytes())
+        ids += items.upsert(conn, feed.id, parsed.entries)
+    return ids
+
+
+def run_stages(conn: psycopg.Connection, item_ids: list[int]) -> int:
+    classify.classify_items(conn, item_ids, 0.5, "http://t.example")
+    config = pairing.PairingConfig(item_classifier(conn).version, 14, 0.25, 0.45)
+    return pairing.pair_items(conn, item_ids, pair_scorer(), config)
+
+
+def test_the_demo_rumour_is_paired_with_the_ministry_clarification(
+    conn: psycopg.Connection, demo_items: list[int]
+) -> None:
+    run_stages(conn, demo_items)
+    found = pairs.list_pairs(conn)
+    f16 = [p for p in found if "F-16" in p.rumour_title and p.clarification_kind == "official"]
+    assert f16, [(p.rumour_title, p.clarification_title) for p in found]
+    assert all(p.status == "suggested" and 0 < p.score <= 1 for p in found)
+    assert "f-16" in " ".join(f16[0].explanation["shared_terms"]) or any(
+        "16" in term for term in f16[0].explanation["shared_terms"]
+    )
+
+
+def test_no_pair_joins_two_unrelated_stories(
+    conn: psycopg.Connection, demo_items: list[int]
+) -> None:
+    run_stages(conn, demo_items)
+    for p in pairs.list_pairs(conn, limit=1000):
+        water = ("Valea Verde" in p.rumour_title) or ("apei" in p.rumour_title)
+        assert not (water and "F-16" in p.clarification_title), p
+
+
+def test_running_the_stages_twice_changes_nothing(
+    conn: psycopg.Connection, demo_items: list[int]
+) -> None:
+    run_stages(conn, demo_items)
+    counts = [
+        conn.execute(f"SELECT count(*) FROM {t}").fetchone()
+        for t in ("classifications", "pairs", "stories", "alert_outbox")
+    ]
+    assert run_stages(conn, demo_items) == 0
+    assert counts == [
+        conn.execute(f"SELECT count(*) FROM {t}").fetchone()
+        for t in ("classifications", "pairs", "stories", "alert_outbox")
+    ]
+
+
+def test_rumours_repeated_by_several_outlets_form_one_story(
+    conn: psycopg.Connection, demo_items: list[int]
+) -> None:
+    run_stages(conn, demo_items)
+    row = conn.execute("""SELECT count(DISTINCT i.feed_id) FROM items i
+                          WHERE i.story_id IS NOT NULL AND i.title LIKE '%F-16%'""").fetchone()
+    assert row is not None and row[0] >= 3
+
+
+def test_a_subscriber_gets_one_alert_per_matching_rumour(
+    conn: psycopg.Connection, demo_items: list[int]
+) -> None:
+    outbox.subscribe(conn, "desk@example.org", ["valea verde"], 0.5)
+    run_stages(conn, demo_items)
+    rows = conn.execute("SELECT recipient, subject FROM alert_outbox").fetchall()
+    assert rows and all(r[0] == "desk@example.org" for r in rows)
+    assert all("Valea Verde" in r[1] for r in rows)

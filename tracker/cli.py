@@ -1,0 +1,273 @@
+"""The `tracker` command line: run the service, manage feeds, read pairs."""
+
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import psycopg
+import typer
+from pydantic import ValidationError
+
+from tracker import demo, embedded, supervisor
+from tracker.config import Settings, get_settings
+from tracker.domain import FEED_KINDS
+from tracker.model_registry import ensure_item_model
+from tracker.storage import audit, db, feeds, outbox, pairs
+from tracker.web.auth import ensure_admin
+
+app = typer.Typer(
+    help="Rumour Tracker: pairs rumours with the clarifications that answer them.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+feeds_app = typer.Typer(help="Feeds to poll.", no_args_is_help=True)
+pairs_app = typer.Typer(help="Suggested and reviewed pairs.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Alert subscriptions.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(feeds_app, name="feeds")
+app.add_typer(pairs_app, name="pairs")
+app.add_typer(alerts_app, name="alerts")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Where embedded PostgreSQL/Redis keep data (TRACKER_DATA_DIR)."
+    ),
+]
+
+
+def fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=1)
+
+
+@app.callback()
+def _global(data_dir: DataDir = None) -> None:
+    if data_dir is not None:
+        os.environ["TRACKER_DATA_DIR"] = str(data_dir.expanduser().resolve())
+
+
+def settings() -> Settings:
+    try:
+        return get_settings()
+    except (ValidationError, ValueError) as exc:
+        raise fail(f"invalid configuration:\n{exc}") from exc
+
+
+@contextlib.contextmanager
+def endpoints(s: Settings) -> Iterator[embedded.Endpoints]:
+    """Configured services, or the embedded ones under the data dir."""
+    if not s.embedded:
+        assert s.database_url is not None and s.broker_url is not None
+        yield embedded.Endpoints(s.database_url.get_secret_value(), s.broker_url.get_secret_value())
+        return
+    try:
+        with embedded.services(s.data_dir) as found:
+            yield embedded.Endpoints(
+                s.database_url.get_secret_value() if s.database_url else found.database_url,
+                s.broker_url.get_secret_value() if s.broker_url else found.broker_url,
+            )
+    except embedded.EmbeddedUnavailableError as exc:
+        raise fail(str(exc)) from exc
+
+
+@contextlib.contextmanager
+def connect() -> Iterator[psycopg.Connection]:
+    """A connection to an up-to-date database, for one CLI command."""
+    with endpoints(settings()) as ep:
+        try:
+            db.check_schema(ep.database_url)
+        except db.SchemaOutOfDateError as exc:
+            raise fail(str(exc)) from exc
+        with psycopg.connect(ep.database_url, autocommit=True) as conn:
+            yield conn
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+@app.command("config")
+def show_config() -> None:
+    """Print the effective settings, secrets masked."""
+    print_json(settings().masked())
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations."""
+    with endpoints(settings()) as ep:
+        db.upgrade(ep.database_url)
+    typer.echo(f"database schema at revision {db.head_revision()}")
+
+
+@feeds_app.command("add")
+def feeds_add(
+    url: str,
+    kind: Annotated[str, typer.Option(help="official|factcheck|media|social|other")] = "other",
+    title: Annotated[str | None, typer.Option()] = None,
+    language: Annotated[str | None, typer.Option(help="e.g. en, ro")] = None,
+) -> None:
+    """Register a feed to poll (adding the same URL twice is harmless)."""
+    if kind not in FEED_KINDS:
+        raise fail(f"--kind must be one of {', '.join(FEED_KINDS)}, not {kind!r}")
+    if not url.startswith(("http://", "https://")):
+        raise fail(f"feed URL must start with http:// or https://, not {url!r}")
+    with connect() as conn, conn.transaction():
+        feed, created = feeds.add(conn, url, kind, title, language, settings().poll_interval_s)
+        if created:
+            audit.record(conn, "cli", "feed.add", f"feed:{feed.id}", {"url": url, "kind": kind})
+    typer.echo(f"{'added' if created else 'already registered'}: feed {feed.id} {feed.url}")
+
+
+@feeds_app.command("list")
+def feeds_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List feeds with their health."""
+    with connect() as conn:
+        found = feeds.list_all(conn)
+    if as_json:
+        print_json(
+            [
+                {k: v for k, v in asdict(f).items() if k not in ("etag", "last_modified")}
+                for f in found
+            ]
+        )
+        return
+    for f in found:
+        error = f"  ({f.last_error})" if f.last_error else ""
+        typer.echo(f"{f.id:>4}  {f.kind:<9} {f.status:<12} {f.url}{error}")
+
+
+@pairs_app.command("list")
+def pairs_list(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    status: Annotated[str | None, typer.Option(help="suggested|confirmed|rejected")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 100,
+) -> None:
+    """List pairs, best score first."""
+    with connect() as conn:
+        found = pairs.list_pairs(conn, status, limit)
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": p.id,
+                    "score": round(p.score, 4),
+                    "status": p.status,
+                    "rumour": {"id": p.rumour_id, "title": p.rumour_title, "feed": p.rumour_feed},
+                    "clarification": {
+                        "id": p.clarification_id,
+                        "title": p.clarification_title,
+                        "feed": p.clarification_feed,
+                    },
+                    "shared_terms": p.explanation.get("shared_terms", []),
+                    "created_at": p.created_at,
+                }
+                for p in found
+            ]
+        )
+        return
+    for p in found:
+        typer.echo(
+            f"{p.id:>5} {p.score:.2f} {p.status:<9} {p.rumour_title}  <->  {p.clarification_title}"
+        )
+
+
+@alerts_app.command("subscribe")
+def alerts_subscribe(
+    email: str,
+    keyword: Annotated[
+        list[str] | None, typer.Option(help="Repeat for several; none = all.")
+    ] = None,
+    min_probability: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.5,
+) -> None:
+    """Email EMAIL when a new rumour matching the keywords is flagged."""
+    if "@" not in email or any(c in email for c in "\r\n <>"):
+        raise fail(f"not an email address: {email!r}")
+    with connect() as conn, conn.transaction():
+        sub_id = outbox.subscribe(conn, email, keyword or [], min_probability)
+        audit.record(conn, "cli", "alerts.subscribe", f"subscription:{sub_id}")
+    typer.echo(f"subscription {sub_id}: {email} {', '.join(keyword or ['(all rumours)'])}")
+
+
+@app.command("up")
+def up(
+    port: Annotated[int, typer.Option(help="Web UI port.")] = 8000,
+    host: Annotated[str, typer.Option(help="Web UI address.")] = "127.0.0.1",
+    with_demo: Annotated[
+        bool, typer.Option("--demo", help="Serve and register the demo newsroom.")
+    ] = False,
+    demo_port: Annotated[int, typer.Option(help="Port of the demo feed server.")] = 8765,
+) -> None:
+    """Run the tracker: embedded PostgreSQL and Redis unless URLs are configured."""
+    s = settings()
+    started = time.monotonic()
+    with endpoints(s) as ep:
+        db.upgrade(ep.database_url)
+        public_url = s.public_url or f"http://{host}:{port}"
+        allow = list(s.fetch_allow_networks)
+        demo_server = demo.serve(demo_port) if with_demo else None
+        if demo_server is not None:
+            allow.append("127.0.0.1/32")
+        password = _prepare(ep.database_url, demo_server is not None, demo_port)
+        env = supervisor.child_env(ep.database_url, ep.broker_url, s.data_dir, public_url, allow)
+        sup = supervisor.Supervisor(supervisor.roles(s.data_dir, host, port), env)
+        sup.start()
+        _announce(public_url, password, s, time.monotonic() - started, demo_server is not None)
+        code = sup.wait()
+        typer.echo("stopping: beat, worker, web, then Redis and PostgreSQL")
+        sup.stop()
+        if demo_server is not None:
+            demo_server.shutdown()
+    raise typer.Exit(code)
+
+
+def _prepare(database_url: str, with_demo: bool, demo_port: int) -> str | None:
+    """First-start work: the first admin, the seed model, and the demo feeds."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        with conn.transaction():
+            password = ensure_admin(conn)
+        ensure_item_model(conn)
+        if with_demo:
+            with conn.transaction():
+                for f in demo.feeds(f"http://127.0.0.1:{demo_port}"):
+                    feeds.add(conn, f.url, f.kind, f.title, f.language, poll_interval_s=300)
+                outbox.subscribe(conn, "admin@localhost", [], 0.5)
+    return password
+
+
+def _announce(url: str, password: str | None, s: Settings, seconds: float, demo: bool) -> None:
+    typer.echo(f"\nRumour Tracker is up in {seconds:.1f} s: {url}")
+    if password:
+        typer.echo(f"  first login: admin@localhost / {password}  (you must change it)")
+    else:
+        typer.echo("  log in with your existing account")
+    typer.echo(f"  data dir: {s.data_dir}")
+    if demo:
+        typer.echo(
+            "  demo newsroom registered; pairs appear within a minute "
+            "(`tracker pairs list` in another terminal)"
+        )
+    typer.echo("  Ctrl-C stops everything\n")
+
+
+def main() -> None:
+    try:
+        app()
+    except embedded.EmbeddedUnavailableError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(1)

@@ -1,0 +1,104 @@
+"""Pairing stage: match each new rumour with clarifications (and each clarification with
+rumours), and group near-duplicate rumours from different outlets into one story."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+
+from classifiers.pair_scorer import LexicalPairScorer, query_terms
+from tracker.classify import to_model_text
+from tracker.domain import PairScore
+from tracker.storage import classifications, items, pairs
+from tracker.storage.items import ItemForModel
+
+
+@dataclass(frozen=True)
+class PairingConfig:
+    model_version: str
+    window_days: int
+    suggest_threshold: float
+    story_threshold: float
+
+
+def pair_items(
+    conn: psycopg.Connection,
+    item_ids: Sequence[int],
+    scorer: LexicalPairScorer,
+    config: PairingConfig,
+) -> int:
+    """Suggest pairs for the given items; returns how many new pairs were stored."""
+    created = 0
+    with conn.transaction():
+        labels = classifications.labels(conn, config.model_version, item_ids)
+        for row in items.for_model(conn, item_ids):
+            label = labels.get(row.id, ("other", 0.0))[0]
+            if label == "rumour":
+                _join_story(conn, row, scorer, config)
+                created += _pair(conn, row, "clarification", scorer, config)
+            elif label == "clarification":
+                created += _pair(conn, row, "rumour", scorer, config)
+    return created
+
+
+def _pair(
+    conn: psycopg.Connection,
+    row: ItemForModel,
+    other_label: str,
+    scorer: LexicalPairScorer,
+    config: PairingConfig,
+) -> int:
+    found = _scored_candidates(conn, row, other_label, scorer, config)
+    created = 0
+    for candidate, score in found:
+        if score.score < config.suggest_threshold:
+            continue
+        rumour, clarification = (
+            (row, candidate) if other_label == "clarification" else (candidate, row)
+        )
+        explanation = {"shared_terms": list(score.shared_terms[:20])}
+        created += pairs.upsert(
+            conn, rumour.id, clarification.id, score.score, explanation, scorer.version
+        )
+    return created
+
+
+def _join_story(
+    conn: psycopg.Connection, row: ItemForModel, scorer: LexicalPairScorer, config: PairingConfig
+) -> None:
+    """Put a rumour in the story of its nearest near-duplicate from another outlet."""
+    if row.story_id is not None:
+        return
+    found = [
+        (c, s)
+        for c, s in _scored_candidates(conn, row, "rumour", scorer, config)
+        if c.feed_id != row.feed_id and s.score >= config.story_threshold
+    ]
+    if not found:
+        return
+    nearest, _score = max(found, key=lambda cs: cs[1].score)
+    story_id = nearest.story_id or items.create_story(
+        conn, nearest.title, min(nearest.seen_at, row.seen_at)
+    )
+    items.set_story(conn, [nearest.id, row.id], story_id)
+
+
+def _scored_candidates(
+    conn: psycopg.Connection,
+    row: ItemForModel,
+    label: str,
+    scorer: LexicalPairScorer,
+    config: PairingConfig,
+) -> list[tuple[ItemForModel, PairScore]]:
+    text = to_model_text(row)
+    found = items.candidates(
+        conn,
+        query_terms=query_terms(text),
+        label=label,
+        model_version=config.model_version,
+        around=row.seen_at,
+        window_days=config.window_days,
+        exclude_id=row.id,
+    )
+    scores = scorer.score_many(text, [to_model_text(c) for c in found])
+    return list(zip(found, scores, strict=True))

@@ -1,0 +1,106 @@
+"""The FastAPI application factory: settings, database pool, sessions, headers, routes."""
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tracker.config import Settings, get_settings
+from tracker.storage import db
+from tracker.web import auth, views
+
+STATIC_DIR = Path(__file__).parent / "static"
+SESSION_MAX_AGE_S = 12 * 60 * 60  # a working day; then log in again
+
+# No inline scripts or styles anywhere: our own files from /static only.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+class SecurityHeadersMiddleware:
+    """Adds SECURITY_HEADERS to every HTTP response, errors and static files included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def database_url(settings: Settings) -> str:
+    if settings.database_url is None:
+        raise RuntimeError("TRACKER_DATABASE_URL is not set; start with `tracker up`")
+    return settings.database_url.get_secret_value()
+
+
+def _lifespan(
+    settings: Settings,
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = database_url(settings)
+        # Refuse to serve on a schema this code does not know (SchemaOutOfDateError says why).
+        await run_in_threadpool(db.check_schema, url)
+        pool = await run_in_threadpool(db.open_pool, url)
+        app.state.pool = pool
+        try:
+            yield
+        finally:
+            await run_in_threadpool(pool.close)
+
+    return lifespan
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the web app; nothing connects until the server starts it (lifespan)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Rumour Tracker",
+        lifespan=_lifespan(settings),
+        # Every non-GET request must carry the session's CSRF token.
+        dependencies=[Depends(auth.csrf_protect)],
+        exception_handlers={
+            StarletteHTTPException: views.http_error,
+            auth.RedirectTo: views.redirect,
+        },
+        # The interactive docs need inline and CDN scripts (against our CSP) and no login.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key.get_secret_value(),
+        max_age=SESSION_MAX_AGE_S,
+        same_site="lax",
+        https_only=settings.environment == "production",
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(views.router)
+    return app

@@ -1,0 +1,223 @@
+"""Pages: login, password change, the review queue and the pair list. No SQL here: storage only."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, get_args
+
+import jinja2
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
+from fastapi import Path as PathParam
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from psycopg_pool import ConnectionPool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tracker.domain import ROLES, PairStatus
+from tracker.storage import audit, pairs, users
+from tracker.storage.pairs import PairView
+from tracker.storage.users import User
+from tracker.web import auth
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+PAIR_STATUSES: tuple[str, ...] = get_args(PairStatus)
+DECIDERS = ("analyst", "admin")
+DECISIONS = ("confirm", "reject")
+MAX_REASON_CHARS = 1000
+MAX_BIGINT = 2**63 - 1
+
+AnyUser = Annotated[User, Depends(auth.require_role(*ROLES))]
+Decider = Annotated[User, Depends(auth.require_role(*DECIDERS))]
+Pool = Annotated[ConnectionPool, Depends(auth.get_pool)]
+FormText = Annotated[str, Form()]
+
+router = APIRouter()
+
+
+@dataclass(frozen=True)
+class Side:
+    """One half of a pair as the page shows it (rumour or clarification)."""
+
+    label: str
+    title: str
+    summary: str
+    url: str | None
+    feed: str
+    kind: str
+    seen_at: datetime
+    outlets: int | None
+
+
+def sides(pair: PairView) -> tuple[Side, Side]:
+    outlets = pair.story_outlets if pair.story_id is not None else None
+    rumour = Side(
+        "Rumour",
+        pair.rumour_title,
+        pair.rumour_summary,
+        http_url(pair.rumour_url),
+        pair.rumour_feed,
+        pair.rumour_kind,
+        pair.rumour_seen_at,
+        outlets,
+    )
+    clarification = Side(
+        "Clarification",
+        pair.clarification_title,
+        pair.clarification_summary,
+        http_url(pair.clarification_url),
+        pair.clarification_feed,
+        pair.clarification_kind,
+        pair.clarification_seen_at,
+        None,
+    )
+    return rumour, clarification
+
+
+def http_url(url: str | None) -> str | None:
+    # Autoescaping does not stop `javascript:` links; item URLs come from untrusted feeds.
+    if url and url.lower().startswith(("http://", "https://")):
+        return url
+    return None
+
+
+def shared_terms(explanation: dict[str, Any]) -> list[str]:
+    terms = explanation.get("shared_terms")
+    return [str(term) for term in terms] if isinstance(terms, list) else []
+
+
+def when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _environment() -> jinja2.Environment:
+    # Autoescape everything: titles and summaries are feed text, never marked safe.
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters.update(when=when, score=lambda value: f"{value:.2f}")
+    env.globals.update(sides=sides, shared_terms=shared_terms)
+    return env
+
+
+templates = Jinja2Templates(env=_environment())
+
+
+def render(
+    request: Request, name: str, user: User | None, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    context.update(
+        user=user,
+        csrf_token=auth.csrf_token(request),
+        can_decide=user is not None and user.role in DECIDERS,
+    )
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def see_other(location: str) -> RedirectResponse:
+    # 303 so the browser follows a POST with a GET (no resubmission on reload).
+    return RedirectResponse(location, status_code=303)
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(auth.LOGIN_PATH, response_class=HTMLResponse)
+def login_form(request: Request) -> HTMLResponse:
+    return render(request, "login.html", None, email="", error=None)
+
+
+@router.post(auth.LOGIN_PATH, response_model=None)
+def login(
+    request: Request, pool: Pool, email: FormText = "", password: FormText = ""
+) -> HTMLResponse | RedirectResponse:
+    with pool.connection() as conn:
+        user = auth.authenticate(conn, email, password)
+    if user is None:
+        error = "Wrong email or password."
+        return render(request, "login.html", None, status_code=401, email=email, error=error)
+    auth.start_session(request, user)
+    return see_other(auth.PASSWORD_PATH if user.must_change_password else "/")
+
+
+@router.post("/logout")
+def logout(request: Request) -> RedirectResponse:
+    auth.end_session(request)
+    return see_other(auth.LOGIN_PATH)
+
+
+@router.get(auth.PASSWORD_PATH, response_class=HTMLResponse)
+def password_form(request: Request, user: AnyUser) -> HTMLResponse:
+    return render(request, "password.html", user, error=None)
+
+
+@router.post(auth.PASSWORD_PATH, response_model=None)
+def change_password(
+    request: Request,
+    user: AnyUser,
+    pool: Pool,
+    current_password: FormText = "",
+    new_password: FormText = "",
+    new_password_again: FormText = "",
+) -> HTMLResponse | RedirectResponse:
+    problem = auth.password_change_problem(user, current_password, new_password, new_password_again)
+    if problem:
+        return render(request, "password.html", user, status_code=400, error=problem)
+    with pool.connection() as conn, conn.transaction():
+        users.set_password(conn, user.id, auth.hash_password(new_password))
+        audit.record(conn, user.email, "user.password_changed", f"user:{user.id}")
+    auth.start_session(request, user)
+    return see_other("/")
+
+
+@router.get("/", response_class=HTMLResponse)
+def queue(request: Request, user: AnyUser, pool: Pool) -> HTMLResponse:
+    with pool.connection() as conn:
+        found = pairs.list_pairs(conn, status="suggested")
+    return render(request, "pairs.html", user, pairs=found, status="suggested", queue=True)
+
+
+@router.get("/pairs", response_class=HTMLResponse)
+def pair_list(request: Request, user: AnyUser, pool: Pool, status: str = "") -> HTMLResponse:
+    if status and status not in PAIR_STATUSES:
+        raise HTTPException(status_code=400, detail=f"Unknown status {status!r}.")
+    with pool.connection() as conn:
+        found = pairs.list_pairs(conn, status=status or None)
+    return render(request, "pairs.html", user, pairs=found, status=status, queue=False)
+
+
+@router.post("/pairs/{pair_id}/decision")
+def decide(
+    pair_id: Annotated[int, PathParam(ge=1, le=MAX_BIGINT)],
+    user: Decider,
+    pool: Pool,
+    decision: FormText = "",
+    reason: FormText = "",
+) -> RedirectResponse:
+    if decision not in DECISIONS:
+        raise HTTPException(status_code=400, detail="Choose confirm or reject.")
+    note = reason.strip()[:MAX_REASON_CHARS] or None
+    # The review and its audit entry commit together or not at all.
+    with pool.connection() as conn, conn.transaction():
+        if not pairs.decide(conn, pair_id, user.id, decision, note):
+            raise HTTPException(status_code=404, detail="There is no such pair.")
+        audit.record(conn, user.email, f"pair.{decision}", f"pair:{pair_id}", {"reason": note})
+    return see_other("/")
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """Errors as a page for browsers, as JSON for API clients."""
+    if not auth.wants_html(request):
+        return await http_exception_handler(request, exc)
+    context = {"status": exc.status_code, "message": str(exc.detail), "user": None}
+    return templates.TemplateResponse(
+        request, "error.html", context, status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def redirect(request: Request, exc: auth.RedirectTo) -> Response:
+    return see_other(exc.location)

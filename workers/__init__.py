@@ -1,0 +1,1 @@
+"""Background work: the Celery app and its thin tasks (the composition root)."""

@@ -1,0 +1,58 @@
+"""The Celery app. Configuration is a promise, read from settings on first use, not at import."""
+
+from typing import Any
+
+from celery import Celery, signals
+
+from tracker.config import get_settings
+from tracker.storage.db import SchemaOutOfDateError, check_schema
+
+
+def celery_config() -> dict[str, Any]:
+    settings = get_settings()
+    if settings.broker_url is None or settings.database_url is None:
+        raise RuntimeError(
+            "TRACKER_BROKER_URL and TRACKER_DATABASE_URL must be set for workers; "
+            "`tracker up` sets them for the processes it starts"
+        )
+    return {
+        "broker_url": settings.broker_url.get_secret_value(),
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_hijack_root_logger": False,
+        # Longer than any task (the fetch deadline is far below it), so no task runs twice
+        # merely for being slow.
+        "broker_transport_options": {"visibility_timeout": 3600},
+        "beat_schedule": {
+            "dispatch-due-feeds": {
+                "task": "rt.dispatch_due_feeds",
+                "schedule": settings.dispatch_every_s,
+            },
+            "relay-outbox": {"task": "rt.relay_outbox", "schedule": settings.relay_every_s},
+        },
+    }
+
+
+app = Celery("rumour_tracker", include=["workers.tasks"])
+app.add_defaults(celery_config)
+
+
+def _refuse_out_of_date_schema(**_: Any) -> None:
+    settings = get_settings()
+    assert settings.database_url is not None
+    try:
+        check_schema(settings.database_url.get_secret_value())
+    except SchemaOutOfDateError as exc:
+        # SystemExit passes through Celery's signal dispatch, which logs and swallows Exceptions.
+        raise SystemExit(f"error: {exc}") from exc
+
+
+signals.worker_init.connect(_refuse_out_of_date_schema, weak=False)
+signals.beat_init.connect(_refuse_out_of_date_schema, weak=False)

@@ -1,0 +1,83 @@
+"""Thin tasks: ids in, one stage of work, commit, then enqueue the next stage."""
+
+import functools
+from uuid import UUID
+
+from psycopg_pool import ConnectionPool
+
+from tracker import alerts, classify, pairing
+from tracker.config import get_settings
+from tracker.feeds.fetch import FetchPolicy, parse_networks
+from tracker.feeds.refresh import refresh_feed
+from tracker.model_registry import item_classifier, pair_scorer
+from tracker.storage import db, feeds
+from tracker.storage.feeds import Lease
+from workers.app import app
+
+DISPATCH_BATCH = 200
+LEASE_S = 600
+
+
+@functools.cache
+def _pool() -> ConnectionPool:
+    # Created on first use, so a prefork child opens its own connections after the fork.
+    url = get_settings().database_url
+    assert url is not None
+    return db.open_pool(url.get_secret_value())
+
+
+@app.task(name="rt.dispatch_due_feeds")
+def dispatch_due_feeds() -> int:
+    with _pool().connection() as conn, conn.transaction():
+        leases = feeds.claim_due(conn, DISPATCH_BATCH, LEASE_S)
+    for lease in leases:
+        fetch_feed.delay(lease.feed_id, str(lease.token))
+    return len(leases)
+
+
+@app.task(name="rt.fetch_feed")
+def fetch_feed(feed_id: int, lease_token: str) -> int:
+    s = get_settings()
+    policy = FetchPolicy(
+        timeout_s=s.fetch_timeout_s,
+        max_bytes=s.fetch_max_bytes,
+        user_agent=s.user_agent,
+        allow_networks=parse_networks(s.fetch_allow_networks),
+    )
+    with _pool().connection() as conn:
+        outcome = refresh_feed(conn, Lease(feed_id, UUID(lease_token)), policy, s.max_backoff_s)
+    if outcome.new_item_ids:
+        classify_items.delay(outcome.new_item_ids)
+    return len(outcome.new_item_ids)
+
+
+@app.task(name="rt.classify_items")
+def classify_items(item_ids: list[int]) -> int:
+    s = get_settings()
+    with _pool().connection() as conn:
+        classified = classify.classify_items(
+            conn, item_ids, s.rumour_alert_min_probability, s.public_url
+        )
+    # Pair even when a redelivery classified nothing new: pairing is idempotent too.
+    pair_items.delay(item_ids)
+    return len(classified)
+
+
+@app.task(name="rt.pair_items")
+def pair_items(item_ids: list[int]) -> int:
+    s = get_settings()
+    with _pool().connection() as conn:
+        config = pairing.PairingConfig(
+            model_version=item_classifier(conn).version,
+            window_days=s.pair_window_days,
+            suggest_threshold=s.pair_suggest_threshold,
+            story_threshold=s.story_threshold,
+        )
+        return pairing.pair_items(conn, item_ids, pair_scorer(), config)
+
+
+@app.task(name="rt.relay_outbox")
+def relay_outbox() -> int:
+    s = get_settings()
+    with _pool().connection() as conn:
+        return alerts.relay(conn, alerts.mailer_for(s), s.mail_from)
