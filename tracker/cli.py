@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 from tracker import demo, embedded, supervisor
 from tracker.config import Settings, get_settings
 from tracker.domain import FEED_KINDS
+from tracker.logs import configure as configure_logs
 from tracker.model_registry import ensure_item_model
 from tracker.storage import audit, db, feeds, outbox, pairs
 from tracker.web.auth import ensure_admin
@@ -63,18 +65,27 @@ def settings() -> Settings:
 
 
 @contextlib.contextmanager
-def endpoints(s: Settings) -> Iterator[embedded.Endpoints]:
-    """Configured services, or the embedded ones under the data dir."""
-    if not s.embedded:
-        assert s.database_url is not None and s.broker_url is not None
-        yield embedded.Endpoints(s.database_url.get_secret_value(), s.broker_url.get_secret_value())
+def database_url(s: Settings) -> Iterator[str]:
+    """The configured database, or the embedded one under the data dir."""
+    if s.database_url is not None:
+        yield s.database_url.get_secret_value()
         return
     try:
-        with embedded.services(s.data_dir) as found:
-            yield embedded.Endpoints(
-                s.database_url.get_secret_value() if s.database_url else found.database_url,
-                s.broker_url.get_secret_value() if s.broker_url else found.broker_url,
-            )
+        with embedded.postgres_server(s.data_dir) as url:
+            yield url
+    except embedded.EmbeddedUnavailableError as exc:
+        raise fail(str(exc)) from exc
+
+
+@contextlib.contextmanager
+def broker_url(s: Settings) -> Iterator[str]:
+    """The configured broker, or the embedded Redis under the data dir (only `up` needs one)."""
+    if s.broker_url is not None:
+        yield s.broker_url.get_secret_value()
+        return
+    try:
+        with embedded.redis_server(s.data_dir) as url:
+            yield url
     except embedded.EmbeddedUnavailableError as exc:
         raise fail(str(exc)) from exc
 
@@ -82,12 +93,12 @@ def endpoints(s: Settings) -> Iterator[embedded.Endpoints]:
 @contextlib.contextmanager
 def connect() -> Iterator[psycopg.Connection]:
     """A connection to an up-to-date database, for one CLI command."""
-    with endpoints(settings()) as ep:
+    with database_url(settings()) as url:
         try:
-            db.check_schema(ep.database_url)
+            db.check_schema(url)
         except db.SchemaOutOfDateError as exc:
             raise fail(str(exc)) from exc
-        with psycopg.connect(ep.database_url, autocommit=True) as conn:
+        with psycopg.connect(url, autocommit=True) as conn:
             yield conn
 
 
@@ -110,8 +121,8 @@ def show_config() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations."""
-    with endpoints(settings()) as ep:
-        db.upgrade(ep.database_url)
+    with database_url(settings()) as url:
+        db.upgrade(url)
     typer.echo(f"database schema at revision {db.head_revision()}")
 
 
@@ -216,15 +227,15 @@ def up(
     """Run the tracker: embedded PostgreSQL and Redis unless URLs are configured."""
     s = settings()
     started = time.monotonic()
-    with endpoints(s) as ep:
-        db.upgrade(ep.database_url)
+    with embedded.run_lock(s.data_dir), database_url(s) as db_url, broker_url(s) as broker:
+        db.upgrade(db_url)
         public_url = s.public_url or f"http://{host}:{port}"
         allow = list(s.fetch_allow_networks)
-        demo_server = demo.serve(demo_port) if with_demo else None
+        demo_server = _serve_demo(demo_port) if with_demo else None
         if demo_server is not None:
             allow.append("127.0.0.1/32")
-        password = _prepare(ep.database_url, demo_server is not None, demo_port)
-        env = supervisor.child_env(ep.database_url, ep.broker_url, s.data_dir, public_url, allow)
+        password = _prepare(db_url, demo_server is not None, demo_port)
+        env = supervisor.child_env(db_url, broker, s.data_dir, public_url, allow)
         sup = supervisor.Supervisor(supervisor.roles(s.data_dir, host, port), env)
         sup.start()
         _announce(public_url, password, s, time.monotonic() - started, demo_server is not None)
@@ -234,6 +245,16 @@ def up(
         if demo_server is not None:
             demo_server.shutdown()
     raise typer.Exit(code)
+
+
+def _serve_demo(port: int) -> ThreadingHTTPServer:
+    try:
+        return demo.serve(port)
+    except OSError as exc:
+        raise fail(
+            f"cannot serve the demo feeds on 127.0.0.1:{port} ({exc.strerror}); "
+            "choose another port with --demo-port"
+        ) from exc
 
 
 def _prepare(database_url: str, with_demo: bool, demo_port: int) -> str | None:
@@ -266,6 +287,7 @@ def _announce(url: str, password: str | None, s: Settings, seconds: float, demo:
 
 
 def main() -> None:
+    configure_logs()
     try:
         app()
     except embedded.EmbeddedUnavailableError as exc:

@@ -5,6 +5,7 @@ dir reuse the running ones, or start them for the length of the command.
 """
 
 import contextlib
+import fcntl
 import subprocess
 import time
 import warnings
@@ -84,6 +85,8 @@ def redis_server(data_dir: Path) -> Iterator[str]:
             str(socket_path.parent / "redis.log"),
         ],
         stdin=subprocess.DEVNULL,
+        # Its own session: a Ctrl-C in the terminal must not stop Redis before the worker.
+        start_new_session=True,
     )
     try:
         _wait_for(lambda: _redis_answers(socket_path), proc, "Redis", socket_path.parent)
@@ -128,6 +131,20 @@ def postgres_server(data_dir: Path) -> Iterator[str]:
         yield str(server.get_uri())
     finally:
         server.cleanup()
+
+
+@contextlib.contextmanager
+def run_lock(data_dir: Path) -> Iterator[None]:
+    """One `tracker up` per data dir: a second one would share and then stop its services."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / "tracker-up.lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise EmbeddedUnavailableError(
+                f"another `tracker up` is already running with the data dir {data_dir}"
+            ) from exc
+        yield
 
 
 @contextlib.contextmanager

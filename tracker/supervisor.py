@@ -111,6 +111,9 @@ class Supervisor:
         self.stopping = threading.Event()
 
     def start(self) -> None:
+        # Handlers first: a signal between here and wait() must still stop children in order.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: self.stopping.set())
         for role in self.roles:
             # A session of its own: Ctrl-C reaches only us, and we stop children in order.
             self.procs[role.name] = subprocess.Popen(
@@ -119,8 +122,6 @@ class Supervisor:
 
     def wait(self) -> int:
         """Block until a signal asks us to stop (0) or a child dies on its own (1)."""
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: self.stopping.set())
         while not self.stopping.wait(0.5):
             for name, proc in self.procs.items():
                 if proc.poll() is not None:

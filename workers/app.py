@@ -5,6 +5,7 @@ from typing import Any
 from celery import Celery, signals
 
 from tracker.config import get_settings
+from tracker.logs import configure as configure_logs
 from tracker.storage.db import SchemaOutOfDateError, check_schema
 
 
@@ -44,7 +45,8 @@ app = Celery("rumour_tracker", include=["workers.tasks"])
 app.add_defaults(celery_config)
 
 
-def _refuse_out_of_date_schema(**_: Any) -> None:
+def _start_process(**_: Any) -> None:
+    configure_logs(json_lines=get_settings().environment == "production")
     settings = get_settings()
     assert settings.database_url is not None
     try:
@@ -54,5 +56,5 @@ def _refuse_out_of_date_schema(**_: Any) -> None:
         raise SystemExit(f"error: {exc}") from exc
 
 
-signals.worker_init.connect(_refuse_out_of_date_schema, weak=False)
-signals.beat_init.connect(_refuse_out_of_date_schema, weak=False)
+signals.worker_init.connect(_start_process, weak=False)
+signals.beat_init.connect(_start_process, weak=False)

@@ -1,6 +1,6 @@
 """Thin tasks: ids in, one stage of work, commit, then enqueue the next stage."""
 
-import functools
+import threading
 from uuid import UUID
 
 from psycopg_pool import ConnectionPool
@@ -18,12 +18,19 @@ DISPATCH_BATCH = 200
 LEASE_S = 600
 
 
-@functools.cache
+_pool_lock = threading.Lock()
+_pools: list[ConnectionPool] = []
+
+
 def _pool() -> ConnectionPool:
-    # Created on first use, so a prefork child opens its own connections after the fork.
-    url = get_settings().database_url
-    assert url is not None
-    return db.open_pool(url.get_secret_value())
+    # Created on first use, so a prefork child opens its own connections after the fork. The
+    # lock stops threads-pool workers from racing to open (and then leak) several pools.
+    with _pool_lock:
+        if not _pools:
+            url = get_settings().database_url
+            assert url is not None
+            _pools.append(db.open_pool(url.get_secret_value()))
+        return _pools[0]
 
 
 @app.task(name="rt.dispatch_due_feeds")

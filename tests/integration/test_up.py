@@ -1,0 +1,152 @@
+"""`tracker up --demo` as a newcomer runs it: embedded services, the demo pair in the browser's
+pages and in the CLI, Ctrl-C, and a restart that keeps the data."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("TRACKER_TEST_DATABASE_URL")),
+    reason="exercises the embedded PostgreSQL and Redis; runs in the default (embedded) pass",
+)
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+DEADLINE_S = 120
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("TRACKER_")}
+
+
+class Up:
+    def __init__(self, data_dir: Path, port: int, demo_port: int, run: int):
+        self.log = data_dir.with_suffix(f".{run}.log")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tracker",
+                "--data-dir",
+                str(data_dir),
+                "up",
+                "--demo",
+                "--port",
+                str(port),
+                "--demo-port",
+                str(demo_port),
+            ],
+            env=clean_env(),
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.url = f"http://127.0.0.1:{port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_until_up(self) -> str:
+        deadline = time.monotonic() + DEADLINE_S
+        while "Rumour Tracker is up" not in self.output():
+            assert self.proc.poll() is None, self.output()[-3000:]
+            assert time.monotonic() < deadline, self.output()[-3000:]
+            time.sleep(0.2)
+        return self.output()
+
+    def ctrl_c(self) -> int:
+        # A terminal's Ctrl-C reaches the whole foreground process group.
+        os.killpg(self.proc.pid, signal.SIGINT)
+        return self.proc.wait(timeout=90)
+
+
+def cli(data_dir: Path, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "tracker", "--data-dir", str(data_dir), *args],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
+def log_in(client: httpx.Client, email: str, password: str) -> httpx.Response:
+    token = CSRF.findall(client.get("/login").text)[0]
+    return client.post(
+        "/login",
+        data={"csrf_token": token, "email": email, "password": password},
+        follow_redirects=True,
+    )
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    path = Path(f"/tmp/rt-up-{uuid.uuid4().hex[:8]}")  # noqa: S108 - short unix socket paths
+    yield path
+    for leftover in (path, path.with_suffix(".1.log"), path.with_suffix(".2.log")):
+        subprocess.run(["rm", "-rf", str(leftover)], check=False)
+
+
+def test_the_demo_pair_shows_up_and_survives_a_restart(data_dir: Path) -> None:
+    port, demo_port = free_port(), free_port()
+    started = time.monotonic()
+    up = Up(data_dir, port, demo_port, 1)
+    try:
+        output = up.wait_until_up()
+        password = re.findall(r"admin@localhost / (\S+)", output)[0]
+        deadline = time.monotonic() + DEADLINE_S
+        while not any(
+            "F-16" in p["rumour"]["title"]
+            for p in json.loads(cli(data_dir, "pairs", "list", "--json"))
+        ):
+            assert time.monotonic() < deadline, up.output()[-3000:]
+            time.sleep(1)
+        print(f"demo pair listed {time.monotonic() - started:.1f} s after `tracker up --demo`")
+        with httpx.Client(base_url=up.url, timeout=10) as browser:
+            page = log_in(browser, "admin@localhost", password)
+            assert "/account/password" in str(page.url)
+            token = CSRF.findall(page.text)[0]
+            new_password = "a-long-new-password-42"
+            queue = browser.post(
+                "/account/password",
+                follow_redirects=True,
+                data={
+                    "csrf_token": token,
+                    "current_password": password,
+                    "new_password": new_password,
+                    "new_password_again": new_password,
+                },
+            )
+            assert "Romanian F-16s" in queue.text and "Ministry of National Defence" in queue.text
+    finally:
+        code = up.ctrl_c()
+    assert code == 0, up.output()[-3000:]
+    assert "stopping: beat, worker, web" in up.output()
+    assert not (data_dir / "redis" / "redis.sock").exists()
+    assert not (data_dir / "pg" / "postmaster.pid").exists()
+    pairs_before = json.loads(cli(data_dir, "pairs", "list", "--json"))
+
+    again = Up(data_dir, port, demo_port, 2)
+    try:
+        output = again.wait_until_up()
+        assert "log in with your existing account" in output
+        assert json.loads(cli(data_dir, "pairs", "list", "--json"))[: len(pairs_before)] == (
+            pairs_before
+        )
+        with httpx.Client(base_url=again.url, timeout=10) as browser:
+            assert "Romanian F-16s" in log_in(browser, "admin@localhost", new_password).text
+    finally:
+        assert again.ctrl_c() == 0
