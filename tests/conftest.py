@@ -14,9 +14,6 @@ from tracker import embedded
 from tracker.storage import db
 
 KEPT_TABLES = {"alembic_version", "models"}  # models: training once per session is enough
-SHARED_DATA = Path(
-    os.environ.get("TRACKER_SHARED_DATA", Path(__file__).parents[1] / ".." / "shared" / "data")
-)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -12,6 +12,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import psycopg
 import typer
 from pydantic import ValidationError
@@ -238,6 +239,7 @@ def up(
         env = supervisor.child_env(db_url, broker, s.data_dir, public_url, allow)
         sup = supervisor.Supervisor(supervisor.roles(s.data_dir, host, port), env)
         sup.start()
+        _wait_for_web(f"http://{host}:{port}/healthz", sup)
         _announce(public_url, password, s, time.monotonic() - started, demo_server is not None)
         code = sup.wait()
         typer.echo("stopping: beat, worker, web, then Redis and PostgreSQL")
@@ -269,6 +271,20 @@ def _prepare(database_url: str, with_demo: bool, demo_port: int) -> str | None:
                     feeds.add(conn, f.url, f.kind, f.title, f.language, poll_interval_s=300)
                 outbox.subscribe(conn, "admin@localhost", [], 0.5)
     return password
+
+
+def _wait_for_web(health_url: str, sup: supervisor.Supervisor) -> None:
+    """Announce the URL only once it answers (or give up quietly: wait() reports a crash)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not sup.stopping.is_set():
+        try:
+            if httpx.get(health_url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if any(proc.poll() is not None for proc in sup.procs.values()):
+            return
+        time.sleep(0.2)
 
 
 def _announce(url: str, password: str | None, s: Settings, seconds: float, demo: bool) -> None:

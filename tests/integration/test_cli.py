@@ -98,3 +98,26 @@ def test_commands_refuse_an_unmigrated_database_and_say_what_to_run(
     finally:
         with psycopg.connect(services.database_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_a_worker_refuses_to_start_on_an_unmigrated_database(
+    env: dict[str, str], services: Endpoints
+) -> None:
+    name = f"rt_empty_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(services.database_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        empty = {**env, "TRACKER_DATABASE_URL": with_database(services.database_url, name)}
+        worker = subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", "solo"],
+            env=empty,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert worker.returncode != 0
+        assert "run `tracker db upgrade`" in worker.stdout + worker.stderr
+    finally:
+        with psycopg.connect(services.database_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

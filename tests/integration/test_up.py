@@ -16,8 +16,9 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tracker.embedded import Endpoints
 
-pytestmark = pytest.mark.skipif(
+embedded_only = pytest.mark.skipif(
     bool(os.environ.get("TRACKER_TEST_DATABASE_URL")),
     reason="exercises the embedded PostgreSQL and Redis; runs in the default (embedded) pass",
 )
@@ -100,6 +101,7 @@ def data_dir() -> Iterator[Path]:
         subprocess.run(["rm", "-rf", str(leftover)], check=False)
 
 
+@embedded_only
 def test_the_demo_pair_shows_up_and_survives_a_restart(data_dir: Path) -> None:
     port, demo_port = free_port(), free_port()
     started = time.monotonic()
@@ -150,3 +152,38 @@ def test_the_demo_pair_shows_up_and_survives_a_restart(data_dir: Path) -> None:
             assert "Romanian F-16s" in log_in(browser, "admin@localhost", new_password).text
     finally:
         assert again.ctrl_c() == 0
+
+
+def test_with_urls_configured_up_uses_those_services_and_starts_only_its_own(
+    db_url: str, services: Endpoints, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {**clean_env(), "TRACKER_DATABASE_URL": db_url, "TRACKER_BROKER_URL": services.broker_url}
+    log = tmp_path / "up.log"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tracker",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "up",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while "Rumour Tracker is up" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+        assert not (tmp_path / "d" / "pg").exists()
+        assert not (tmp_path / "d" / "redis").exists()
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=90) == 0, log.read_text()[-3000:]
