@@ -4,6 +4,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,23 +28,27 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
+@dataclass(frozen=True)
+class Endpoints:
+    database_url: str
+    broker_url: str
+
+
 @pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.Endpoints]:
+def services() -> Iterator[Endpoints]:
     external_db = os.environ.get("TRACKER_TEST_DATABASE_URL")
     external_broker = os.environ.get("TRACKER_TEST_BROKER_URL")
     if external_db and external_broker:
-        yield embedded.Endpoints(external_db, external_broker)
+        yield Endpoints(external_db, external_broker)
         return
     # Short path: unix socket paths are limited to about 100 bytes.
     data_dir = Path(f"/tmp/rt-test-{uuid.uuid4().hex[:8]}")  # noqa: S108 - ours, unique
-    with embedded.services(data_dir) as found:
-        yield embedded.Endpoints(
-            external_db or found.database_url, external_broker or found.broker_url
-        )
+    with embedded.postgres_server(data_dir) as db_url, embedded.redis_server(data_dir) as broker:
+        yield Endpoints(external_db or db_url, external_broker or broker)
 
 
 @pytest.fixture(scope="session")
-def session_db_url(services: embedded.Endpoints) -> Iterator[str]:
+def session_db_url(services: Endpoints) -> Iterator[str]:
     """A database of our own on the test server, migrated, dropped at the end."""
     name = f"rt_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(services.database_url, autocommit=True) as conn:

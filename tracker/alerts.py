@@ -4,6 +4,7 @@ import hashlib
 import random
 import re
 import smtplib
+import ssl
 from collections.abc import Sequence
 from email.message import EmailMessage
 from pathlib import Path
@@ -35,10 +36,18 @@ class SmtpMailer:
     def send(self, message: EmailMessage) -> None:
         s = self.settings
         assert s.smtp_host is not None
-        smtp_class = smtplib.SMTP_SSL if s.smtp_ssl else smtplib.SMTP
-        with smtp_class(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_s) as smtp:
+        # smtplib verifies nothing unless given a context; the SMTP password depends on it.
+        context = ssl.create_default_context()
+        smtp: smtplib.SMTP
+        if s.smtp_ssl:
+            smtp = smtplib.SMTP_SSL(
+                s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_s, context=context
+            )
+        else:
+            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_s)
+        with smtp:
             if s.smtp_starttls and not s.smtp_ssl:
-                smtp.starttls()
+                smtp.starttls(context=context)
             if s.smtp_username and s.smtp_password:
                 smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
             smtp.send_message(message)
@@ -115,15 +124,24 @@ def _rumour_body(item: ItemForModel, prediction: Prediction, public_url: str | N
     )
 
 
-def relay(conn: psycopg.Connection, mailer: Mailer, mail_from: str, batch: int = 25) -> int:
+def relay(
+    conn: psycopg.Connection,
+    mailer: Mailer,
+    mail_from: str,
+    batch: int = 25,
+    send_timeout_s: float = 10.0,
+) -> int:
     """Send due outbox rows; returns how many were sent. Safe to run in several processes."""
+    # The lease must outlast the whole batch, or another relay re-claims and resends it.
+    lease_s = int(60 + batch * send_timeout_s * 4)
     with conn.transaction():
-        rows = outbox.claim(conn, batch, lease_s=300)
+        outbox.bury_exhausted(conn, MAX_ATTEMPTS)
+        rows = outbox.claim(conn, batch, lease_s=lease_s)
     sent = 0
     for row in rows:
         try:
             mailer.send(_message(row, mail_from))
-        except (OSError, smtplib.SMTPException) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure is recorded on its row, not lost
             retry_in = min(3600, 30 * 2**row.attempts) * random.uniform(0.8, 1.2)  # noqa: S311
             with conn.transaction():
                 outbox.mark_failed(

@@ -218,8 +218,10 @@ def alerts_subscribe(
 
 @app.command("up")
 def up(
-    port: Annotated[int, typer.Option(help="Web UI port.")] = 8000,
-    host: Annotated[str, typer.Option(help="Web UI address.")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Web UI port [TRACKER_WEB_PORT: 8000].")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Web UI address [TRACKER_WEB_HOST: 127.0.0.1].")
+    ] = None,
     with_demo: Annotated[
         bool, typer.Option("--demo", help="Serve and register the demo newsroom.")
     ] = False,
@@ -227,6 +229,8 @@ def up(
 ) -> None:
     """Run the tracker: embedded PostgreSQL and Redis unless URLs are configured."""
     s = settings()
+    host = host or s.web_host
+    port = port if port is not None else s.web_port
     started = time.monotonic()
     with embedded.run_lock(s.data_dir), database_url(s) as db_url, broker_url(s) as broker:
         db.upgrade(db_url)
@@ -236,13 +240,16 @@ def up(
         if demo_server is not None:
             allow.append("127.0.0.1/32")
         password = _prepare(db_url, demo_server is not None, demo_port)
-        env = supervisor.child_env(db_url, broker, s.data_dir, public_url, allow)
+        key_file = (
+            supervisor.local_secret_key_file(s.data_dir) if s.has_default_secret_key else None
+        )
+        env = supervisor.child_env(db_url, broker, s.data_dir, public_url, allow, key_file)
         sup = supervisor.Supervisor(supervisor.roles(s.data_dir, host, port), env)
         sup.start()
         _wait_for_web(f"http://{host}:{port}/healthz", sup)
         _announce(public_url, password, s, time.monotonic() - started, demo_server is not None)
         code = sup.wait()
-        typer.echo("stopping: beat, worker, web, then Redis and PostgreSQL")
+        typer.echo("stopping: beat, workers, web, then Redis and PostgreSQL")
         sup.stop()
         if demo_server is not None:
             demo_server.shutdown()
@@ -278,7 +285,7 @@ def _wait_for_web(health_url: str, sup: supervisor.Supervisor) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not sup.stopping.is_set():
         try:
-            if httpx.get(health_url, timeout=1).status_code == 200:
+            if httpx.get(health_url, timeout=1, trust_env=False).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

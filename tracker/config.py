@@ -18,7 +18,10 @@ def default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TRACKER_", extra="ignore")
+    # hide_input_in_errors: a validation error must not echo a secret back into logs.
+    model_config = SettingsConfigDict(
+        env_prefix="TRACKER_", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Literal["development", "production"] = "development"
     # None means "start the embedded PostgreSQL / Redis under data_dir".
@@ -67,6 +70,10 @@ class Settings(BaseSettings):
             if problems:
                 raise ValueError("unsafe production settings: " + "; ".join(problems))
         return self
+
+    @property
+    def has_default_secret_key(self) -> bool:
+        return self.secret_key.get_secret_value() == DEFAULT_SECRET_KEY
 
     @property
     def embedded(self) -> bool:

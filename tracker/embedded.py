@@ -10,7 +10,6 @@ import subprocess
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -18,12 +17,6 @@ import redis
 
 class EmbeddedUnavailableError(RuntimeError):
     """The embedded services cannot start (extra not installed, or the data dir is unusable)."""
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    database_url: str
-    broker_url: str
 
 
 def redis_socket(data_dir: Path) -> Path:
@@ -145,9 +138,3 @@ def run_lock(data_dir: Path) -> Iterator[None]:
                 f"another `tracker up` is already running with the data dir {data_dir}"
             ) from exc
         yield
-
-
-@contextlib.contextmanager
-def services(data_dir: Path) -> Iterator[Endpoints]:
-    with postgres_server(data_dir) as db_url, redis_server(data_dir) as broker_url:
-        yield Endpoints(database_url=db_url, broker_url=broker_url)

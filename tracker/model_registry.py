@@ -1,6 +1,8 @@
 """Which models the pipeline uses: the active item classifier from PostgreSQL, trained from the
 seed corpus at first start, cached per process and reloaded when the active version changes."""
 
+import threading
+
 import psycopg
 import structlog
 
@@ -11,14 +13,15 @@ from tracker.storage import models
 
 log = structlog.get_logger(__name__)
 
-_cache: dict[str, ItemClassifier] = {}
+_lock = threading.Lock()
+_loaded: list[ItemClassifier] = []
 
 
 def ensure_item_model(conn: psycopg.Connection) -> str:
     """Train and activate the seed model when no item model is active; returns the version."""
     with conn.transaction():
-        # Two processes starting at once must not both train: the lock makes the second wait.
-        conn.execute("SELECT pg_advisory_xact_lock(7263115)")
+        # Two processes starting at once must not both train: the second waits, then finds it.
+        models.lock_training(conn)
         version = models.active_version(conn, "item")
         if version is not None:
             return version
@@ -30,15 +33,16 @@ def ensure_item_model(conn: psycopg.Connection) -> str:
 
 
 def item_classifier(conn: psycopg.Connection) -> ItemClassifier:
+    """The active classifier, loaded once per process and again when the active one changes."""
     version = models.active_version(conn, "item") or ensure_item_model(conn)
-    if version not in _cache:
-        stored = models.active(conn, "item")
-        assert stored is not None
-        _cache.clear()
-        _cache[stored.version] = ItemClassifier.from_bytes(
-            stored.artifact, stored.version, stored.metadata
-        )
-    return _cache[version]
+    with _lock:
+        if not _loaded or _loaded[0].version != version:
+            stored = models.active(conn, "item")
+            assert stored is not None
+            _loaded[:] = [
+                ItemClassifier.from_bytes(stored.artifact, stored.version, stored.metadata)
+            ]
+        return _loaded[0]
 
 
 def pair_scorer() -> LexicalPairScorer:

@@ -67,7 +67,9 @@ def _join_story(
     conn: psycopg.Connection, row: ItemForModel, scorer: LexicalPairScorer, config: PairingConfig
 ) -> None:
     """Put a rumour in the story of its nearest near-duplicate from another outlet."""
-    if row.story_id is not None:
+    items.lock_stories(conn)
+    current = items.for_model(conn, [row.id])
+    if not current or current[0].story_id is not None:
         return
     found = [
         (c, s)

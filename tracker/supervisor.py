@@ -2,6 +2,7 @@
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,6 +26,8 @@ class Role:
 
 def roles(data_dir: Path, host: str, port: int) -> list[Role]:
     python = sys.executable
+    celery = [python, "-m", "celery", "-A", "workers.app"]
+    name = f"tracker-{os.getpid()}"
     return [
         Role(
             "web",
@@ -42,16 +45,14 @@ def roles(data_dir: Path, host: str, port: int) -> list[Role]:
                 "warning",
             ],
         ),
-        # One threads-pool worker serves every queue on a single machine; deploy/ splits them.
+        # Fetching waits on the network (threads); classifying and pairing use the CPU (prefork).
         Role(
-            "worker",
+            "worker-fetch",
             [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "workers.app",
+                *celery,
                 "worker",
+                "-Q",
+                "fetch",
                 "-P",
                 "threads",
                 "-c",
@@ -59,25 +60,43 @@ def roles(data_dir: Path, host: str, port: int) -> list[Role]:
                 "--loglevel",
                 "INFO",
                 "-n",
-                f"tracker-{os.getpid()}@%h",
+                f"{name}-fetch@%h",
+            ],
+        ),
+        Role(
+            "worker-classify",
+            [
+                *celery,
+                "worker",
+                "-Q",
+                "classify",
+                "-P",
+                "prefork",
+                "-c",
+                "2",
+                "--loglevel",
+                "INFO",
+                "-n",
+                f"{name}-classify@%h",
             ],
         ),
         Role(
             "beat",
-            [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "workers.app",
-                "beat",
-                "--loglevel",
-                "INFO",
-                "-s",
-                str(data_dir / "celerybeat-schedule"),
-            ],
+            [*celery, "beat", "--loglevel", "INFO", "-s", str(data_dir / "celerybeat-schedule")],
         ),
     ]
+
+
+def local_secret_key_file(data_dir: Path) -> Path:
+    """A random session-signing key kept in the data dir, for when none is configured: the
+    built-in development key is public, so cookies signed with it could be forged."""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return path
 
 
 def child_env(
@@ -86,6 +105,7 @@ def child_env(
     data_dir: Path,
     public_url: str,
     allow_networks: Sequence[str],
+    secret_key_file: Path | None,
 ) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -94,10 +114,13 @@ def child_env(
             "TRACKER_BROKER_URL": broker_url,
             "TRACKER_DATA_DIR": str(data_dir),
             "TRACKER_PUBLIC_URL": public_url,
-            # Celery turns SIGTERM into a cold shutdown unless remapped; SIGQUIT requeues the task.
+            # SIGTERM as SIGQUIT: a cold shutdown that hands running tasks back to the broker
+            # (acks_late) instead of waiting for them; every step is idempotent.
             "REMAP_SIGTERM": "SIGQUIT",
         }
     )
+    if secret_key_file is not None:
+        env["TRACKER_SECRET_KEY_FILE"] = str(secret_key_file)
     if allow_networks:
         env["TRACKER_FETCH_ALLOW_NETWORKS"] = json.dumps(list(allow_networks))
     return env
@@ -130,8 +153,8 @@ class Supervisor:
         return 0
 
     def stop(self) -> None:
-        # Beat first (no new work), then the worker (finishes or requeues), then the web.
-        for name in ("beat", "worker", "web"):
+        # Beat first (no new work), then the workers (they requeue what runs), then the web.
+        for name in ("beat", "worker-fetch", "worker-classify", "web"):
             proc = self.procs.get(name)
             if proc is None or proc.poll() is not None:
                 continue

@@ -31,6 +31,11 @@ def celery_config() -> dict[str, Any]:
         # Longer than any task (the fetch deadline is far below it), so no task runs twice
         # merely for being slow.
         "broker_transport_options": {"visibility_timeout": 3600},
+        "task_routes": {
+            "rt.classify_items": {"queue": "classify"},
+            "rt.pair_items": {"queue": "classify"},
+            "rt.*": {"queue": "fetch"},
+        },
         "beat_schedule": {
             "dispatch-due-feeds": {
                 "task": "rt.dispatch_due_feeds",

@@ -87,4 +87,6 @@ def pair_items(item_ids: list[int]) -> int:
 def relay_outbox() -> int:
     s = get_settings()
     with _pool().connection() as conn:
-        return alerts.relay(conn, alerts.mailer_for(s), s.mail_from)
+        return alerts.relay(
+            conn, alerts.mailer_for(s), s.mail_from, send_timeout_s=s.smtp_timeout_s
+        )

@@ -77,3 +77,16 @@ def test_without_smtp_alerts_are_written_as_files(conn: psycopg.Connection, tmp_
     files = list((tmp_path / "mail").glob("*.eml"))
     assert len(files) == 1
     assert b"New rumour: y" in files[0].read_bytes()
+
+
+def test_a_row_that_cannot_be_sent_is_recorded_and_does_not_block_the_others(
+    conn: psycopg.Connection,
+) -> None:
+    outbox.enqueue(conn, "bad", "a@example.org\x0bBcc: x@example.org", "s-bad", "body")
+    outbox.enqueue(conn, "good", "b@example.org", "s-good", "body")
+    with SmtpSink() as smtp:
+        assert relay(conn, SmtpMailer(smtp_settings(smtp.port)), "t@example.org") == 1
+    assert [m["Subject"] for m in smtp.messages] == ["s-good"]
+    bad = conn.execute("SELECT status, last_error FROM alert_outbox WHERE dedupe_key = 'bad'")
+    status, error = bad.fetchone()  # type: ignore[misc]
+    assert status == "pending" and error

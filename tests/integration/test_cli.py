@@ -7,8 +7,7 @@ import uuid
 import psycopg
 import pytest
 
-from tests.conftest import with_database
-from tracker.embedded import Endpoints
+from tests.conftest import Endpoints, with_database
 
 
 def tracker(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import psycopg
 
+from tests.conftest import Endpoints
 from tests.feedserver import FeedServer, Route
 from tests.smtpsink import SmtpSink
 from tracker import supervisor
 from tracker.demo import FEEDS_DIR
-from tracker.embedded import Endpoints
 from tracker.model_registry import ensure_item_model
 from tracker.storage import feeds, outbox, pairs
 
@@ -35,7 +35,7 @@ def test_a_rumour_is_paired_with_its_clarification_and_alerted_by_email(
             feeds.add(conn, server.url(f"/{name}.xml"), kind)
         outbox.subscribe(conn, "desk@newsroom.example", ["F-16"], 0.5)
         env = supervisor.child_env(
-            db_url, services.broker_url, tmp_path, "http://t.example", ["127.0.0.0/8"]
+            db_url, services.broker_url, tmp_path, "http://t.example", ["127.0.0.0/8"], None
         )
         env.update(
             {

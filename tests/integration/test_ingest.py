@@ -153,3 +153,25 @@ def test_a_leased_feed_is_not_dispatched_twice(conn: psycopg.Connection) -> None
     feed_id = add(conn, "http://feeds.example/a.xml")
     assert feed_id in lease_all(conn)
     assert lease_all(conn) == {}
+
+
+def test_a_redirect_to_a_private_address_is_refused_before_connecting(
+    conn: psycopg.Connection, server: FeedServer
+) -> None:
+    server.routes["/moved.xml"] = Route(
+        b"", status=302, headers={"Location": "http://169.254.169.254/latest/meta-data/"}
+    )
+    feed_id = add(conn, server.url("/moved.xml"))
+    outcome = refresh_feed(conn, lease_all(conn)[feed_id], LOOPBACK, 3600)
+    assert outcome.status == "refused"
+    assert outcome.error is not None and "169.254.169.254" in outcome.error
+
+
+def test_a_feed_url_that_cannot_even_be_requested_is_recorded_on_the_feed(
+    conn: psycopg.Connection,
+) -> None:
+    feed_id = add(conn, "http://127.0.0.1:notaport/feed.xml")
+    outcome = refresh_feed(conn, lease_all(conn)[feed_id], LOOPBACK, 3600)
+    feed = feeds.get(conn, feed_id)
+    assert outcome.status == "error"
+    assert feed is not None and feed.error_count == 1 and feed.last_error

@@ -15,8 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
-from tracker.embedded import Endpoints
+from tests.conftest import Endpoints, free_port
 
 embedded_only = pytest.mark.skipif(
     bool(os.environ.get("TRACKER_TEST_DATABASE_URL")),
@@ -136,7 +135,7 @@ def test_the_demo_pair_shows_up_and_survives_a_restart(data_dir: Path) -> None:
     finally:
         code = up.ctrl_c()
     assert code == 0, up.output()[-3000:]
-    assert "stopping: beat, worker, web" in up.output()
+    assert "stopping: beat, workers, web" in up.output()
     assert not (data_dir / "redis" / "redis.sock").exists()
     assert not (data_dir / "pg" / "postmaster.pid").exists()
     pairs_before = json.loads(cli(data_dir, "pairs", "list", "--json"))

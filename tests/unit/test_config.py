@@ -1,7 +1,16 @@
+import os
+
 import pytest
 from pydantic import SecretStr, ValidationError
 
 from tracker.config import DEFAULT_SECRET_KEY, Settings, _secrets_from_files
+
+
+@pytest.fixture(autouse=True)
+def no_tracker_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test states its own settings; the caller's TRACKER_* variables must not leak in."""
+    for name in [n for n in os.environ if n.startswith("TRACKER_")]:
+        monkeypatch.delenv(name)
 
 
 def test_development_mode_accepts_the_default_secret_and_embedded_services() -> None:
@@ -48,6 +57,14 @@ def test_an_invalid_value_is_a_clear_validation_error(monkeypatch: pytest.Monkey
     monkeypatch.setenv("TRACKER_FETCH_TIMEOUT_S", "-1")
     with pytest.raises(ValidationError, match="fetch_timeout_s"):
         Settings()
+
+
+def test_a_rejected_secret_is_not_echoed_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKER_ENVIRONMENT", "production")
+    monkeypatch.setenv("TRACKER_SECRET_KEY", "short-secret-XYZ")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert "short-secret-XYZ" not in str(caught.value)
 
 
 def test_secrets_can_be_read_from_files(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

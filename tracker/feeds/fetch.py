@@ -75,19 +75,25 @@ def fetch(
     """GET a feed with conditional headers, checking every redirect hop's destination."""
     headers = {
         "User-Agent": policy.user_agent,
-        "Accept": "application/rss+xml, "
-        "application/atom+xml, application/feed+json, application/xml;q=0.9, */*;q=0.8",
+        "Accept": "application/rss+xml, application/atom+xml, application/rdf+xml, "
+        "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8",
     }
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     deadline = time.monotonic() + policy.timeout_s
-    timeout = httpx.Timeout(min(policy.timeout_s, 15.0), connect=min(policy.timeout_s, 5.0))
-    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+    # trust_env=False: a proxy from the environment would bypass the address check.
+    with httpx.Client(follow_redirects=False, trust_env=False) as client:
         for _hop in range(MAX_REDIRECTS + 1):
             check_destination(url, policy)
-            with client.stream("GET", url, headers=headers) as response:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise FetchError(
+                    f"no complete response within {policy.timeout_s:g} s", status="timeout"
+                )
+            timeout = httpx.Timeout(min(remaining, 15.0), connect=min(remaining, 5.0))
+            with client.stream("GET", url, headers=headers, timeout=timeout) as response:
                 if response.has_redirect_location:
                     url = str(response.url.join(response.headers["location"]))
                     continue

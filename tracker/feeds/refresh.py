@@ -34,7 +34,7 @@ def refresh_feed(
         parsed = (
             None if result.not_modified else parse(result.body, result.headers, result.final_url)
         )
-    except (FetchError, NotAFeedError, httpx.HTTPError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever a feed does, it is recorded on the feed
         return _record_failure(conn, lease, feed, exc, max_backoff_s)
     return _store(conn, lease, feed, result, parsed)
 
@@ -91,4 +91,7 @@ def _describe(exc: Exception) -> tuple[str, str, float | None]:
         return "timeout", f"timed out: {exc}", None
     if isinstance(exc, httpx.ConnectError):
         return "unreachable", f"cannot connect: {exc}", None
+    if isinstance(exc, httpx.HTTPError | httpx.InvalidURL | ValueError):
+        return "error", f"{type(exc).__name__}: {exc}", None
+    log.exception("unexpected error while refreshing a feed")
     return "error", f"{type(exc).__name__}: {exc}", None

@@ -107,6 +107,12 @@ def candidates(
         return cur.fetchall()
 
 
+def lock_stories(conn: psycopg.Connection) -> None:
+    """Serialise story assignment until the transaction ends, so two workers pairing
+    near-duplicates at once do not create two stories for one rumour."""
+    conn.execute("SELECT pg_advisory_xact_lock(7263116)")
+
+
 def set_story(conn: psycopg.Connection, item_ids: Sequence[int], story_id: int) -> None:
     with conn.cursor() as cur:
         cur.execute("UPDATE items SET story_id = %s WHERE id = ANY(%s)", (story_id, list(item_ids)))

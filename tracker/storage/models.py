@@ -25,6 +25,11 @@ def active(conn: psycopg.Connection, kind: str) -> StoredModel | None:
         return cur.fetchone()
 
 
+def lock_training(conn: psycopg.Connection) -> None:
+    """Serialise first-start training across processes, until the transaction ends."""
+    conn.execute("SELECT pg_advisory_xact_lock(7263115)")
+
+
 def active_version(conn: psycopg.Connection, kind: str) -> str | None:
     with conn.cursor() as cur:
         cur.execute("SELECT version FROM models WHERE kind = %s AND active", (kind,))

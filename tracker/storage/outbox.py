@@ -80,6 +80,18 @@ def claim(conn: psycopg.Connection, limit: int, lease_s: int) -> list[OutboxRow]
         return cur.fetchall()
 
 
+def bury_exhausted(conn: psycopg.Connection, max_attempts: int) -> int:
+    """Rows whose sends keep dying mid-way (lease expired) stop being retried after N tries."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """UPDATE alert_outbox SET status = 'dead', lease_until = NULL,
+                      last_error = coalesce(last_error, 'gave up: no send completed')
+               WHERE status = 'sending' AND lease_until < now() AND attempts >= %s""",
+            (max_attempts,),
+        )
+        return cur.rowcount
+
+
 def mark_sent(conn: psycopg.Connection, row_id: int) -> None:
     with conn.cursor() as cur:
         cur.execute(
