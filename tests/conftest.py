@@ -61,6 +61,17 @@ def session_db_url(services: Endpoints) -> Iterator[str]:
 
 
 @pytest.fixture
+def unmigrated_db_url(services: Endpoints) -> Iterator[str]:
+    """An empty database with no schema at all, dropped after the test."""
+    name = f"rt_empty_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(services.database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield with_database(services.database_url, name)
+    with psycopg.connect(services.database_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 def db_url(session_db_url: str) -> str:
     """The session database with every table but the model store emptied."""
     with psycopg.connect(session_db_url, autocommit=True) as conn:

@@ -5,7 +5,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from datetime import datetime
 from http.server import ThreadingHTTPServer
@@ -15,7 +16,7 @@ from typing import Annotated, Any
 import httpx
 import psycopg
 import typer
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from tracker import demo, embedded, supervisor
 from tracker.config import Settings, get_settings
@@ -66,29 +67,29 @@ def settings() -> Settings:
 
 
 @contextlib.contextmanager
-def database_url(s: Settings) -> Iterator[str]:
+def _configured_or_embedded(
+    configured: SecretStr | None,
+    start: Callable[[Path], AbstractContextManager[str]],
+    data_dir: Path,
+) -> Iterator[str]:
+    if configured is not None:
+        yield configured.get_secret_value()
+        return
+    try:
+        with start(data_dir) as url:
+            yield url
+    except embedded.EmbeddedUnavailableError as exc:
+        raise fail(str(exc)) from exc
+
+
+def database_url(s: Settings) -> AbstractContextManager[str]:
     """The configured database, or the embedded one under the data dir."""
-    if s.database_url is not None:
-        yield s.database_url.get_secret_value()
-        return
-    try:
-        with embedded.postgres_server(s.data_dir) as url:
-            yield url
-    except embedded.EmbeddedUnavailableError as exc:
-        raise fail(str(exc)) from exc
+    return _configured_or_embedded(s.database_url, embedded.postgres_server, s.data_dir)
 
 
-@contextlib.contextmanager
-def broker_url(s: Settings) -> Iterator[str]:
+def broker_url(s: Settings) -> AbstractContextManager[str]:
     """The configured broker, or the embedded Redis under the data dir (only `up` needs one)."""
-    if s.broker_url is not None:
-        yield s.broker_url.get_secret_value()
-        return
-    try:
-        with embedded.redis_server(s.data_dir) as url:
-            yield url
-    except embedded.EmbeddedUnavailableError as exc:
-        raise fail(str(exc)) from exc
+    return _configured_or_embedded(s.broker_url, embedded.redis_server, s.data_dir)
 
 
 @contextlib.contextmanager

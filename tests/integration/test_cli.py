@@ -2,12 +2,11 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 
 import psycopg
 import pytest
 
-from tests.conftest import Endpoints, with_database
+from tests.conftest import Endpoints
 
 
 def tracker(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -82,41 +81,26 @@ def test_config_prints_settings_with_secrets_masked(env: dict[str, str]) -> None
 
 
 def test_commands_refuse_an_unmigrated_database_and_say_what_to_run(
-    env: dict[str, str], services: Endpoints
+    env: dict[str, str], unmigrated_db_url: str
 ) -> None:
-    name = f"rt_empty_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(services.database_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        empty = {**env, "TRACKER_DATABASE_URL": with_database(services.database_url, name)}
-        refused = tracker("feeds", "list", env=empty)
-        assert refused.returncode == 1
-        assert "run `tracker db upgrade`" in refused.stderr
-        assert tracker("db", "upgrade", env=empty).returncode == 0
-        assert tracker("feeds", "list", env=empty).returncode == 0
-    finally:
-        with psycopg.connect(services.database_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    empty = {**env, "TRACKER_DATABASE_URL": unmigrated_db_url}
+    refused = tracker("feeds", "list", env=empty)
+    assert refused.returncode == 1
+    assert "run `tracker db upgrade`" in refused.stderr
+    assert tracker("db", "upgrade", env=empty).returncode == 0
+    assert tracker("feeds", "list", env=empty).returncode == 0
 
 
 def test_a_worker_refuses_to_start_on_an_unmigrated_database(
-    env: dict[str, str], services: Endpoints
+    env: dict[str, str], unmigrated_db_url: str
 ) -> None:
-    name = f"rt_empty_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(services.database_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        empty = {**env, "TRACKER_DATABASE_URL": with_database(services.database_url, name)}
-        worker = subprocess.run(
-            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", "solo"],
-            env=empty,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert worker.returncode != 0
-        assert "run `tracker db upgrade`" in worker.stdout + worker.stderr
-    finally:
-        with psycopg.connect(services.database_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    worker = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", "solo"],
+        env={**env, "TRACKER_DATABASE_URL": unmigrated_db_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert worker.returncode != 0
+    assert "run `tracker db upgrade`" in worker.stdout + worker.stderr

@@ -1,8 +1,6 @@
 """The web UI on a real PostgreSQL: login, the review queue, decisions, CSRF, roles, escaping."""
 
-import contextlib
 import re
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +10,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
@@ -116,19 +113,6 @@ def count(db_url: str, table: str) -> int:
         row = conn.execute(statement).fetchone()
         assert row is not None
         return int(row[0])
-
-
-@contextlib.contextmanager
-def empty_database(db_url: str) -> Iterator[str]:
-    name = f"tracker_unmigrated_{secrets.token_hex(4)}"
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_conninfo(db_url, dbname=name)
-    finally:
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-            conn.execute(drop.format(sql.Identifier(name)))
 
 
 def test_an_anonymous_visitor_is_sent_to_the_login_page(client: TestClient) -> None:
@@ -298,9 +282,9 @@ def test_logging_out_ends_the_session(client: TestClient, db_url: str) -> None:
     assert client.get("/").headers["location"] == "/login"
 
 
-def test_the_app_refuses_to_start_on_an_unmigrated_database(db_url: str) -> None:
+def test_the_app_refuses_to_start_on_an_unmigrated_database(unmigrated_db_url: str) -> None:
     refused = pytest.raises(SchemaOutOfDateError, match="tracker db upgrade")
-    with empty_database(db_url) as url, refused, TestClient(make_app(url)):
+    with refused, TestClient(make_app(unmigrated_db_url)):
         pass
 
 
