@@ -48,10 +48,12 @@ class CueFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         return sparse.csr_matrix(np.asarray(rows, dtype=np.float64).reshape(-1, len(CUES)))
 
 
+# 2**16 buckets per vectoriser: ample for a seed corpus of hundreds, and first-start training
+# stays a few seconds. Revisit when public datasets join the training data.
 def build_pipeline() -> Pipeline:
     words = make_pipeline(
         HashingVectorizer(
-            preprocessor=fold, ngram_range=(1, 2), n_features=2**18, alternate_sign=False, norm=None
+            preprocessor=fold, ngram_range=(1, 2), n_features=2**16, alternate_sign=False, norm=None
         ),
         TfidfTransformer(sublinear_tf=True),
     )
@@ -60,7 +62,7 @@ def build_pipeline() -> Pipeline:
             preprocessor=fold,
             analyzer="char_wb",
             ngram_range=(3, 5),
-            n_features=2**18,
+            n_features=2**16,
             alternate_sign=False,
             norm=None,
         ),
