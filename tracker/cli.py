@@ -1,28 +1,21 @@
 """The `tracker` command line: run the service, manage feeds, read pairs."""
 
-import contextlib
-import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
-from dataclasses import asdict
-from datetime import datetime
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import psycopg
 import typer
-from pydantic import SecretStr, ValidationError
 
 from tracker import demo, embedded, supervisor
-from tracker.config import Settings, get_settings
-from tracker.domain import FEED_KINDS
+from tracker.cli_feeds import feeds_app, items_app
+from tracker.cliutil import broker_url, connect, database_url, fail, print_json, settings
+from tracker.config import Settings
 from tracker.logs import configure as configure_logs
-from tracker.model_registry import ensure_item_model
 from tracker.storage import audit, db, feeds, outbox, pairs
 from tracker.web.auth import ensure_admin
 
@@ -32,11 +25,13 @@ app = typer.Typer(
     add_completion=False,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-feeds_app = typer.Typer(help="Feeds to poll.", no_args_is_help=True)
 pairs_app = typer.Typer(help="Suggested and reviewed pairs.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Alert subscriptions.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(feeds_app, name="feeds")
+app.add_typer(items_app, name="items")
+bench_app = typer.Typer(help="Benchmarks: figures printed, for the record.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 app.add_typer(pairs_app, name="pairs")
 app.add_typer(alerts_app, name="alerts")
 
@@ -48,70 +43,10 @@ DataDir = Annotated[
 ]
 
 
-def fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=1)
-
-
 @app.callback()
 def _global(data_dir: DataDir = None) -> None:
     if data_dir is not None:
         os.environ["TRACKER_DATA_DIR"] = str(data_dir.expanduser().resolve())
-
-
-def settings() -> Settings:
-    try:
-        return get_settings()
-    except (ValidationError, ValueError) as exc:
-        raise fail(f"invalid configuration:\n{exc}") from exc
-
-
-@contextlib.contextmanager
-def _configured_or_embedded(
-    configured: SecretStr | None,
-    start: Callable[[Path], AbstractContextManager[str]],
-    data_dir: Path,
-) -> Iterator[str]:
-    if configured is not None:
-        yield configured.get_secret_value()
-        return
-    try:
-        with start(data_dir) as url:
-            yield url
-    except embedded.EmbeddedUnavailableError as exc:
-        raise fail(str(exc)) from exc
-
-
-def database_url(s: Settings) -> AbstractContextManager[str]:
-    """The configured database, or the embedded one under the data dir."""
-    return _configured_or_embedded(s.database_url, embedded.postgres_server, s.data_dir)
-
-
-def broker_url(s: Settings) -> AbstractContextManager[str]:
-    """The configured broker, or the embedded Redis under the data dir (only `up` needs one)."""
-    return _configured_or_embedded(s.broker_url, embedded.redis_server, s.data_dir)
-
-
-@contextlib.contextmanager
-def connect() -> Iterator[psycopg.Connection]:
-    """A connection to an up-to-date database, for one CLI command."""
-    with database_url(settings()) as url:
-        try:
-            db.check_schema(url)
-        except db.SchemaOutOfDateError as exc:
-            raise fail(str(exc)) from exc
-        with psycopg.connect(url, autocommit=True) as conn:
-            yield conn
-
-
-def print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, ensure_ascii=False, default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 @app.command("config")
@@ -126,43 +61,6 @@ def db_upgrade() -> None:
     with database_url(settings()) as url:
         db.upgrade(url)
     typer.echo(f"database schema at revision {db.head_revision()}")
-
-
-@feeds_app.command("add")
-def feeds_add(
-    url: str,
-    kind: Annotated[str, typer.Option(help="official|factcheck|media|social|other")] = "other",
-    title: Annotated[str | None, typer.Option()] = None,
-    language: Annotated[str | None, typer.Option(help="e.g. en, ro")] = None,
-) -> None:
-    """Register a feed to poll (adding the same URL twice is harmless)."""
-    if kind not in FEED_KINDS:
-        raise fail(f"--kind must be one of {', '.join(FEED_KINDS)}, not {kind!r}")
-    if not url.startswith(("http://", "https://")):
-        raise fail(f"feed URL must start with http:// or https://, not {url!r}")
-    with connect() as conn, conn.transaction():
-        feed, created = feeds.add(conn, url, kind, title, language, settings().poll_interval_s)
-        if created:
-            audit.record(conn, "cli", "feed.add", f"feed:{feed.id}", {"url": url, "kind": kind})
-    typer.echo(f"{'added' if created else 'already registered'}: feed {feed.id} {feed.url}")
-
-
-@feeds_app.command("list")
-def feeds_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List feeds with their health."""
-    with connect() as conn:
-        found = feeds.list_all(conn)
-    if as_json:
-        print_json(
-            [
-                {k: v for k, v in asdict(f).items() if k not in ("etag", "last_modified")}
-                for f in found
-            ]
-        )
-        return
-    for f in found:
-        error = f"  ({f.last_error})" if f.last_error else ""
-        typer.echo(f"{f.id:>4}  {f.kind:<9} {f.status:<12} {f.url}{error}")
 
 
 @pairs_app.command("list")
@@ -217,6 +115,25 @@ def alerts_subscribe(
     typer.echo(f"subscription {sub_id}: {email} {', '.join(keyword or ['(all rumours)'])}")
 
 
+@bench_app.command("ingest")
+def bench_ingest(
+    n_feeds: Annotated[int, typer.Option("--feeds", min=1, help="Feeds of 50 items.")] = 200,
+    repoll: Annotated[int, typer.Option(min=1, help="Unchanged feeds to re-poll.")] = 10_000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Ingest a generated corpus served on loopback with 1 and 2 worker processes."""
+    from tracker.bench.ingest import bench
+
+    with database_url(settings()) as url:
+        typer.echo(f"benchmarking {n_feeds} feeds x 50 items, then {repoll} re-polls ...", err=True)
+        figures = bench(url, n_feeds, repoll)
+    if as_json:
+        print_json(figures)
+        return
+    for key, value in figures.items():
+        typer.echo(f"{key}: {value}")
+
+
 @app.command("up")
 def up(
     port: Annotated[int | None, typer.Option(help="Web UI port [TRACKER_WEB_PORT: 8000].")] = None,
@@ -269,6 +186,9 @@ def _serve_demo(port: int) -> ThreadingHTTPServer:
 
 def _prepare(database_url: str, with_demo: bool, demo_port: int) -> str | None:
     """First-start work: the first admin, the seed model, and the demo feeds."""
+    # Imported here: scikit-learn takes a second to load, and only `up` needs it.
+    from tracker.model_registry import ensure_item_model
+
     with psycopg.connect(database_url, autocommit=True) as conn:
         with conn.transaction():
             password = ensure_admin(conn)
@@ -276,7 +196,8 @@ def _prepare(database_url: str, with_demo: bool, demo_port: int) -> str | None:
         if with_demo:
             with conn.transaction():
                 for f in demo.feeds(f"http://127.0.0.1:{demo_port}"):
-                    feeds.add(conn, f.url, f.kind, f.title, f.language, poll_interval_s=300)
+                    new = feeds.NewFeed(f.url, f.kind, f.title, f.language, tags=("demo",))
+                    feeds.add(conn, new, poll_interval_s=300)
                 outbox.subscribe(conn, "admin@localhost", [], 0.5)
     return password
 

@@ -48,7 +48,11 @@ class Settings(BaseSettings):
     fetch_allow_networks: list[str] = Field(default_factory=list)
     user_agent: str = "RumourTracker/0.1 (+https://github.com/rumour-tracker/rumour-tracker)"
     poll_interval_s: int = Field(default=900, ge=10)
+    poll_min_interval_s: int = Field(default=300, ge=10)
+    poll_max_interval_s: int = Field(default=86400, ge=10)
     max_backoff_s: int = Field(default=86400, ge=60)
+    disable_after_failing_h: float = Field(default=72.0, gt=0)
+    fetch_per_host: int = Field(default=4, ge=1)
 
     dispatch_every_s: float = Field(default=10.0, gt=0)
     relay_every_s: float = Field(default=10.0, gt=0)

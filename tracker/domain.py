@@ -21,14 +21,21 @@ class Feed:
     title: str | None
     kind: str
     language: str | None
+    tags: list[str]
     enabled: bool
     status: str
     last_error: str | None
     error_count: int
+    failing_since: datetime | None
+    disabled_reason: str | None
+    poll_interval_s: int
+    min_interval_s: int
+    max_interval_s: int
     next_poll_at: datetime
     last_polled_at: datetime | None
     etag: str | None
     last_modified: str | None
+    body_hash: str | None
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,14 @@ class ParsedEntry:
     language: str | None
     published_at: datetime | None
     content_hash: str
+    # Sanitised HTML of the full content (nh3), for display; summary stays plain text.
+    content_html: str = ""
+    author: str | None = None
+    updated_at: datetime | None = None
+    categories: tuple[str, ...] = ()
+    enclosures: tuple[str, ...] = ()
+    # Fingerprint of the normalised text, set before storing; links cross-feed duplicates.
+    text_hash: str | None = None
 
 
 @dataclass(frozen=True)

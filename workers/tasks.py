@@ -7,8 +7,7 @@ from psycopg_pool import ConnectionPool
 
 from tracker import alerts, classify, pairing
 from tracker.config import get_settings
-from tracker.feeds.fetch import FetchPolicy, parse_networks
-from tracker.feeds.refresh import refresh_feed
+from tracker.feeds.refresh import refresh_config, refresh_feed
 from tracker.model_registry import item_classifier, pair_scorer
 from tracker.storage import db, feeds
 from tracker.storage.feeds import Lease
@@ -36,7 +35,7 @@ def _pool() -> ConnectionPool:
 @app.task(name="rt.dispatch_due_feeds")
 def dispatch_due_feeds() -> int:
     with _pool().connection() as conn, conn.transaction():
-        leases = feeds.claim_due(conn, DISPATCH_BATCH, LEASE_S)
+        leases = feeds.claim_due(conn, DISPATCH_BATCH, LEASE_S, get_settings().fetch_per_host)
     for lease in leases:
         fetch_feed.delay(lease.feed_id, str(lease.token))
     return len(leases)
@@ -44,15 +43,9 @@ def dispatch_due_feeds() -> int:
 
 @app.task(name="rt.fetch_feed")
 def fetch_feed(feed_id: int, lease_token: str) -> int:
-    s = get_settings()
-    policy = FetchPolicy(
-        timeout_s=s.fetch_timeout_s,
-        max_bytes=s.fetch_max_bytes,
-        user_agent=s.user_agent,
-        allow_networks=parse_networks(s.fetch_allow_networks),
-    )
+    config = refresh_config(get_settings())
     with _pool().connection() as conn:
-        outcome = refresh_feed(conn, Lease(feed_id, UUID(lease_token)), policy, s.max_backoff_s)
+        outcome = refresh_feed(conn, Lease(feed_id, UUID(lease_token)), config)
     if outcome.new_item_ids:
         classify_items.delay(outcome.new_item_ids)
     return len(outcome.new_item_ids)

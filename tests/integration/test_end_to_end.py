@@ -32,7 +32,7 @@ def test_a_rumour_is_paired_with_its_clarification_and_alerted_by_email(
     with FeedServer() as server, SmtpSink() as smtp:
         for name, kind in (("daily-courier", "media"), ("ministry-of-defence", "official")):
             server.routes[f"/{name}.xml"] = Route((FEEDS_DIR / f"{name}.xml").read_bytes())
-            feeds.add(conn, server.url(f"/{name}.xml"), kind)
+            feeds.add(conn, feeds.NewFeed(server.url(f"/{name}.xml"), kind))
         outbox.subscribe(conn, "desk@newsroom.example", ["F-16"], 0.5)
         env = supervisor.child_env(
             db_url, services.broker_url, tmp_path, "http://t.example", ["127.0.0.0/8"], None

@@ -1,5 +1,6 @@
 import ipaddress
 from collections.abc import Iterator
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -8,7 +9,7 @@ from tests.conftest import free_port
 from tests.feedserver import FeedServer, Route
 from tracker.demo import FEEDS_DIR
 from tracker.feeds.fetch import FetchPolicy
-from tracker.feeds.refresh import refresh_feed
+from tracker.feeds.refresh import Outcome, RefreshConfig, refresh_feed
 from tracker.storage import feeds
 from tracker.storage.feeds import Lease
 
@@ -27,13 +28,17 @@ def server() -> Iterator[FeedServer]:
         yield s
 
 
+def refresh(conn: psycopg.Connection, lease: Lease, policy: FetchPolicy = LOOPBACK) -> Outcome:
+    return refresh_feed(conn, lease, RefreshConfig(policy, 3600, timedelta(hours=72)))
+
+
 def lease_all(conn: psycopg.Connection) -> dict[int, Lease]:
     with conn.transaction():
-        return {lease.feed_id: lease for lease in feeds.claim_due(conn, 100, 600)}
+        return {lease.feed_id: lease for lease in feeds.claim_due(conn, 100, 600, per_host=100)}
 
 
 def add(conn: psycopg.Connection, url: str) -> int:
-    return feeds.add(conn, url, "media")[0].id
+    return feeds.add(conn, feeds.NewFeed(url, "media"))[0].id
 
 
 def count_items(conn: psycopg.Connection, feed_id: int) -> int:
@@ -51,10 +56,10 @@ def test_a_feed_is_fetched_parsed_and_stored_once(
 ) -> None:
     server.routes["/courier.xml"] = Route(COURIER)
     feed_id = add(conn, server.url("/courier.xml"))
-    outcome = refresh_feed(conn, lease_all(conn)[feed_id], LOOPBACK, 3600)
+    outcome = refresh(conn, lease_all(conn)[feed_id], LOOPBACK)
     assert outcome.status == "ok" and len(outcome.new_item_ids) == 6
     make_due(conn)
-    again = refresh_feed(conn, lease_all(conn)[feed_id], LOOPBACK, 3600)
+    again = refresh(conn, lease_all(conn)[feed_id], LOOPBACK)
     assert again.new_item_ids == []
     assert count_items(conn, feed_id) == 6
     stored = feeds.get(conn, feed_id)
@@ -66,9 +71,9 @@ def test_a_feed_that_answers_304_is_not_parsed_again(
 ) -> None:
     server.routes["/c.xml"] = Route(COURIER, etag='"v1"')
     feed_id = add(conn, server.url("/c.xml"))
-    refresh_feed(conn, lease_all(conn)[feed_id], LOOPBACK, 3600)
+    refresh(conn, lease_all(conn)[feed_id], LOOPBACK)
     make_due(conn)
-    outcome = refresh_feed(conn, lease_all(conn)[feed_id], LOOPBACK, 3600)
+    outcome = refresh(conn, lease_all(conn)[feed_id], LOOPBACK)
     assert outcome.status == "not_modified"
     assert server.requests[-1][1].get("If-None-Match") == '"v1"'
 
@@ -78,10 +83,10 @@ def test_a_changed_item_is_updated_not_duplicated(
 ) -> None:
     server.routes["/c.xml"] = Route(COURIER)
     feed_id = add(conn, server.url("/c.xml"))
-    refresh_feed(conn, lease_all(conn)[feed_id], LOOPBACK, 3600)
+    refresh(conn, lease_all(conn)[feed_id], LOOPBACK)
     server.routes["/c.xml"] = Route(COURIER.replace(b"Sources say", b"Insiders claim", 1))
     make_due(conn)
-    outcome = refresh_feed(conn, lease_all(conn)[feed_id], LOOPBACK, 3600)
+    outcome = refresh(conn, lease_all(conn)[feed_id], LOOPBACK)
     assert len(outcome.new_item_ids) == 1
     assert count_items(conn, feed_id) == 6
 
@@ -101,7 +106,7 @@ def test_bad_feeds_are_recorded_on_the_feed_and_the_others_go_on(
     urls["closed"] = f"http://127.0.0.1:{free_port()}/feed.xml"
     ids = {name: add(conn, url) for name, url in urls.items()}
     leases = lease_all(conn)
-    outcomes = {name: refresh_feed(conn, leases[i], LOOPBACK, 3600) for name, i in ids.items()}
+    outcomes = {name: refresh(conn, leases[i], LOOPBACK) for name, i in ids.items()}
     assert outcomes["good.xml"].status == "ok"
     assert {n: o.status for n, o in outcomes.items() if n != "good.xml"} == {
         "page.html": "not_a_feed",
@@ -123,7 +128,7 @@ def test_loopback_addresses_are_refused_unless_allow_listed(
     server.routes["/c.xml"] = Route(COURIER)
     feed_id = add(conn, server.url("/c.xml"))
     strict = FetchPolicy(timeout_s=5, max_bytes=1_000_000, user_agent="test")
-    outcome = refresh_feed(conn, lease_all(conn)[feed_id], strict, 3600)
+    outcome = refresh(conn, lease_all(conn)[feed_id], strict)
     assert outcome.status == "refused"
     assert outcome.error is not None and "non-public address 127.0.0.1" in outcome.error
     assert server.requests == []
@@ -135,7 +140,7 @@ def test_an_oversized_body_is_refused(conn: psycopg.Connection, server: FeedServ
     small = FetchPolicy(
         timeout_s=5, max_bytes=10_000, user_agent="test", allow_networks=LOOPBACK.allow_networks
     )
-    assert refresh_feed(conn, lease_all(conn)[feed_id], small, 3600).status == "too_large"
+    assert refresh(conn, lease_all(conn)[feed_id], small).status == "too_large"
 
 
 def test_a_stale_lease_cannot_touch_the_feed(conn: psycopg.Connection, server: FeedServer) -> None:
@@ -145,7 +150,7 @@ def test_a_stale_lease_cannot_touch_the_feed(conn: psycopg.Connection, server: F
     conn.execute("UPDATE feeds SET lease_until = now() - interval '1 second'")
     make_due(conn)
     lease_all(conn)  # another dispatcher takes the expired lease
-    assert refresh_feed(conn, first, LOOPBACK, 3600).status == "lease_lost"
+    assert refresh(conn, first, LOOPBACK).status == "lease_lost"
     assert count_items(conn, feed_id) == 0
 
 
@@ -162,7 +167,7 @@ def test_a_redirect_to_a_private_address_is_refused_before_connecting(
         b"", status=302, headers={"Location": "http://169.254.169.254/latest/meta-data/"}
     )
     feed_id = add(conn, server.url("/moved.xml"))
-    outcome = refresh_feed(conn, lease_all(conn)[feed_id], LOOPBACK, 3600)
+    outcome = refresh(conn, lease_all(conn)[feed_id], LOOPBACK)
     assert outcome.status == "refused"
     assert outcome.error is not None and "169.254.169.254" in outcome.error
 
@@ -171,7 +176,142 @@ def test_a_feed_url_that_cannot_even_be_requested_is_recorded_on_the_feed(
     conn: psycopg.Connection,
 ) -> None:
     feed_id = add(conn, "http://127.0.0.1:notaport/feed.xml")
-    outcome = refresh_feed(conn, lease_all(conn)[feed_id], LOOPBACK, 3600)
+    outcome = refresh(conn, lease_all(conn)[feed_id], LOOPBACK)
     feed = feeds.get(conn, feed_id)
     assert outcome.status == "error"
     assert feed is not None and feed.error_count == 1 and feed.last_error
+
+
+def test_a_permanent_redirect_chain_updates_the_stored_url(
+    conn: psycopg.Connection, server: FeedServer
+) -> None:
+    server.routes["/old.xml"] = Route(b"", status=301, headers={"Location": "/mid.xml"})
+    server.routes["/mid.xml"] = Route(b"", status=308, headers={"Location": "/new.xml"})
+    server.routes["/new.xml"] = Route(COURIER)
+    feed_id = add(conn, server.url("/old.xml"))
+    assert refresh(conn, lease_all(conn)[feed_id]).status == "ok"
+    moved = feeds.get(conn, feed_id)
+    assert moved is not None and moved.url == server.url("/new.xml")
+
+
+def test_a_temporary_redirect_keeps_the_stored_url(
+    conn: psycopg.Connection, server: FeedServer
+) -> None:
+    server.routes["/old.xml"] = Route(b"", status=301, headers={"Location": "/temporary.xml"})
+    server.routes["/temporary.xml"] = Route(b"", status=302, headers={"Location": "/new.xml"})
+    server.routes["/new.xml"] = Route(COURIER)
+    feed_id = add(conn, server.url("/old.xml"))
+    assert refresh(conn, lease_all(conn)[feed_id]).status == "ok"
+    kept = feeds.get(conn, feed_id)
+    assert kept is not None and kept.url == server.url("/old.xml")
+
+
+def admin(conn: psycopg.Connection) -> None:
+    conn.execute(
+        "INSERT INTO users (email, password_hash, role) VALUES ('ops@example.org', 'x', 'admin')"
+    )
+
+
+def test_a_gone_feed_is_disabled_with_the_reason_and_admins_are_told(
+    conn: psycopg.Connection, server: FeedServer
+) -> None:
+    admin(conn)
+    server.routes["/gone.xml"] = Route(b"", status=410)
+    feed_id = add(conn, server.url("/gone.xml"))
+    assert refresh(conn, lease_all(conn)[feed_id]).status == "gone"
+    feed = feeds.get(conn, feed_id)
+    assert feed is not None and not feed.enabled
+    assert feed.disabled_reason is not None and "410" in feed.disabled_reason
+    alert = conn.execute("SELECT recipient, subject FROM alert_outbox").fetchall()
+    assert alert == [("ops@example.org", f"Feed disabled: {server.url('/gone.xml')}")]
+
+
+def test_a_feed_failing_longer_than_the_limit_is_disabled_once(
+    conn: psycopg.Connection, server: FeedServer
+) -> None:
+    admin(conn)
+    server.routes["/err.xml"] = Route(b"", status=500)
+    feed_id = add(conn, server.url("/err.xml"))
+    assert refresh(conn, lease_all(conn)[feed_id]).status == "http_error"
+    still = feeds.get(conn, feed_id)
+    assert still is not None and still.enabled and still.failing_since is not None
+    conn.execute("UPDATE feeds SET failing_since = now() - interval '4 days'")
+    make_due(conn)
+    refresh(conn, lease_all(conn)[feed_id])
+    disabled = feeds.get(conn, feed_id)
+    assert disabled is not None and not disabled.enabled
+    assert disabled.disabled_reason is not None and "failing since" in disabled.disabled_reason
+    assert lease_all(conn) == {}
+    assert conn.execute("SELECT count(*) FROM alert_outbox").fetchone() == (1,)
+
+
+def test_errors_back_off_exponentially(conn: psycopg.Connection, server: FeedServer) -> None:
+    server.routes["/err.xml"] = Route(b"", status=500)
+    feed_id = add(conn, server.url("/err.xml"))
+    waits = []
+    for _ in range(3):
+        refresh(conn, lease_all(conn)[feed_id])
+        row = conn.execute(
+            "SELECT extract(epoch FROM next_poll_at - now()) FROM feeds WHERE id = %s", (feed_id,)
+        ).fetchone()
+        assert row is not None
+        waits.append(float(row[0]))
+        make_due(conn)
+    assert 40 < waits[0] < 80 and 90 < waits[1] < 150 and 190 < waits[2] < 290
+
+
+def test_a_feed_whose_body_did_not_change_is_not_parsed_again(
+    conn: psycopg.Connection, server: FeedServer
+) -> None:
+    server.routes["/c.xml"] = Route(COURIER)  # no validators: only the body hash can tell
+    feed_id = add(conn, server.url("/c.xml"))
+    refresh(conn, lease_all(conn)[feed_id])
+    make_due(conn)
+    assert refresh(conn, lease_all(conn)[feed_id]).status == "unchanged"
+
+
+def test_a_changed_item_keeps_its_earlier_text_as_a_revision(
+    conn: psycopg.Connection, server: FeedServer
+) -> None:
+    server.routes["/c.xml"] = Route(COURIER)
+    feed_id = add(conn, server.url("/c.xml"))
+    refresh(conn, lease_all(conn)[feed_id])
+    server.routes["/c.xml"] = Route(COURIER.replace(b"Sources say", b"Insiders claim", 1))
+    make_due(conn)
+    [changed] = refresh(conn, lease_all(conn)[feed_id]).new_item_ids
+    item = conn.execute("SELECT title, revision FROM items WHERE id = %s", (changed,)).fetchone()
+    assert item is not None and item[0].startswith("Insiders claim") and item[1] == 2
+    old = conn.execute("SELECT title, revision FROM item_revisions WHERE item_id = %s", (changed,))
+    assert [(t.startswith("Sources say"), r) for t, r in old.fetchall()] == [(True, 1)]
+
+
+def test_the_same_article_in_another_feed_is_linked_to_the_first_copy(
+    conn: psycopg.Connection, server: FeedServer
+) -> None:
+    server.routes["/a.xml"] = Route(COURIER)
+    server.routes["/b.xml"] = Route(COURIER.replace(b"daily-courier-", b"mirror-"))
+    first, second = add(conn, server.url("/a.xml")), add(conn, server.url("/b.xml"))
+    leases = lease_all(conn)
+    refresh(conn, leases[first])
+    refresh(conn, leases[second])
+    rows = conn.execute(
+        """SELECT count(*) FROM items m JOIN items o ON o.id = m.duplicate_of
+           WHERE m.feed_id = %s AND o.feed_id = %s""",
+        (second, first),
+    ).fetchone()
+    assert rows == (6,)
+
+
+def test_no_more_than_the_per_host_limit_is_leased_at_once(conn: psycopg.Connection) -> None:
+    for i in range(5):
+        add(conn, f"http://one.example/{i}.xml")
+    add(conn, "http://two.example/feed.xml")
+    with conn.transaction():
+        first = feeds.claim_due(conn, 100, 600, per_host=2)
+    with conn.transaction():
+        second = feeds.claim_due(conn, 100, 600, per_host=2)
+    hosts = conn.execute(
+        "SELECT host, count(*) FROM feeds WHERE lease_until > now() GROUP BY host ORDER BY host"
+    ).fetchall()
+    assert (len(first), len(second)) == (3, 0)
+    assert hosts == [("one.example", 2), ("two.example", 1)]

@@ -17,13 +17,10 @@ def demo_items(conn: psycopg.Connection) -> list[int]:
     ensure_item_model(conn)
     ids: list[int] = []
     for entry in json.loads((FEEDS_DIR / "manifest.json").read_text()):
-        feed, _ = feeds.add(
-            conn,
-            f"http://demo.example/{entry['file']}",
-            entry["kind"],
-            entry["title"],
-            entry["language"],
+        new = feeds.NewFeed(
+            f"http://demo.example/{entry['file']}", entry["kind"], entry["title"], entry["language"]
         )
+        feed, _ = feeds.add(conn, new)
         parsed = parse((FEEDS_DIR / entry["file"]).read_bytes())
         ids += items.upsert(conn, feed.id, parsed.entries)
     return ids

@@ -292,3 +292,22 @@ def test_the_app_refuses_to_start_without_a_database_url() -> None:
     refused = pytest.raises(RuntimeError, match="TRACKER_DATABASE_URL is not set")
     with refused, TestClient(make_app(None)):
         pass
+
+
+def test_the_feeds_page_shows_each_feeds_health_with_errors_as_text(
+    client: TestClient, db_url: str
+) -> None:
+    add_user(db_url, "viewer@newsroom.example", "viewer")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            """INSERT INTO feeds (url, kind, status, last_error, error_count)
+               VALUES ('https://broken.example/rss', 'media', 'not_a_feed',
+                       'not a feed: <img src=x onerror=alert(1)>', 3)"""
+        )
+    log_in(client, "viewer@newsroom.example")
+    page = client.get("/feeds")
+    assert page.status_code == 200
+    for shown in ("https://broken.example/rss", "not_a_feed", ">3<"):
+        assert shown in page.text
+    assert "<img src=x onerror" not in page.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page.text

@@ -1,25 +1,54 @@
-"""Parse fetched bytes with feedparser (never a URL or path) into entries with stable identity."""
+"""Parse fetched bytes into entries with stable identity.
+
+XML feeds (RSS, Atom, RDF) go through feedparser, which is only ever given bytes: handed a URL
+or a path it would read `file://` and local files itself, without a timeout. JSON Feed goes
+through our own reader (`jsonfeed`). Both are mapped onto one `_Fields` shape so identity,
+sanitising and size limits are applied once, the same way.
+"""
 
 import calendar
 import hashlib
 import html
 import re
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import feedparser
-import nh3
 
 from tracker.domain import ParsedEntry
+from tracker.feeds import jsonfeed
+from tracker.feeds.sanitise import (
+    absolute,
+    normalise,
+    plain_text,
+    resolve,
+    sanitise_html,
+    scheme,
+    scrub,
+)
 
 TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid)$", re.IGNORECASE)
-WHITESPACE = re.compile(r"\s+")
+MAX_ENTRIES = 5000
+MAX_TITLE = 1000
+MAX_SUMMARY = 20_000
+MAX_KEY = 2000
+MAX_AUTHOR = 200
+MAX_CATEGORIES = 20
+MAX_CATEGORY = 100
+MAX_ENCLOSURES = 20
+MAX_LANGUAGE = 35
+FALLBACK_TITLE = 120
+DESCRIBED_TITLES = 10
+DESCRIBE_MAX_BYTES = 10 * 1024 * 1024  # the default fetch cap (TRACKER_FETCH_MAX_BYTES)
 
 
 class NotAFeedError(Exception):
-    """The bytes are not a feed feedparser can read."""
+    """The bytes are not a feed we can read."""
 
 
 @dataclass(frozen=True)
@@ -30,24 +59,90 @@ class ParsedFeed:
     bozo_reason: str | None
 
 
+@dataclass(frozen=True)
+class _Fields:
+    """One entry as read, before identity, sanitising and limits; the same for XML and JSON."""
+
+    guid: str
+    link: str
+    title: str  # plain text
+    summary: str  # plain text
+    bodies: tuple[str, ...]  # HTML candidates for content_html; plain text arrives escaped
+    published: datetime | None
+    updated: datetime | None
+    authors: tuple[str, ...]
+    tags: tuple[str, ...]
+    enclosures: tuple[str, ...]
+    language: str | None
+
+
 def parse(
     body: bytes, headers: dict[str, str] | None = None, base_url: str | None = None
 ) -> ParsedFeed:
-    response_headers = dict(headers or {})
+    # HTTP header names are case-insensitive; feedparser only looks up lower-case ones.
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    if jsonfeed.looks_like_json(body, lowered.get("content-type")):
+        return _parse_json(body, base_url)
+    return _parse_xml(body, lowered, base_url)
+
+
+def describe_file(path: Path, max_bytes: int = DESCRIBE_MAX_BYTES) -> dict[str, Any]:
+    """What `parse` makes of a local file, for `tracker feeds parse PATH`. The file is read
+    here and only its bytes go to the parser (feedparser would open paths and URLs itself)."""
+    try:
+        parsed = parse(_read_capped(path, max_bytes))
+    except OSError as exc:
+        return _described_failure(f"cannot read {path}: {exc.strerror or exc}")
+    except NotAFeedError as exc:
+        return _described_failure(str(exc))
+    return {
+        "entries": len(parsed.entries),
+        "titles": [e.title for e in parsed.entries[:DESCRIBED_TITLES]],
+        "bozo": parsed.bozo_reason is not None,
+        "error": None,
+    }
+
+
+def _read_capped(path: Path, max_bytes: int) -> bytes:
+    # The same kind of cap a fetch has: a stray multi-gigabyte file must not fill memory.
+    with path.open("rb") as file:
+        body = file.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        raise OSError(f"larger than {max_bytes} bytes")
+    return body
+
+
+def _described_failure(error: str) -> dict[str, Any]:
+    return {"entries": 0, "titles": [], "bozo": False, "error": error}
+
+
+# --- XML through feedparser ------------------------------------------------------------------
+
+
+def _parse_xml(body: bytes, headers: dict[str, str], base_url: str | None) -> ParsedFeed:
     if base_url:
-        response_headers["content-location"] = base_url
-    parsed = feedparser.parse(body, response_headers=response_headers)
+        headers["content-location"] = base_url
+    if headers:
+        # feedparser calls any HTTP response without a Content-Type bozo, including the one we
+        # make up to pass a base URL; XML without a charset is read as the XML itself declares.
+        headers.setdefault("content-type", "application/xml")
+    parsed = feedparser.parse(body, response_headers=headers or None)
     bozo = _bozo_reason(parsed)
-    if not parsed.entries and (bozo or not parsed.get("version")):
+    if not parsed.entries and (_broken(parsed) or not parsed.get("version")):
         raise NotAFeedError(f"not a feed: {bozo or 'no feed elements found'}")
-    language = parsed.feed.get("language") or None
-    entries = [e for e in (_entry(raw, language) for raw in parsed.entries) if e is not None]
-    return ParsedFeed(
-        title=_text(parsed.feed.get("title")) or None,
-        language=language,
-        entries=entries,
-        bozo_reason=bozo,
-    )
+    feed = parsed.feed
+    # Atom entries without an author inherit the feed's (RFC 4287, 4.2.1); RSS has no such rule.
+    inherited = _xml_authors(feed) if str(parsed.get("version", "")).startswith("atom") else ()
+    fields = (_xml_fields(raw, inherited) for raw in parsed.entries[:MAX_ENTRIES])
+    base = base_url or _declared_base(feed.get("links") or [])
+    return _feed(plain_text(feed.get("title")), _language(feed.get("language")), fields, base, bozo)
+
+
+def _broken(parsed: Any) -> bool:
+    """A real parse error, not one of the notes feedparser files under bozo too (an encoding
+    override, a non-XML media type, an undeclared namespace)."""
+    exc = parsed.get("bozo_exception")
+    return bool(parsed.get("bozo")) and not isinstance(exc, feedparser.ThingsNobodyCaresAboutButMe)
 
 
 def _bozo_reason(parsed: Any) -> str | None:
@@ -57,52 +152,74 @@ def _bozo_reason(parsed: Any) -> str | None:
     return f"{type(exc).__name__}: {exc}" if exc else "malformed feed"
 
 
-def _entry(raw: Any, feed_language: str | None) -> ParsedEntry | None:
-    title = _text(raw.get("title"))
-    summary = _text(raw.get("summary") or _first_content(raw))
-    if not title and not summary:
-        return None
-    guid = (raw.get("id") or "").strip() or None
-    link = canonical_url(raw.get("link"))
-    content_hash = hashlib.sha256(f"{title}\n{summary}".encode()).hexdigest()
-    dedupe_key = guid or link or f"sha256:{content_hash}"
-    return ParsedEntry(
-        dedupe_key=dedupe_key[:2000],
-        guid=guid,
-        url=link,
-        title=title or summary[:120],
-        summary=summary,
-        language=_entry_language(raw) or feed_language,
-        published_at=_date(raw),
-        content_hash=content_hash,
+def _declared_base(links: list[Any]) -> str | None:
+    """Without a fetch URL (a local file), resolve relative links against the feed's own
+    address as it declares it: its self link, else its home page."""
+    by_rel = {link.get("rel"): link.get("href") for link in links if link.get("href")}
+    return _web_base(by_rel.get("self"), by_rel.get("alternate"))
+
+
+def _xml_fields(raw: Any, inherited_authors: tuple[str, ...]) -> _Fields:
+    # dict.get skips FeedParserDict's key aliasing (e.g. updated -> published) and its warnings.
+    return _Fields(
+        guid=scrub(str(dict.get(raw, "id") or "")).strip(),
+        link=str(dict.get(raw, "link") or ""),
+        title=plain_text(dict.get(raw, "title")),
+        summary=plain_text(dict.get(raw, "summary") or _first_content(raw)),
+        bodies=_xml_bodies(raw),
+        published=_struct_date(raw, "published_parsed", "created_parsed", "updated_parsed"),
+        updated=_struct_date(raw, "updated_parsed"),
+        authors=_xml_authors(raw) or inherited_authors,
+        tags=tuple(str(t.get("term") or t.get("label") or "") for t in _list(raw, "tags")),
+        enclosures=_xml_enclosures(raw),
+        language=_xml_language(raw),
     )
 
 
+def _list(raw: Any, key: str) -> list[Any]:
+    value = dict.get(raw, key)
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def _first_content(raw: Any) -> str:
-    content = raw.get("content") or []
+    content = _list(raw, "content")
     return str(content[0].get("value", "")) if content else ""
 
 
-def _entry_language(raw: Any) -> str | None:
-    for detail in (raw.get("title_detail"), raw.get("summary_detail")):
+def _xml_bodies(raw: Any) -> tuple[str, ...]:
+    details = [*_list(raw, "content"), dict.get(raw, "summary_detail") or {}]
+    return tuple(_as_html(d.get("value"), d.get("type")) for d in details if d.get("value"))
+
+
+def _as_html(value: Any, media_type: Any) -> str:
+    text = str(value)
+    return html.escape(text) if media_type == "text/plain" else text
+
+
+def _xml_enclosures(raw: Any) -> tuple[str, ...]:
+    # feedparser keeps enclosures as links; `entry.enclosures` is computed by its aliasing.
+    links = _list(raw, "links")
+    return tuple(str(link.get("href") or "") for link in links if link.get("rel") == "enclosure")
+
+
+def _xml_authors(obj: Any) -> tuple[str, ...]:
+    # `author` repeats the first of `authors`, sometimes as "email (name)"; it is the fallback.
+    names = tuple(n for n in (str(a.get("name") or "") for a in _list(obj, "authors")) if n)
+    return names or tuple(filter(None, [str(dict.get(obj, "author") or "")]))
+
+
+def _xml_language(raw: Any) -> str | None:
+    details = [dict.get(raw, "title_detail"), dict.get(raw, "summary_detail")]
+    for detail in [*details, *_list(raw, "content")]:
         if detail and detail.get("language"):
-            return str(detail["language"])
+            return _language(detail["language"])
     return None
 
 
-def _text(value: Any) -> str:
-    """HTML to plain text: sanitise away every tag, then decode entities."""
-    if not value:
-        return ""
-    stripped = nh3.clean(str(value), tags=set(), clean_content_tags={"script", "style"})
-    return WHITESPACE.sub(" ", html.unescape(stripped)).strip()
-
-
-def _date(raw: Any) -> datetime | None:
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        # dict.get skips FeedParserDict's deprecated key aliasing (and its warning).
+def _struct_date(raw: Any, *keys: str) -> datetime | None:
+    for key in keys:
         value = dict.get(raw, key)
-        if value:
+        if isinstance(value, time.struct_time):
             try:
                 return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
             except (OverflowError, ValueError, OSError):
@@ -110,11 +227,115 @@ def _date(raw: Any) -> datetime | None:
     return None
 
 
+# --- JSON Feed -------------------------------------------------------------------------------
+
+
+def _parse_json(body: bytes, base_url: str | None) -> ParsedFeed:
+    try:
+        feed = jsonfeed.parse_json_feed(body)
+    except jsonfeed.InvalidJsonFeed as exc:
+        raise NotAFeedError(f"not a feed: {exc}") from None
+    base = base_url or _web_base(feed.feed_url, feed.home_page_url)
+    fields = (_json_fields(item) for item in feed.items)
+    bozo = f"skipped {feed.skipped} items that are not objects" if feed.skipped else None
+    return _feed(normalise(feed.title), _language(feed.language), fields, base, bozo)
+
+
+def _json_fields(item: jsonfeed.JsonItem) -> _Fields:
+    bodies = (item.content_html, html.escape(item.content_text), html.escape(item.summary))
+    return _Fields(
+        guid=scrub(item.id or ""),
+        link=item.url or "",
+        # JSON Feed titles, summaries and content_text are plain text by the spec.
+        title=normalise(item.title),
+        summary=normalise(item.summary or item.content_text) or plain_text(item.content_html),
+        bodies=tuple(b for b in bodies if b),
+        published=item.published,
+        updated=item.modified,
+        authors=item.authors,
+        tags=item.tags,
+        enclosures=item.attachments,
+        language=_language(item.language),
+    )
+
+
+# --- One entry, whatever the format ----------------------------------------------------------
+
+
+def _feed(
+    title: str, language: str | None, fields: Iterable[_Fields], base: str | None, bozo: str | None
+) -> ParsedFeed:
+    entries = [e for e in (_entry(f, base, language) for f in fields) if e is not None]
+    return ParsedFeed(
+        title=title[:MAX_TITLE] or None, language=language, entries=entries, bozo_reason=bozo
+    )
+
+
+def _entry(f: _Fields, base: str | None, feed_language: str | None) -> ParsedEntry | None:
+    title, summary = f.title[:MAX_TITLE], f.summary[:MAX_SUMMARY]
+    if not title and not summary:
+        return None
+    guid = f.guid[:MAX_KEY] or None
+    link = canonical_url(resolve(base, f.link))
+    content_hash = hashlib.sha256(f"{title}\n{summary}".encode()).hexdigest()
+    dedupe_key = guid or link or f"sha256:{content_hash}"
+    return ParsedEntry(
+        dedupe_key=dedupe_key[:MAX_KEY],
+        guid=guid,
+        url=link,
+        title=title or summary[:FALLBACK_TITLE],
+        summary=summary,
+        language=f.language or feed_language,
+        published_at=f.published,
+        content_hash=content_hash,
+        content_html=sanitise_html(max(f.bodies, key=len, default=""), base),
+        author=_author(f.authors),
+        updated_at=f.updated,
+        categories=_categories(f.tags),
+        enclosures=_enclosures(f.enclosures, base),
+    )
+
+
+def _author(names: tuple[str, ...]) -> str | None:
+    unique = dict.fromkeys(n for n in (normalise(name) for name in names) if n)
+    return ", ".join(unique)[:MAX_AUTHOR] or None
+
+
+def _categories(terms: tuple[str, ...]) -> tuple[str, ...]:
+    # Case-insensitive: "Politics" and "politics" are one category; the first spelling wins.
+    unique: dict[str, str] = {}
+    for term in (normalise(t)[:MAX_CATEGORY] for t in terms):
+        if term and term.casefold() not in unique:
+            unique[term.casefold()] = term
+    return tuple(unique.values())[:MAX_CATEGORIES]
+
+
+def _enclosures(urls: tuple[str, ...], base: str | None) -> tuple[str, ...]:
+    resolved = (resolve(base, url) for url in urls)
+    web = (u for u in resolved if u and scheme(u) in ("http", "https") and len(u) <= MAX_KEY)
+    return tuple(dict.fromkeys(web))[:MAX_ENCLOSURES]
+
+
+def _language(value: Any) -> str | None:
+    return normalise(str(value or ""))[:MAX_LANGUAGE] or None
+
+
+# --- URLs ------------------------------------------------------------------------------------
+
+
+def _web_base(*candidates: str | None) -> str | None:
+    placed = (absolute(url) for url in candidates)
+    return next((url for url in placed if url and scheme(url) != "mailto"), None)
+
+
 def canonical_url(url: str | None) -> str | None:
     """Drop tracking parameters and the fragment so the same article has one URL."""
     if not url:
         return None
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
     query = [

@@ -1,19 +1,31 @@
-"""Refresh one leased feed: fetch, parse, store, record the outcome. The orchestrator of ingest."""
+"""Refresh one leased feed: fetch, parse, store, schedule. The orchestrator of ingestion."""
 
-import random
+import dataclasses
+import hashlib
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 import psycopg
 import structlog
 
-from tracker.domain import Feed
-from tracker.feeds.fetch import FetchError, FetchPolicy, FetchResult, fetch
+from tracker.config import Settings
+from tracker.domain import Feed, ParsedEntry
+from tracker.feeds import schedule
+from tracker.feeds.dedupe import text_fingerprint
+from tracker.feeds.fetch import FetchError, FetchPolicy, FetchResult, fetch, parse_networks
 from tracker.feeds.parse import NotAFeedError, ParsedFeed, parse
-from tracker.storage import feeds, items
-from tracker.storage.feeds import Lease
+from tracker.storage import feeds, items, outbox, users
+from tracker.storage.feeds import Lease, Success
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class RefreshConfig:
+    policy: FetchPolicy
+    max_backoff_s: int
+    disable_after: timedelta
 
 
 @dataclass(frozen=True)
@@ -23,20 +35,32 @@ class Outcome:
     error: str | None = None
 
 
-def refresh_feed(
-    conn: psycopg.Connection, lease: Lease, policy: FetchPolicy, max_backoff_s: int
-) -> Outcome:
+def refresh_config(s: Settings) -> RefreshConfig:
+    policy = FetchPolicy(
+        timeout_s=s.fetch_timeout_s,
+        max_bytes=s.fetch_max_bytes,
+        user_agent=s.user_agent,
+        allow_networks=parse_networks(s.fetch_allow_networks),
+    )
+    return RefreshConfig(
+        policy=policy,
+        max_backoff_s=s.max_backoff_s,
+        disable_after=timedelta(hours=s.disable_after_failing_h),
+    )
+
+
+def refresh_feed(conn: psycopg.Connection, lease: Lease, config: RefreshConfig) -> Outcome:
     feed = _leased_feed(conn, lease)
     if feed is None:
         return Outcome(status="lease_lost", new_item_ids=[])
     try:
-        result = fetch(feed.url, policy, etag=feed.etag, last_modified=feed.last_modified)
-        parsed = (
-            None if result.not_modified else parse(result.body, result.headers, result.final_url)
-        )
+        result = fetch(feed.url, config.policy, etag=feed.etag, last_modified=feed.last_modified)
+        body_hash = None if result.not_modified else hashlib.sha256(result.body).hexdigest()
+        unchanged = result.not_modified or body_hash == feed.body_hash
+        parsed = None if unchanged else parse(result.body, result.headers, result.final_url)
     except Exception as exc:  # noqa: BLE001 - whatever a feed does, it is recorded on the feed
-        return _record_failure(conn, lease, feed, exc, max_backoff_s)
-    return _store(conn, lease, feed, result, parsed)
+        return _record_failure(conn, lease, feed, exc, config)
+    return _store(conn, lease, feed, result, parsed, body_hash or feed.body_hash)
 
 
 def _leased_feed(conn: psycopg.Connection, lease: Lease) -> Feed | None:
@@ -53,33 +77,109 @@ def _store(
     feed: Feed,
     result: FetchResult,
     parsed: ParsedFeed | None,
+    body_hash: str | None,
 ) -> Outcome:
     with conn.transaction():
-        new_ids = items.upsert(conn, feed.id, parsed.entries) if parsed else []
-        status = "not_modified" if parsed is None else "ok" if not parsed.bozo_reason else "ok_bozo"
+        entries = [_fingerprinted(e) for e in parsed.entries] if parsed else []
+        new_ids = items.upsert(conn, feed.id, entries)
+        if new_ids:
+            items.link_duplicates(conn, new_ids)
+        status = _status(result, parsed)
+        interval = schedule.next_interval(
+            items.published_dates(conn, feed.id),
+            result.cache_hint_s,
+            feed.min_interval_s,
+            feed.max_interval_s,
+            feed.poll_interval_s,
+        )
         feeds.record_success(
             conn,
             lease,
-            title=parsed.title if parsed else None,
-            etag=result.etag or feed.etag,
-            last_modified=result.last_modified or feed.last_modified,
-            status=status,
+            Success(
+                status=status,
+                title=parsed.title if parsed else None,
+                etag=result.etag or feed.etag,
+                last_modified=result.last_modified or feed.last_modified,
+                body_hash=body_hash,
+                interval_s=interval,
+                new_url=_moved_to(conn, feed, result),
+            ),
         )
-    log.info("feed refreshed", feed_id=feed.id, status=status, new_items=len(new_ids))
+    log.info(
+        "feed refreshed",
+        feed_id=feed.id,
+        status=status,
+        new_items=len(new_ids),
+        next_poll_s=interval,
+    )
     return Outcome(status=status, new_item_ids=new_ids)
 
 
+def _status(result: FetchResult, parsed: ParsedFeed | None) -> str:
+    if result.not_modified:
+        return "not_modified"
+    if parsed is None:
+        return "unchanged"
+    return "ok_bozo" if parsed.bozo_reason else "ok"
+
+
+def _fingerprinted(entry: ParsedEntry) -> ParsedEntry:
+    return dataclasses.replace(entry, text_hash=text_fingerprint(entry.title, entry.summary))
+
+
+def _moved_to(conn: psycopg.Connection, feed: Feed, result: FetchResult) -> str | None:
+    """The new URL after permanent redirects only (301/308 all the way), unless another feed
+    already has it."""
+    url = result.permanent_url
+    if url is None or url == feed.url or feeds.url_taken(conn, url, feed.id):
+        return None
+    log.info("feed moved permanently", feed_id=feed.id, old=feed.url, new=url)
+    return url
+
+
 def _record_failure(
-    conn: psycopg.Connection, lease: Lease, feed: Feed, exc: Exception, max_backoff_s: int
+    conn: psycopg.Connection, lease: Lease, feed: Feed, exc: Exception, config: RefreshConfig
 ) -> Outcome:
     status, message, retry_after = _describe(exc)
-    backoff = min(max_backoff_s, 60 * 2 ** min(feed.error_count, 16))
-    # Jitter spreads retries so feeds that broke together do not retry together.
-    retry_in = retry_after if retry_after is not None else backoff * random.uniform(0.8, 1.2)  # noqa: S311
+    retry_in = (
+        retry_after
+        if retry_after is not None
+        else schedule.backoff(feed.error_count, config.max_backoff_s)
+    )
     with conn.transaction():
-        feeds.record_failure(conn, lease, status=status, error=message, retry_in_s=retry_in)
-    log.warning("feed failed", feed_id=feed.id, status=status, error=message)
+        disabled = feeds.record_failure(
+            conn,
+            lease,
+            status=status,
+            error=message,
+            retry_in_s=retry_in,
+            disable_after=config.disable_after,
+            gone=status == "gone",
+        )
+        if disabled:
+            _queue_ops_alert(conn, feed, message)
+    log.warning(
+        "feed failed",
+        feed_id=feed.id,
+        status=status,
+        error=message,
+        disabled=disabled,
+        retry_in_s=round(retry_in),
+    )
     return Outcome(status=status, new_item_ids=[], error=message)
+
+
+def _queue_ops_alert(conn: psycopg.Connection, feed: Feed, message: str) -> None:
+    """Tell the admins in the same transaction that disabled the feed."""
+    for email in users.admin_emails(conn):
+        outbox.enqueue(
+            conn,
+            f"ops:feed-disabled:{feed.id}:{feed.failing_since or 'gone'}",
+            email,
+            f"Feed disabled: {feed.title or feed.url}"[:150],
+            f"The feed {feed.url} (id {feed.id}) was disabled.\n\nLast error: {message}\n\n"
+            f"Re-enable it with `tracker feeds enable {feed.id}` once it is fixed.\n",
+        )
 
 
 def _describe(exc: Exception) -> tuple[str, str, float | None]:

@@ -68,3 +68,9 @@ def set_password(conn: psycopg.Connection, user_id: int, password_hash: str) -> 
             "UPDATE users SET password_hash = %s, must_change_password = false WHERE id = %s",
             (password_hash, user_id),
         )
+
+
+def admin_emails(conn: psycopg.Connection) -> list[str]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT email FROM users WHERE role = 'admin' ORDER BY id")
+        return [row[0] for row in cur.fetchall()]

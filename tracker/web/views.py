@@ -1,4 +1,4 @@
-"""Pages: login, password change, the review queue and the pair list. No SQL here: storage only."""
+"""Pages: login, password change, the review queue, pairs and feed health. No SQL here."""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tracker.domain import ROLES, PairStatus
-from tracker.storage import audit, pairs, users
+from tracker.storage import audit, feeds, pairs, users
 from tracker.storage.pairs import PairView
 from tracker.storage.users import User
 from tracker.web import auth
@@ -188,6 +188,13 @@ def pair_list(request: Request, user: AnyUser, pool: Pool, status: str = "") -> 
     with pool.connection() as conn:
         found = pairs.list_pairs(conn, status=status or None)
     return render(request, "pairs.html", user, pairs=found, status=status, queue=False)
+
+
+@router.get("/feeds", response_class=HTMLResponse)
+def feed_health(request: Request, user: AnyUser, pool: Pool) -> HTMLResponse:
+    with pool.connection() as conn:
+        found = feeds.list_all(conn)
+    return render(request, "feeds.html", user, feeds=found)
 
 
 @router.post("/pairs/{pair_id}/decision")

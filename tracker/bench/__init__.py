@@ -1,0 +1,1 @@
+"""Benchmarks (`tracker bench ...`): figures and ratios printed, never asserted in tests."""

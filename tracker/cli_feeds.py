@@ -1,0 +1,286 @@
+"""`tracker feeds ...` and `tracker items ...`: manage feeds, OPML, local parsing, bulk import."""
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from tracker.cliutil import connect, fail, print_json, settings
+from tracker.domain import FEED_KINDS, Feed
+from tracker.feeds import archive, opml
+from tracker.feeds.discover import DiscoveryError, discover
+from tracker.feeds.fetch import FetchError, FetchPolicy, fetch, parse_networks
+from tracker.feeds.parse import describe_file
+from tracker.storage import audit, feeds
+
+feeds_app = typer.Typer(help="Feeds to poll.", no_args_is_help=True)
+items_app = typer.Typer(help="Items (feed entries).", no_args_is_help=True)
+
+Kind = Annotated[str | None, typer.Option(help="official|factcheck|media|social|other")]
+Tags = Annotated[list[str] | None, typer.Option("--tag", help="Repeat for several.")]
+MinInterval = Annotated[int | None, typer.Option(min=10, help="Poll no more often (seconds).")]
+MaxInterval = Annotated[int | None, typer.Option(min=10, help="Poll at least this often.")]
+
+
+def _check_kind(kind: str | None) -> None:
+    if kind is not None and kind not in FEED_KINDS:
+        raise fail(f"--kind must be one of {', '.join(FEED_KINDS)}, not {kind!r}")
+
+
+def _policy() -> FetchPolicy:
+    s = settings()
+    return FetchPolicy(
+        timeout_s=s.fetch_timeout_s,
+        max_bytes=s.fetch_max_bytes,
+        user_agent=s.user_agent,
+        allow_networks=parse_networks(s.fetch_allow_networks),
+    )
+
+
+def _feed_url(url: str, find: bool) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise fail(f"feed URL must start with http:// or https://, not {url!r}")
+    if not find:
+        return url
+    policy = _policy()
+
+    def get(candidate: str) -> tuple[bytes, str]:
+        result = fetch(candidate, policy)
+        return result.body, result.headers.get("content-type", "")
+
+    try:
+        found = discover(url, get)
+    except (DiscoveryError, FetchError) as exc:
+        raise fail(str(exc)) from exc
+    if len(found) > 1:
+        typer.echo(f"found {len(found)} feeds, adding the first: {', '.join(found)}")
+    return found[0]
+
+
+@feeds_app.command("add")
+def feeds_add(
+    url: str,
+    kind: Kind = "other",
+    title: Annotated[str | None, typer.Option()] = None,
+    language: Annotated[str | None, typer.Option(help="e.g. en, ro")] = None,
+    tag: Tags = None,
+    min_interval: MinInterval = None,
+    max_interval: MaxInterval = None,
+    discover_feed: Annotated[
+        bool,
+        typer.Option("--discover", help="URL is a site: find its feed (link tags, common paths)."),
+    ] = False,
+) -> None:
+    """Register a feed to poll (adding the same URL twice is harmless)."""
+    _check_kind(kind)
+    s = settings()
+    new = feeds.NewFeed(
+        url=_feed_url(url, discover_feed),
+        kind=kind or "other",
+        title=title,
+        language=language,
+        tags=tag or (),
+        min_interval_s=min_interval or s.poll_min_interval_s,
+        max_interval_s=max_interval or s.poll_max_interval_s,
+    )
+    if new.min_interval_s > new.max_interval_s:
+        raise fail("--min-interval must not exceed --max-interval")
+    with connect() as conn, conn.transaction():
+        feed, created = feeds.add(conn, new, s.poll_interval_s)
+        if created:
+            audit.record(conn, "cli", "feed.add", f"feed:{feed.id}", {"url": feed.url})
+    typer.echo(f"{'added' if created else 'already registered'}: feed {feed.id} {feed.url}")
+
+
+def _health(feed: Feed) -> dict[str, object]:
+    shown = {
+        k: v for k, v in asdict(feed).items() if k not in ("etag", "last_modified", "body_hash")
+    }
+    return shown
+
+
+@feeds_app.command("list")
+def feeds_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List feeds with their health: status, last error, error count, next poll."""
+    with connect() as conn:
+        found = feeds.list_all(conn)
+    if as_json:
+        print_json([_health(f) for f in found])
+        return
+    for f in found:
+        state = f.status if f.enabled else f"disabled ({f.disabled_reason or 'by hand'})"
+        error = f"  errors={f.error_count}: {f.last_error}" if f.last_error else ""
+        typer.echo(
+            f"{f.id:>5}  {f.kind:<9} {state:<14} next {f.next_poll_at:%Y-%m-%d %H:%M}  "
+            f"{f.title or '-'}  {f.url}{error}"
+        )
+
+
+@feeds_app.command("edit")
+def feeds_edit(
+    feed_id: int,
+    kind: Kind = None,
+    title: Annotated[str | None, typer.Option()] = None,
+    language: Annotated[str | None, typer.Option()] = None,
+    tag: Tags = None,
+    min_interval: MinInterval = None,
+    max_interval: MaxInterval = None,
+) -> None:
+    """Change a feed's kind, title, language, tags or interval bounds."""
+    _check_kind(kind)
+    with connect() as conn, conn.transaction():
+        if not feeds.update(
+            conn,
+            feed_id,
+            kind=kind,
+            title=title,
+            language=language,
+            tags=tag,
+            min_interval_s=min_interval,
+            max_interval_s=max_interval,
+        ):
+            raise fail(f"no feed with id {feed_id}")
+        audit.record(conn, "cli", "feed.edit", f"feed:{feed_id}")
+    typer.echo(f"feed {feed_id} updated")
+
+
+def _set_enabled(feed_id: int, enabled: bool) -> None:
+    with connect() as conn, conn.transaction():
+        if not feeds.set_enabled(conn, feed_id, enabled, reason="disabled by hand"):
+            raise fail(f"no feed with id {feed_id}")
+        audit.record(conn, "cli", "feed.enable" if enabled else "feed.disable", f"feed:{feed_id}")
+    typer.echo(f"feed {feed_id} {'enabled' if enabled else 'disabled'}")
+
+
+@feeds_app.command("disable")
+def feeds_disable(feed_id: int) -> None:
+    """Stop polling a feed (its items stay)."""
+    _set_enabled(feed_id, False)
+
+
+@feeds_app.command("enable")
+def feeds_enable(feed_id: int) -> None:
+    """Poll a feed again, now, with its error count reset."""
+    _set_enabled(feed_id, True)
+
+
+@feeds_app.command("delete")
+def feeds_delete(
+    feed_id: int, yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False
+) -> None:
+    """Delete a feed and its items."""
+    if not yes and not typer.confirm(f"Delete feed {feed_id} and all its items?"):
+        raise typer.Exit(1)
+    with connect() as conn, conn.transaction():
+        if not feeds.delete(conn, feed_id):
+            raise fail(f"no feed with id {feed_id}")
+        audit.record(conn, "cli", "feed.delete", f"feed:{feed_id}")
+    typer.echo(f"feed {feed_id} deleted")
+
+
+@feeds_app.command("poll")
+def feeds_poll(feed_id: int) -> None:
+    """Poll a feed at the next dispatch (within seconds when the tracker runs)."""
+    with connect() as conn:
+        if not feeds.poll_now(conn, feed_id):
+            raise fail(f"no enabled feed with id {feed_id}")
+    typer.echo(f"feed {feed_id} is due now")
+
+
+@feeds_app.command("import-opml")
+def feeds_import_opml(path: Path, kind: Kind = "other") -> None:
+    """Register every feed of an OPML file; its categories become tags."""
+    _check_kind(kind)
+    try:
+        parsed = opml.parse_opml(path.read_bytes())
+    except OSError as exc:
+        raise fail(f"cannot read {path}: {exc.strerror}") from exc
+    except opml.OpmlError as exc:
+        raise fail(f"{path}: {exc}") from exc
+    for problem in parsed.problems:
+        typer.secho(f"skipped: {problem}", err=True, fg=typer.colors.YELLOW)
+    s = settings()
+    new = [
+        feeds.NewFeed(
+            url=f.url,
+            kind=f.kind or kind or "other",
+            title=f.title,
+            language=f.language,
+            tags=f.tags,
+            min_interval_s=s.poll_min_interval_s,
+            max_interval_s=s.poll_max_interval_s,
+        )
+        for f in parsed.feeds
+    ]
+    with connect() as conn, conn.transaction():
+        added = feeds.add_many(conn, new, s.poll_interval_s)
+        audit.record(conn, "cli", "feeds.import_opml", str(path), {"added": added})
+    typer.echo(
+        f"{added} feeds added, {len(new) - added} already registered, "
+        f"{len(parsed.problems)} skipped"
+    )
+
+
+@feeds_app.command("export-opml")
+def feeds_export_opml(path: Annotated[Path | None, typer.Argument()] = None) -> None:
+    """Write every feed as OPML (to PATH, or standard output)."""
+    with connect() as conn:
+        found = feeds.list_all(conn)
+    data = opml.export_opml(
+        opml.OpmlFeed(
+            url=f.url, title=f.title, tags=tuple(f.tags), kind=f.kind, language=f.language
+        )
+        for f in found
+    )
+    if path is None:
+        sys.stdout.buffer.write(data)
+    else:
+        path.write_bytes(data)
+        typer.echo(f"{len(found)} feeds written to {path}")
+
+
+@feeds_app.command("parse")
+def feeds_parse(path: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Run a local file through the same parse path as fetched feeds."""
+    described = describe_file(path)
+    if as_json:
+        typer.echo(json.dumps(described, ensure_ascii=False))
+    else:
+        typer.echo(
+            f"{described['entries']} entries, bozo={described['bozo']}, error={described['error']}"
+        )
+        for title in described["titles"]:
+            typer.echo(f"  {title}")
+
+
+@items_app.command("import")
+def items_import(path: Path, kind: Kind = "other") -> None:
+    """Bulk-load archived items from JSON Lines (one item per line) with COPY.
+
+    Each line: {"feed_url": ..., "title": ..., and optionally "guid", "url", "summary",
+    "published" (ISO 8601), "language"}. Unknown feeds are registered with --kind.
+    """
+    _check_kind(kind)
+    if not path.is_file():
+        raise fail(f"no such file: {path}")
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+    )
+    with connect() as conn, Progress(*columns, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task(f"importing {path.name}", total=path.stat().st_size)
+        report = archive.import_jsonl(
+            conn, path, kind or "other", lambda done: bar.update(task, completed=done)
+        )
+    for problem in report.problems:
+        typer.secho(f"rejected {problem}", err=True, fg=typer.colors.YELLOW)
+    typer.echo(
+        f"{report.lines} lines: {report.imported} items imported, {report.duplicates} "
+        f"already stored, {report.rejected} rejected"
+    )

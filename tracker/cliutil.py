@@ -1,0 +1,77 @@
+"""Shared pieces of the command line: settings, services, connections, errors, JSON output."""
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import typer
+from pydantic import SecretStr, ValidationError
+
+from tracker import embedded
+from tracker.config import Settings, get_settings
+from tracker.storage import db
+
+
+def fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=1)
+
+
+def settings() -> Settings:
+    try:
+        return get_settings()
+    except (ValidationError, ValueError) as exc:
+        raise fail(f"invalid configuration:\n{exc}") from exc
+
+
+@contextlib.contextmanager
+def _configured_or_embedded(
+    configured: SecretStr | None,
+    start: Callable[[Path], AbstractContextManager[str]],
+    data_dir: Path,
+) -> Iterator[str]:
+    if configured is not None:
+        yield configured.get_secret_value()
+        return
+    try:
+        with start(data_dir) as url:
+            yield url
+    except embedded.EmbeddedUnavailableError as exc:
+        raise fail(str(exc)) from exc
+
+
+def database_url(s: Settings) -> AbstractContextManager[str]:
+    """The configured database, or the embedded one under the data dir."""
+    return _configured_or_embedded(s.database_url, embedded.postgres_server, s.data_dir)
+
+
+def broker_url(s: Settings) -> AbstractContextManager[str]:
+    """The configured broker, or the embedded Redis under the data dir (only `up` needs one)."""
+    return _configured_or_embedded(s.broker_url, embedded.redis_server, s.data_dir)
+
+
+@contextlib.contextmanager
+def connect() -> Iterator[psycopg.Connection]:
+    """A connection to an up-to-date database, for one CLI command."""
+    with database_url(settings()) as url:
+        try:
+            db.check_schema(url)
+        except db.SchemaOutOfDateError as exc:
+            raise fail(str(exc)) from exc
+        with psycopg.connect(url, autocommit=True) as conn:
+            yield conn
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

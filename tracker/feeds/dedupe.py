@@ -1,0 +1,17 @@
+"""Fingerprints that link the same article carried by several feeds."""
+
+import hashlib
+import re
+
+from classifiers.text import fold
+
+NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def text_fingerprint(title: str, summary: str) -> str | None:
+    """Hash of the accent-folded words of title and summary: reworded punctuation, case or
+    spacing still match, other wording does not. None for texts too short to be telling."""
+    words = NON_WORD.sub(" ", fold(f"{title} {summary}")).split()
+    if len(words) < 6:
+        return None
+    return hashlib.sha256(" ".join(words).encode()).hexdigest()

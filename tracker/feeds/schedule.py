@@ -1,0 +1,38 @@
+"""When to poll a feed next: adaptive to how often it posts, polite to server hints, and
+backing off with jitter when it fails."""
+
+import itertools
+import random
+import statistics
+from collections.abc import Sequence
+from datetime import datetime
+
+RECENT_ENTRIES = 10
+BACKOFF_BASE_S = 60.0
+
+
+def next_interval(
+    published: Sequence[datetime | None],
+    cache_hint_s: float | None,
+    min_s: int,
+    max_s: int,
+    default_s: int,
+) -> int:
+    """Half the median gap between recent entries (so a new post waits at most about half its
+    feed's rhythm), never sooner than the server's freshness hint, clamped to [min_s, max_s]."""
+    interval = float(default_s)
+    dates = sorted((d for d in published if d is not None), reverse=True)[:RECENT_ENTRIES]
+    gaps = [(a - b).total_seconds() for a, b in itertools.pairwise(dates)]
+    gaps = [g for g in gaps if g > 0]
+    if gaps:
+        interval = statistics.median(gaps) / 2
+    if cache_hint_s is not None:
+        interval = max(interval, cache_hint_s)
+    return int(min(max(interval, min_s), max_s))
+
+
+def backoff(error_count: int, max_s: int, rng: random.Random | None = None) -> float:
+    """Exponential backoff with +-20% jitter, so feeds that broke together retry apart."""
+    base = min(float(max_s), BACKOFF_BASE_S * 2 ** min(error_count, 20))
+    uniform = rng.uniform if rng is not None else random.uniform
+    return float(base * uniform(0.8, 1.2))
