@@ -315,3 +315,70 @@ def test_no_more_than_the_per_host_limit_is_leased_at_once(conn: psycopg.Connect
     ).fetchall()
     assert (len(first), len(second)) == (3, 0)
     assert hosts == [("one.example", 2), ("two.example", 1)]
+
+
+def rss(items: str, declaration: str = '<?xml version="1.0" encoding="utf-8"?>') -> bytes:
+    return (
+        f'{declaration}<rss version="2.0"><channel><title>T</title>{items}</channel></rss>'.encode(
+            "latin-1" if "iso" in declaration else "utf-8"
+        )
+    )
+
+
+def test_a_ten_thousand_item_feed_is_stored_whole(
+    conn: psycopg.Connection, server: FeedServer
+) -> None:
+    items = "".join(
+        f"<item><guid>g{i}</guid><title>Item {i}</title><description>text {i}</description></item>"
+        for i in range(10_000)
+    )
+    server.routes["/big.xml"] = Route(rss(items))
+    feed_id = add(conn, server.url("/big.xml"))
+    assert len(refresh(conn, lease_all(conn)[feed_id]).new_item_ids) == 10_000
+    assert count_items(conn, feed_id) == 10_000
+
+
+def test_items_without_guids_keep_their_identity_across_polls(
+    conn: psycopg.Connection, server: FeedServer
+) -> None:
+    items = (
+        "".join(
+            f"<item><title>No guid {i}</title><link>https://n.example/{i}?utm_source=x</link></item>"
+            for i in range(5)
+        )
+        + "<item><title>No guid, no link</title><description>only text</description></item>"
+    )
+    server.routes["/noguid.xml"] = Route(rss(items))
+    feed_id = add(conn, server.url("/noguid.xml"))
+    assert len(refresh(conn, lease_all(conn)[feed_id]).new_item_ids) == 6
+    server.routes["/noguid.xml"] = Route(
+        rss(items).replace(b"<title>T</title>", b"<title>U</title>")
+    )
+    make_due(conn)
+    assert refresh(conn, lease_all(conn)[feed_id]).new_item_ids == []
+    keys = [r[0] for r in conn.execute("SELECT dedupe_key FROM items ORDER BY id").fetchall()]
+    assert keys[0] == "https://n.example/0" and keys[5].startswith("sha256:")
+
+
+def test_a_wrongly_declared_encoding_or_invalid_bytes_still_give_readable_text(
+    conn: psycopg.Connection, server: FeedServer
+) -> None:
+    latin = '<?xml version="1.0" encoding="iso-8859-1"?>'
+    server.routes["/latin.xml"] = Route(
+        rss("<item><guid>1</guid><title>Café Müller in Köln</title></item>", latin),
+        content_type="application/rss+xml; charset=utf-8",  # the header lies
+    )
+    server.routes["/bytes.xml"] = Route(
+        b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+        b"<item><guid>1</guid><title>Broken \xff\xfe bytes</title></item></channel></rss>"
+    )
+    latin_id, bytes_id = add(conn, server.url("/latin.xml")), add(conn, server.url("/bytes.xml"))
+    leases = lease_all(conn)
+    outcomes = [refresh(conn, leases[latin_id]), refresh(conn, leases[bytes_id])]
+    for outcome in outcomes:
+        assert outcome.status in ("ok", "ok_bozo", "not_a_feed"), outcome
+    titles = [r[0] for r in conn.execute("SELECT title FROM items ORDER BY feed_id").fetchall()]
+    for title in titles:
+        assert "\x00" not in title and title.strip()
+    stored = {feed_id: (feeds.get(conn, feed_id) or pytest.fail()).status for feed_id in leases}
+    assert all(status in ("ok", "ok_bozo", "not_a_feed") for status in stored.values())

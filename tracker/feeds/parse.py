@@ -33,7 +33,7 @@ from tracker.feeds.sanitise import (
 )
 
 TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid)$", re.IGNORECASE)
-MAX_ENTRIES = 5000
+MAX_ENTRIES = 20_000  # a 10,000-item archive feed parses whole; the body cap bounds the rest
 MAX_TITLE = 1000
 MAX_SUMMARY = 20_000
 MAX_KEY = 2000

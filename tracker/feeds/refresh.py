@@ -50,7 +50,8 @@ def refresh_config(s: Settings) -> RefreshConfig:
 
 
 def refresh_feed(conn: psycopg.Connection, lease: Lease, config: RefreshConfig) -> Outcome:
-    feed = _leased_feed(conn, lease)
+    # A redelivered or stale message holds an old token: it must not touch the feed.
+    feed = feeds.leased(conn, lease)
     if feed is None:
         return Outcome(status="lease_lost", new_item_ids=[])
     try:
@@ -61,14 +62,6 @@ def refresh_feed(conn: psycopg.Connection, lease: Lease, config: RefreshConfig) 
     except Exception as exc:  # noqa: BLE001 - whatever a feed does, it is recorded on the feed
         return _record_failure(conn, lease, feed, exc, config)
     return _store(conn, lease, feed, result, parsed, body_hash or feed.body_hash)
-
-
-def _leased_feed(conn: psycopg.Connection, lease: Lease) -> Feed | None:
-    # A redelivered or stale message holds an old token: it must not touch the feed.
-    with conn.transaction():
-        if not feeds.holds_lease(conn, lease):
-            return None
-        return feeds.get(conn, lease.feed_id)
 
 
 def _store(
@@ -85,8 +78,10 @@ def _store(
         if new_ids:
             items.link_duplicates(conn, new_ids)
         status = _status(result, parsed)
+        # Only new items change the posting rhythm; an unchanged feed skips the query.
+        dates = items.published_dates(conn, feed.id) if new_ids else []
         interval = schedule.next_interval(
-            items.published_dates(conn, feed.id),
+            dates,
             result.cache_hint_s,
             feed.min_interval_s,
             feed.max_interval_s,

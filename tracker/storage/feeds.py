@@ -186,6 +186,10 @@ def claim_due(conn: psycopg.Connection, limit: int, lease_s: int, per_host: int 
                                 SELECT due.id FROM due LEFT JOIN busy USING (host)
                                 WHERE due.rank + coalesce(busy.n, 0) <= %s
                                 ORDER BY due.next_poll_at LIMIT %s)
+                              -- Checked again on the locked row: another dispatcher may have
+                              -- leased it after this statement's snapshot was taken.
+                              AND enabled AND next_poll_at <= now()
+                              AND (lease_until IS NULL OR lease_until < now())
                             FOR UPDATE SKIP LOCKED)
                RETURNING id, lease_token""",
             (lease_s, per_host, limit),
@@ -193,12 +197,14 @@ def claim_due(conn: psycopg.Connection, limit: int, lease_s: int, per_host: int 
         return [Lease(feed_id=row[0], token=row[1]) for row in cur.fetchall()]
 
 
-def holds_lease(conn: psycopg.Connection, lease: Lease) -> bool:
-    with conn.cursor() as cur:
+def leased(conn: psycopg.Connection, lease: Lease) -> Feed | None:
+    """The feed, if this lease still holds it; a stale or redelivered message gets None."""
+    with conn.cursor(row_factory=class_row(Feed)) as cur:
         cur.execute(
-            "SELECT 1 FROM feeds WHERE id = %s AND lease_token = %s", (lease.feed_id, lease.token)
+            f"SELECT {FEED_COLUMNS} FROM feeds WHERE id = %s AND lease_token = %s",
+            (lease.feed_id, lease.token),
         )
-        return cur.fetchone() is not None
+        return cur.fetchone()
 
 
 @dataclass(frozen=True)

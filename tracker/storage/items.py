@@ -28,71 +28,119 @@ ITEM_FOR_MODEL = """SELECT i.id, i.feed_id, f.kind AS feed_kind, i.title, i.summ
     FROM items i JOIN feeds f ON f.id = i.feed_id"""
 
 
-UPSERT = """
-WITH previous AS (
-    SELECT id, revision, title, summary, content_hash FROM items
-    WHERE feed_id = %(feed_id)s AND dedupe_key = %(key)s
-      AND content_hash IS DISTINCT FROM %(hash)s
-), kept AS (
-    INSERT INTO item_revisions (item_id, revision, title, summary, content_hash)
-    SELECT id, revision, title, summary, content_hash FROM previous
-    ON CONFLICT (item_id, revision) DO NOTHING
+COLUMNS = (
+    "dedupe_key",
+    "guid",
+    "url",
+    "title",
+    "summary",
+    "language",
+    "published_at",
+    "content_hash",
+    "content_html",
+    "author",
+    "updated_at",
+    "categories",
+    "enclosures",
+    "text_hash",
 )
-INSERT INTO items (feed_id, dedupe_key, guid, url, title, summary, language, published_at,
-                   content_hash, content_html, author, updated_at, categories, enclosures,
-                   text_hash)
-VALUES (%(feed_id)s, %(key)s, %(guid)s, %(url)s, %(title)s, %(summary)s, %(language)s,
-        %(published)s, %(hash)s, %(html)s, %(author)s, %(updated)s, %(categories)s,
-        %(enclosures)s, %(text_hash)s)
-ON CONFLICT (feed_id, dedupe_key) DO UPDATE
-    SET title = EXCLUDED.title, summary = EXCLUDED.summary, url = EXCLUDED.url,
-        published_at = EXCLUDED.published_at, content_hash = EXCLUDED.content_hash,
-        content_html = EXCLUDED.content_html, author = EXCLUDED.author,
-        updated_at = EXCLUDED.updated_at, categories = EXCLUDED.categories,
-        enclosures = EXCLUDED.enclosures, text_hash = EXCLUDED.text_hash,
-        revision = items.revision + 1
-    WHERE items.content_hash IS DISTINCT FROM EXCLUDED.content_hash
-RETURNING id
-"""
+# unnest() cannot take arrays of arrays of varying length: list columns travel joined by
+# the unit separator and are split again in SQL.
+ROWS = """unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+                 %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
+                 %s::text[], %s::text[], %s::text[])
+          AS e(dedupe_key, guid, url, title, summary, language, published_at, content_hash,
+               content_html, author, updated_at, categories, enclosures, text_hash)"""
+SPLIT = "coalesce(string_to_array(nullif(e.{0}, ''), chr(31)), '{{}}')"
 
 
 def upsert(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedEntry]) -> list[int]:
     """Store entries; returns ids of items that are new or changed. A changed item keeps its
-    id and its earlier text as a revision."""
-    if not entries:
-        return []
+    id and its earlier text as a revision. Call inside a transaction."""
     # One entry per key: a feed that repeats a GUID would otherwise update its own row twice.
     unique = list({e.dedupe_key: e for e in entries}.values())
-    changed: list[int] = []
+    if not unique:
+        return []
+    stored = _stored_hashes(conn, feed_id, [e.dedupe_key for e in unique])
+    new = [e for e in unique if e.dedupe_key not in stored]
+    changed = [
+        e for e in unique if e.dedupe_key in stored and stored[e.dedupe_key] != e.content_hash
+    ]
+    return _insert(conn, feed_id, new) + _update(conn, feed_id, changed)
+
+
+def _stored_hashes(conn: psycopg.Connection, feed_id: int, keys: list[str]) -> dict[str, str]:
     with conn.cursor() as cur:
-        cur.executemany(UPSERT, [_params(feed_id, e) for e in unique], returning=True)
-        while True:
-            row = cur.fetchone()
-            if row is not None:
-                changed.append(row[0])
-            if not cur.nextset():
-                break
-    return changed
+        cur.execute(
+            """SELECT dedupe_key, content_hash FROM items
+               WHERE feed_id = %s AND dedupe_key = ANY(%s)""",
+            (feed_id, keys),
+        )
+        return {row[0]: row[1] for row in cur.fetchall()}
 
 
-def _params(feed_id: int, e: ParsedEntry) -> dict[str, object]:
-    return {
-        "feed_id": feed_id,
-        "key": e.dedupe_key,
-        "guid": e.guid,
-        "url": e.url,
-        "title": e.title,
-        "summary": e.summary,
-        "language": e.language,
-        "published": e.published_at,
-        "hash": e.content_hash,
-        "html": e.content_html,
-        "author": e.author,
-        "updated": e.updated_at,
-        "categories": list(e.categories),
-        "enclosures": list(e.enclosures),
-        "text_hash": e.text_hash,
-    }
+def _arrays(entries: Sequence[ParsedEntry]) -> list[list[object]]:
+    sep = "\x1f"
+    return [
+        [e.dedupe_key for e in entries],
+        [e.guid for e in entries],
+        [e.url for e in entries],
+        [e.title for e in entries],
+        [e.summary for e in entries],
+        [e.language for e in entries],
+        [e.published_at for e in entries],
+        [e.content_hash for e in entries],
+        [e.content_html for e in entries],
+        [e.author for e in entries],
+        [e.updated_at for e in entries],
+        [sep.join(e.categories) for e in entries],
+        [sep.join(e.enclosures) for e in entries],
+        [e.text_hash for e in entries],
+    ]
+
+
+def _insert(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedEntry]) -> list[int]:
+    if not entries:
+        return []
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""INSERT INTO items (feed_id, {", ".join(COLUMNS)})
+                SELECT %s, e.dedupe_key, e.guid, e.url, e.title, e.summary, e.language,
+                       e.published_at, e.content_hash, e.content_html, e.author, e.updated_at,
+                       {SPLIT.format("categories")}, {SPLIT.format("enclosures")}, e.text_hash
+                FROM {ROWS}
+                ON CONFLICT (feed_id, dedupe_key) DO NOTHING RETURNING id""",
+            [feed_id, *_arrays(entries)],
+        )
+        return [row[0] for row in cur.fetchall()]
+
+
+def _update(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedEntry]) -> list[int]:
+    if not entries:
+        return []
+    keys = [e.dedupe_key for e in entries]
+    with conn.cursor() as cur:
+        cur.execute(
+            """INSERT INTO item_revisions (item_id, revision, title, summary, content_hash)
+               SELECT id, revision, title, summary, content_hash FROM items
+               WHERE feed_id = %s AND dedupe_key = ANY(%s)
+               ON CONFLICT (item_id, revision) DO NOTHING""",
+            (feed_id, keys),
+        )
+        cur.execute(
+            f"""UPDATE items i SET title = e.title, summary = e.summary, url = e.url,
+                    published_at = e.published_at, content_hash = e.content_hash,
+                    content_html = e.content_html, author = e.author,
+                    updated_at = e.updated_at, categories = {SPLIT.format("categories")},
+                    enclosures = {SPLIT.format("enclosures")}, text_hash = e.text_hash,
+                    revision = i.revision + 1
+                FROM {ROWS}
+                WHERE i.feed_id = %s AND i.dedupe_key = e.dedupe_key
+                  AND i.content_hash IS DISTINCT FROM e.content_hash
+                RETURNING i.id""",
+            [*_arrays(entries), feed_id],
+        )
+        return [row[0] for row in cur.fetchall()]
 
 
 def link_duplicates(conn: psycopg.Connection, item_ids: Sequence[int]) -> int:
@@ -100,13 +148,19 @@ def link_duplicates(conn: psycopg.Connection, item_ids: Sequence[int]) -> int:
     URL or the same text, so one article carried by ten outlets counts once."""
     with conn.cursor() as cur:
         cur.execute(
-            """UPDATE items n SET duplicate_of = (
-                   SELECT coalesce(o.duplicate_of, o.id) FROM items o
-                   WHERE o.feed_id <> n.feed_id AND o.id < n.id
-                     AND ((n.url IS NOT NULL AND o.url = n.url)
-                          OR (n.text_hash IS NOT NULL AND o.text_hash = n.text_hash))
-                   ORDER BY o.id LIMIT 1)
-               WHERE n.id = ANY(%s) AND n.duplicate_of IS NULL""",
+            # Two lookups, each on its own index; an OR of both would scan the table.
+            """WITH found AS (
+                   SELECT n.id, LEAST(
+                       (SELECT o.id FROM items o WHERE n.url IS NOT NULL AND o.url = n.url
+                          AND o.feed_id <> n.feed_id AND o.id < n.id ORDER BY o.id LIMIT 1),
+                       (SELECT o.id FROM items o
+                        WHERE n.text_hash IS NOT NULL AND o.text_hash = n.text_hash
+                          AND o.feed_id <> n.feed_id AND o.id < n.id ORDER BY o.id LIMIT 1)
+                   ) AS first
+                   FROM items n WHERE n.id = ANY(%s) AND n.duplicate_of IS NULL)
+               UPDATE items n SET duplicate_of = coalesce(o.duplicate_of, o.id)
+               FROM found JOIN items o ON o.id = found.first
+               WHERE n.id = found.id""",
             (list(item_ids),),
         )
         cur.execute(
