@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Endpoints
+from tests.feedserver import FeedServer, Route
 from tracker.demo import FEEDS_DIR
 
 
@@ -154,3 +155,20 @@ def test_a_local_file_runs_through_the_same_parse_path(env: dict[str, str], tmp_
     page.write_text("<html><body>hello</body></html>")
     broken = json.loads(tracker("feeds", "parse", str(page), "--json", env=env).stdout)
     assert broken["entries"] == 0 and "not a feed" in broken["error"]
+
+
+def test_a_site_url_is_turned_into_its_feed_by_discovery(env: dict[str, str]) -> None:
+    page = b'<html><head><link rel="alternate" type="application/rss+xml" href="/news.xml">'
+    with FeedServer() as server:
+        server.routes["/"] = Route(
+            page + b"</head><body>Home</body></html>", content_type="text/html"
+        )
+        server.routes["/news.xml"] = Route((FEEDS_DIR / "daily-courier.xml").read_bytes())
+        allowed = {**env, "TRACKER_FETCH_ALLOW_NETWORKS": '["127.0.0.0/8"]'}
+        added = tracker(
+            "feeds", "add", server.url("/"), "--discover", "--kind", "media", env=allowed
+        )
+        assert added.returncode == 0, added.stderr
+        refused = tracker("feeds", "add", server.url("/"), "--discover", env=env)
+    assert [f["url"] for f in listed(env)] == [server.url("/news.xml")]
+    assert refused.returncode == 1 and "127.0.0.1" in refused.stderr
