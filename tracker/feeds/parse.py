@@ -126,7 +126,11 @@ def _parse_xml(body: bytes, headers: dict[str, str], base_url: str | None) -> Pa
         # feedparser calls any HTTP response without a Content-Type bozo, including the one we
         # make up to pass a base URL; XML without a charset is read as the XML itself declares.
         headers.setdefault("content-type", "application/xml")
-    parsed = feedparser.parse(body, response_headers=headers or None)
+    # Our own nh3 pass (sanitise.py) cleans and resolves every fragment we keep, more strictly
+    # than feedparser's sanitiser; running both cost a third of the parse time for nothing.
+    parsed = feedparser.parse(
+        body, response_headers=headers or None, sanitize_html=False, resolve_relative_uris=False
+    )
     bozo = _bozo_reason(parsed)
     if not parsed.entries and (_broken(parsed) or not parsed.get("version")):
         raise NotAFeedError(f"not a feed: {bozo or 'no feed elements found'}")

@@ -145,30 +145,27 @@ def _update(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedEntr
 
 def link_duplicates(conn: psycopg.Connection, item_ids: Sequence[int]) -> int:
     """Point each new item at the first earlier item from another feed with the same canonical
-    URL or the same text, so one article carried by ten outlets counts once."""
+    URL or the same text, so one article carried by ten outlets counts once. Returns how many
+    were linked."""
     with conn.cursor() as cur:
+        # Set-based joins on the url and text_hash indexes; a per-row OR would scan the table.
         cur.execute(
-            # Two lookups, each on its own index; an OR of both would scan the table.
-            """WITH found AS (
-                   SELECT n.id, LEAST(
-                       (SELECT o.id FROM items o WHERE n.url IS NOT NULL AND o.url = n.url
-                          AND o.feed_id <> n.feed_id AND o.id < n.id ORDER BY o.id LIMIT 1),
-                       (SELECT o.id FROM items o
-                        WHERE n.text_hash IS NOT NULL AND o.text_hash = n.text_hash
-                          AND o.feed_id <> n.feed_id AND o.id < n.id ORDER BY o.id LIMIT 1)
-                   ) AS first
-                   FROM items n WHERE n.id = ANY(%s) AND n.duplicate_of IS NULL)
+            """WITH new AS (SELECT id, feed_id, url, text_hash FROM items
+                            WHERE id = ANY(%s) AND duplicate_of IS NULL),
+                    earlier AS (
+                        SELECT n.id, o.id AS first FROM new n JOIN items o
+                          ON o.url = n.url AND o.feed_id <> n.feed_id AND o.id < n.id
+                        UNION ALL
+                        SELECT n.id, o.id FROM new n JOIN items o
+                          ON o.text_hash = n.text_hash AND o.feed_id <> n.feed_id
+                             AND o.id < n.id),
+                    found AS (SELECT id, min(first) AS first FROM earlier GROUP BY id)
                UPDATE items n SET duplicate_of = coalesce(o.duplicate_of, o.id)
                FROM found JOIN items o ON o.id = found.first
                WHERE n.id = found.id""",
             (list(item_ids),),
         )
-        cur.execute(
-            "SELECT count(*) FROM items WHERE id = ANY(%s) AND duplicate_of IS NOT NULL",
-            (list(item_ids),),
-        )
-        row = cur.fetchone()
-        return int(row[0]) if row else 0
+        return cur.rowcount
 
 
 def published_dates(conn: psycopg.Connection, feed_id: int, limit: int = 10) -> list[datetime]:
