@@ -2,6 +2,8 @@
 
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -96,3 +98,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def cli_env(db_url: str, services: Endpoints) -> dict[str, str]:
+    """The environment for running `tracker` against the test database and broker."""
+    return {**os.environ, "TRACKER_DATABASE_URL": db_url, "TRACKER_BROKER_URL": services.broker_url}
+
+
+def run_tracker(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tracker", *args],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
