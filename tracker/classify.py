@@ -37,5 +37,10 @@ def classify_items(
 
 def to_model_text(row: items.ItemForModel) -> TextForModel:
     return TextForModel(
-        title=row.title, summary=row.summary, feed_kind=row.feed_kind, language=row.language
+        title=row.title,
+        summary=row.summary,
+        feed_kind=row.feed_kind,
+        language=row.language,
+        seen_at=row.seen_at,
+        author=row.author,
     )

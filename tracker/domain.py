@@ -68,6 +68,10 @@ class TextForModel:
     summary: str
     feed_kind: str = "other"
     language: str | None = None
+    # Only the pair model reads these: the time between a rumour and its clarification, and
+    # whether the clarification names the rumour's author.
+    seen_at: datetime | None = None
+    author: str | None = None
 
 
 @dataclass(frozen=True)

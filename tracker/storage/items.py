@@ -20,11 +20,12 @@ class ItemForModel:
     language: str | None
     seen_at: datetime
     story_id: int | None
+    author: str | None
 
 
 ITEM_FOR_MODEL = """SELECT i.id, i.feed_id, f.kind AS feed_kind, i.title, i.summary,
         coalesce(i.language, f.language) AS language,
-        coalesce(i.published_at, i.fetched_at) AS seen_at, i.story_id
+        coalesce(i.published_at, i.fetched_at) AS seen_at, i.story_id, i.author
     FROM items i JOIN feeds f ON f.id = i.feed_id"""
 
 

@@ -1,0 +1,39 @@
+"""Ranking metrics as the CheckThat! scorer computes them (trectools `get_map(depth=k)`)."""
+
+from collections.abc import Mapping, Sequence
+
+
+def ranked(scores: Mapping[str, float]) -> list[str]:
+    """Document ids by score descending, ties by document id descending, as trec_eval does."""
+    return [doc for doc, _ in sorted(scores.items(), key=lambda ds: (ds[1], ds[0]), reverse=True)]
+
+
+def average_precision(ranking: Sequence[str], relevant: set[str], k: int) -> float:
+    """AP@k divided by the number of relevant documents (not by the number found)."""
+    hits, total = 0, 0.0
+    for position, doc in enumerate(ranking[:k], start=1):
+        if doc in relevant:
+            hits += 1
+            total += hits / position
+    return total / len(relevant) if relevant else 0.0
+
+
+def retrieval_metrics(
+    rankings: Mapping[str, Sequence[str]], relevant: Mapping[str, set[str]]
+) -> dict[str, float]:
+    """MAP@1, MAP@5 and recall@5 over the queries that have relevant documents."""
+    queries = [q for q in relevant if relevant[q]]
+    if not queries:
+        raise ValueError("no query has a relevant document")
+
+    def mean(values: list[float]) -> float:
+        return round(sum(values) / len(values), 6)
+
+    return {
+        "map@1": mean([average_precision(rankings.get(q, []), relevant[q], 1) for q in queries]),
+        "map@5": mean([average_precision(rankings.get(q, []), relevant[q], 5) for q in queries]),
+        "recall@5": mean(
+            [len(set(rankings.get(q, [])[:5]) & relevant[q]) / len(relevant[q]) for q in queries]
+        ),
+        "queries": len(queries),
+    }

@@ -1,0 +1,49 @@
+"""An in-process sparse index over a fixed collection: the candidate retrieval for evaluation,
+where the collection is a file rather than the items table (the workers use PostgreSQL FTS)."""
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from classifiers.pair_model import _hashing, _idf, _tfidf, pair_text
+from tracker.domain import TextForModel
+
+
+class SparseIndex:
+    """Character 3-5-gram TF-IDF cosine plus word BM25, each with its own top-k."""
+
+    def __init__(self, ids: Sequence[str], texts: Sequence[TextForModel]):
+        documents = [pair_text(t) for t in texts]
+        self.ids = list(ids)
+        self._chars = _hashing("char")
+        char_counts = self._chars.transform(documents)
+        self._char_idf = _idf(char_counts)
+        self._char_matrix = _tfidf(char_counts, self._char_idf).T.tocsr()
+        self._words = _hashing("word")
+        word_counts = self._words.transform(documents).tocsr().astype(np.float32)
+        word_idf = _idf(word_counts)
+        lengths = np.asarray(word_counts.sum(axis=1)).ravel()
+        k1, b = 1.2, 0.75
+        norm = k1 * (1 - b + b * lengths / max(float(lengths.mean()), 1.0))
+        coo = word_counts.tocoo()
+        coo.data = word_idf[coo.col] * coo.data * (k1 + 1) / (coo.data + norm[coo.row])
+        self._bm25_matrix = coo.T.tocsr()
+
+    def search(self, queries: Sequence[TextForModel], k: int) -> list[list[int]]:
+        """Positions in the collection of each query's candidates: the union of the top k by
+        character cosine and the top k/2 by BM25."""
+        documents = [pair_text(q) for q in queries]
+        chars = _tfidf(self._chars.transform(documents), self._char_idf) @ self._char_matrix
+        words = (self._words.transform(documents) > 0).astype(np.float32) @ self._bm25_matrix
+        found = []
+        for row in range(len(documents)):
+            best = set(_top(chars[row].toarray().ravel(), k))
+            best |= set(_top(words[row].toarray().ravel(), k // 2))
+            found.append(sorted(best))
+        return found
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, scores.size)
+    top = np.argpartition(-scores, k - 1)[:k]
+    return top[scores[top] > 0]
