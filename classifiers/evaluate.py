@@ -1,6 +1,13 @@
-"""Ranking metrics as the CheckThat! scorer computes them (trectools `get_map(depth=k)`)."""
+"""Validation split and ranking metrics, the latter as the CheckThat! scorer computes them
+(trectools `get_map(depth=k)`)."""
 
+import hashlib
 from collections.abc import Mapping, Sequence
+
+
+def in_validation(key: str) -> bool:
+    """One example in five, chosen by content, is kept for validation and never trained on."""
+    return hashlib.sha256(key.encode()).digest()[0] % 5 == 0
 
 
 def ranked(scores: Mapping[str, float]) -> list[str]:

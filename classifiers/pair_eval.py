@@ -76,7 +76,8 @@ def train_on(
         labels += split_labels
     progress(f"fitting on {len(pairs)} candidate pairs")
     trained_on = [f"{d.name}:{s}" for d, s in sources]
-    return train(pairs, labels, {"trained_on": trained_on, "candidates": CANDIDATES})
+    metadata = {"trained_on": trained_on, "candidates": CANDIDATES}
+    return train(pairs, labels, metadata, hold_out=False)
 
 
 def evaluate_pairing(

@@ -12,7 +12,7 @@ import itertools
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from classifiers.evaluate import in_validation, ranked, retrieval_metrics
 from classifiers.text import CUES, WORD, concepts, content_words, cue_counts, fold, strip_links
 from tracker.domain import FEED_KINDS, PairScore, TextForModel
 
@@ -285,13 +286,67 @@ def explain(rumour: TextForModel, clarification: TextForModel) -> tuple[str, ...
     return tuple(sorted(words)) + tuple(sorted(shared_concepts))
 
 
+def _query(pair: PairExample) -> TextForModel:
+    return pair.rumour if pair.query_is_rumour else pair.clarification
+
+
+def validation_part(
+    pairs: Sequence[PairExample], labels: Sequence[bool]
+) -> tuple[list[PairExample], list[bool]]:
+    """The groups whose query falls in the validation part (by a hash of its text)."""
+    chosen = [i for i, p in enumerate(pairs) if in_validation(pair_text(_query(p)))]
+    return [pairs[i] for i in chosen], [labels[i] for i in chosen]
+
+
+def scores(
+    model: PairRanker, pairs: Sequence[PairExample], labels: Sequence[bool]
+) -> dict[str, float]:
+    """Ranking quality over the groups that have a matching pair: MAP@1, MAP@5, recall@5."""
+    values = model.score_pairs(pairs)
+    by_group: dict[str, dict[str, float]] = {}
+    relevant: dict[str, set[str]] = {}
+    for i, (pair, label, value) in enumerate(zip(pairs, labels, values, strict=True)):
+        by_group.setdefault(str(pair.group), {})[str(i)] = float(value)
+        if label:
+            relevant.setdefault(str(pair.group), set()).add(str(i))
+    if not relevant:
+        return {"map@1": 0.0, "map@5": 0.0, "recall@5": 0.0, "queries": 0}
+    return retrieval_metrics({g: ranked(d) for g, d in by_group.items()}, relevant)
+
+
+def _with_unanswered_copies(
+    pairs: list[PairExample], labels: list[bool]
+) -> tuple[list[PairExample], list[bool]]:
+    """Add each answered group again without its answers. Most rumours in a live feed have
+    no clarification yet, so the best candidate of a group is not a match by being best: the
+    model has to learn how close a real answer is, not only which candidate is closest."""
+    answered = {p.group for p, label in zip(pairs, labels, strict=True) if label}
+    offset = 1 + max((p.group for p in pairs), default=-1)
+    copies = [
+        replace(p, group=p.group + offset)
+        for p, label in zip(pairs, labels, strict=True)
+        if p.group in answered and not label
+    ]
+    return pairs + copies, labels + [False] * len(copies)
+
+
 def train(
-    pairs: Sequence[PairExample], labels: Sequence[bool], metadata: dict[str, Any]
+    pairs: Sequence[PairExample],
+    labels: Sequence[bool],
+    metadata: dict[str, Any],
+    hold_out: bool = True,
 ) -> PairRanker:
-    """Fit the pipeline on labelled candidate pairs; metadata says what it was trained on."""
-    if not any(labels) or all(labels):
+    """Fit on the groups outside the validation part, measure on the rest (as item_model).
+    Without `hold_out` it fits on everything: for evaluations that bring their own test set."""
+    fitting = [
+        i for i, p in enumerate(pairs) if not (hold_out and in_validation(pair_text(_query(p))))
+    ]
+    fit_pairs, fit_labels = _with_unanswered_copies(
+        [pairs[i] for i in fitting], [labels[i] for i in fitting]
+    )
+    if not any(fit_labels) or all(fit_labels):
         raise ValueError("pair training needs both matching and non-matching pairs")
-    pipeline = build_pipeline().fit(list(pairs), list(labels))
+    pipeline = build_pipeline().fit(fit_pairs, fit_labels)
     digest = hashlib.sha256()
     for pair, label in zip(pairs, labels, strict=True):
         digest.update(
@@ -299,13 +354,18 @@ def train(
         )
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     data_hash = digest.hexdigest()
-    full = {
-        **metadata,
-        "data_hash": data_hash,
-        "pairs": len(pairs),
-        "positives": int(sum(labels)),
-        "sklearn_version": sklearn.__version__,
-        "trained_at": stamp,
-        "features": feature_names(),
-    }
-    return PairRanker(pipeline, f"pair-{stamp}-{data_hash[:8]}", full)
+    model = PairRanker(pipeline, f"pair-{stamp}-{data_hash[:8]}", {})
+    model.metadata.update(
+        {
+            **metadata,
+            "data_hash": data_hash,
+            "pairs": len(pairs),
+            "positives": int(sum(labels)),
+            "trained_on_pairs": len(fitting),
+            "sklearn_version": sklearn.__version__,
+            "validation": scores(model, *validation_part(pairs, labels)) if hold_out else {},
+            "trained_at": stamp,
+            "features": feature_names(),
+        }
+    )
+    return model

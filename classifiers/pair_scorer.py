@@ -1,7 +1,7 @@
-"""The first pair scorer: lexical similarity between a rumour and a candidate clarification.
+"""Lexical similarity between two items: groups near-duplicate rumours into stories.
 
-Unsupervised on purpose: it needs no labelled pairs, so pairing works from the first start.
-The learned re-ranker (pairing issue) replaces it behind the same `score` contract.
+Unsupervised on purpose: near-duplicates need no labelled data. Rumour-clarification pairs are
+scored by the learned re-ranker (pair_model.py) behind the same `score_many` contract.
 """
 
 import re
@@ -33,9 +33,10 @@ class LexicalPairScorer:
         )
 
     def score_many(
-        self, query: TextForModel, candidates: Sequence[TextForModel]
+        self, query: TextForModel, candidates: Sequence[TextForModel], query_is_rumour: bool = True
     ) -> list[PairScore]:
-        """Score each candidate against the query; 0 is unrelated, 1 identical."""
+        """Score each candidate against the query; 0 is unrelated, 1 identical. Symmetric, so
+        which side the query is on does not matter."""
         if not candidates:
             return []
         docs = [_doc(query)] + [_doc(c) for c in candidates]

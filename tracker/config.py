@@ -57,7 +57,12 @@ class Settings(BaseSettings):
     dispatch_every_s: float = Field(default=10.0, gt=0)
     relay_every_s: float = Field(default=10.0, gt=0)
     pair_window_days: int = Field(default=14, ge=1)
-    pair_suggest_threshold: float = Field(default=0.25, ge=0, le=1)
+    # Scores are the pair re-ranker's probability that the clarification answers the rumour.
+    pair_suggest_threshold: float = Field(default=0.5, ge=0, le=1)
+    # Pairs at or above this are confirmed without review; above 1 turns that off.
+    pair_autoconfirm_threshold: float = Field(default=0.98, ge=0, le=2)
+    # How often models retrain from analysts' decisions (only when there are new ones).
+    retrain_every_h: float = Field(default=24.0, gt=0)
     story_threshold: float = Field(default=0.45, ge=0, le=1)
     rumour_alert_min_probability: float = Field(default=0.5, ge=0, le=1)
 

@@ -3,14 +3,23 @@ rumours), and group near-duplicate rumours from different outlets into one story
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import psycopg
 
 from classifiers.pair_scorer import LexicalPairScorer, query_terms
 from tracker.classify import to_model_text
-from tracker.domain import PairScore
+from tracker.domain import PairScore, TextForModel
 from tracker.storage import classifications, items, pairs
 from tracker.storage.items import ItemForModel
+
+
+class PairScorer(Protocol):
+    version: str
+
+    def score_many(
+        self, query: TextForModel, candidates: Sequence[TextForModel], query_is_rumour: bool
+    ) -> list[PairScore]: ...
 
 
 @dataclass(frozen=True)
@@ -18,13 +27,18 @@ class PairingConfig:
     model_version: str
     window_days: int
     suggest_threshold: float
+    # Pairs scoring at least this are confirmed without review; above 1 turns that off.
+    autoconfirm_threshold: float
     story_threshold: float
+
+
+STORY_SCORER = LexicalPairScorer()
 
 
 def pair_items(
     conn: psycopg.Connection,
     item_ids: Sequence[int],
-    scorer: LexicalPairScorer,
+    scorer: PairScorer,
     config: PairingConfig,
 ) -> int:
     """Suggest pairs for the given items; returns how many new pairs were stored."""
@@ -34,7 +48,7 @@ def pair_items(
         for row in items.for_model(conn, item_ids):
             label = labels.get(row.id, ("other", 0.0))[0]
             if label == "rumour":
-                _join_story(conn, row, scorer, config)
+                _join_story(conn, row, config)
                 created += _pair(conn, row, "clarification", scorer, config)
             elif label == "clarification":
                 created += _pair(conn, row, "rumour", scorer, config)
@@ -45,7 +59,7 @@ def _pair(
     conn: psycopg.Connection,
     row: ItemForModel,
     other_label: str,
-    scorer: LexicalPairScorer,
+    scorer: PairScorer,
     config: PairingConfig,
 ) -> int:
     found = _scored_candidates(conn, row, other_label, scorer, config)
@@ -57,15 +71,14 @@ def _pair(
             (row, candidate) if other_label == "clarification" else (candidate, row)
         )
         explanation = {"shared_terms": list(score.shared_terms[:20])}
+        status = "confirmed" if score.score >= config.autoconfirm_threshold else "suggested"
         created += pairs.upsert(
-            conn, rumour.id, clarification.id, score.score, explanation, scorer.version
+            conn, rumour.id, clarification.id, score.score, explanation, scorer.version, status
         )
     return created
 
 
-def _join_story(
-    conn: psycopg.Connection, row: ItemForModel, scorer: LexicalPairScorer, config: PairingConfig
-) -> None:
+def _join_story(conn: psycopg.Connection, row: ItemForModel, config: PairingConfig) -> None:
     """Put a rumour in the story of its nearest near-duplicate from another outlet."""
     items.lock_stories(conn)
     current = items.for_model(conn, [row.id])
@@ -73,7 +86,7 @@ def _join_story(
         return
     found = [
         (c, s)
-        for c, s in _scored_candidates(conn, row, "rumour", scorer, config)
+        for c, s in _scored_candidates(conn, row, "rumour", STORY_SCORER, config)
         if c.feed_id != row.feed_id and s.score >= config.story_threshold
     ]
     if not found:
@@ -89,7 +102,7 @@ def _scored_candidates(
     conn: psycopg.Connection,
     row: ItemForModel,
     label: str,
-    scorer: LexicalPairScorer,
+    scorer: PairScorer,
     config: PairingConfig,
 ) -> list[tuple[ItemForModel, PairScore]]:
     text = to_model_text(row)
@@ -102,5 +115,7 @@ def _scored_candidates(
         window_days=config.window_days,
         exclude_id=row.id,
     )
-    scores = scorer.score_many(text, [to_model_text(c) for c in found])
+    # Candidates labelled rumour mean the query is the clarification, except for stories.
+    query_is_rumour = label == "clarification" or scorer is STORY_SCORER
+    scores = scorer.score_many(text, [to_model_text(c) for c in found], query_is_rumour)
     return list(zip(found, scores, strict=True))

@@ -34,6 +34,7 @@ def celery_config() -> dict[str, Any]:
         "task_routes": {
             "rt.classify_items": {"queue": "classify"},
             "rt.pair_items": {"queue": "classify"},
+            "rt.retrain_models": {"queue": "classify"},
             "rt.*": {"queue": "fetch"},
         },
         "beat_schedule": {
@@ -42,6 +43,10 @@ def celery_config() -> dict[str, Any]:
                 "schedule": settings.dispatch_every_s,
             },
             "relay-outbox": {"task": "rt.relay_outbox", "schedule": settings.relay_every_s},
+            "retrain-models": {
+                "task": "rt.retrain_models",
+                "schedule": settings.retrain_every_h * 3600,
+            },
         },
     }
 

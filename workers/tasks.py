@@ -5,7 +5,7 @@ from uuid import UUID
 
 from psycopg_pool import ConnectionPool
 
-from tracker import alerts, classify, pairing
+from tracker import alerts, classify, pairing, training
 from tracker.config import get_settings
 from tracker.feeds.refresh import refresh_config, refresh_feed
 from tracker.model_registry import item_classifier, pair_scorer
@@ -71,9 +71,10 @@ def pair_items(item_ids: list[int]) -> int:
             model_version=item_classifier(conn).version,
             window_days=s.pair_window_days,
             suggest_threshold=s.pair_suggest_threshold,
+            autoconfirm_threshold=s.pair_autoconfirm_threshold,
             story_threshold=s.story_threshold,
         )
-        return pairing.pair_items(conn, item_ids, pair_scorer(), config)
+        return pairing.pair_items(conn, item_ids, pair_scorer(conn), config)
 
 
 @app.task(name="rt.relay_outbox")
@@ -83,3 +84,10 @@ def relay_outbox() -> int:
         return alerts.relay(
             conn, alerts.mailer_for(s), s.mail_from, send_timeout_s=s.smtp_timeout_s
         )
+
+
+@app.task(name="rt.retrain_models")
+def retrain_models() -> list[str]:
+    """Retrain from analysts' decisions when there are new ones; champion/challenger decides."""
+    with _pool().connection() as conn:
+        return [o.version for o in training.retrain(conn, lambda _message: None) if o.activated]

@@ -12,7 +12,7 @@ from tests.feedserver import FeedServer, Route
 from tests.smtpsink import SmtpSink
 from tracker import supervisor
 from tracker.demo import FEEDS_DIR
-from tracker.model_registry import ensure_item_model
+from tracker.model_registry import ensure_models
 from tracker.storage import feeds, outbox, pairs
 
 DEADLINE_S = 120
@@ -28,7 +28,7 @@ def wait_for(check, what: str) -> None:  # type: ignore[no-untyped-def]
 def test_a_rumour_is_paired_with_its_clarification_and_alerted_by_email(
     conn: psycopg.Connection, db_url: str, services: Endpoints, tmp_path: Path
 ) -> None:
-    ensure_item_model(conn)
+    ensure_models(conn)
     with FeedServer() as server, SmtpSink() as smtp:
         for name, kind in (("daily-courier", "media"), ("ministry-of-defence", "official")):
             server.routes[f"/{name}.xml"] = Route((FEEDS_DIR / f"{name}.xml").read_bytes())

@@ -8,13 +8,13 @@ import pytest
 from tracker import classify, pairing
 from tracker.demo import FEEDS_DIR
 from tracker.feeds.parse import parse
-from tracker.model_registry import ensure_item_model, item_classifier, pair_scorer
+from tracker.model_registry import ensure_models, item_classifier, pair_scorer
 from tracker.storage import feeds, items, outbox, pairs
 
 
 @pytest.fixture
 def demo_items(conn: psycopg.Connection) -> list[int]:
-    ensure_item_model(conn)
+    ensure_models(conn)
     ids: list[int] = []
     for entry in json.loads((FEEDS_DIR / "manifest.json").read_text()):
         new = feeds.NewFeed(
@@ -28,8 +28,8 @@ def demo_items(conn: psycopg.Connection) -> list[int]:
 
 def run_stages(conn: psycopg.Connection, item_ids: list[int]) -> int:
     classify.classify_items(conn, item_ids, 0.5, "http://t.example")
-    config = pairing.PairingConfig(item_classifier(conn).version, 14, 0.25, 0.45)
-    return pairing.pair_items(conn, item_ids, pair_scorer(), config)
+    config = pairing.PairingConfig(item_classifier(conn).version, 14, 0.5, 1.01, 0.45)
+    return pairing.pair_items(conn, item_ids, pair_scorer(conn), config)
 
 
 def test_the_demo_rumour_is_paired_with_the_ministry_clarification(

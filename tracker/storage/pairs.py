@@ -41,14 +41,17 @@ def upsert(
     score: float,
     explanation: dict[str, Any],
     scorer_version: str,
+    status: str = "suggested",
 ) -> bool:
-    """Suggest a pair; returns True when it is new. A decided pair is never reopened."""
+    """Suggest (or auto-confirm) a pair; returns True when it is new. A pair already stored,
+    decided or not, is never reopened."""
     with conn.cursor() as cur:
         cur.execute(
-            """INSERT INTO pairs (rumour_id, clarification_id, score, explanation, scorer_version)
-               VALUES (%s, %s, %s, %s, %s)
+            """INSERT INTO pairs
+                   (rumour_id, clarification_id, score, explanation, scorer_version, status)
+               VALUES (%s, %s, %s, %s, %s, %s)
                ON CONFLICT (rumour_id, clarification_id) DO NOTHING RETURNING id""",
-            (rumour_id, clarification_id, score, Jsonb(explanation), scorer_version),
+            (rumour_id, clarification_id, score, Jsonb(explanation), scorer_version, status),
         )
         return cur.fetchone() is not None
 

@@ -1,0 +1,145 @@
+"""Training stage: build a challenger from the seed corpus, analysts' decisions and any public
+data given, compare it with the active champion on validation data neither was trained on, and
+activate it only if it is not worse."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+import structlog
+
+from classifiers import item_model, pair_model
+from classifiers.item_model import ItemClassifier, LabelledText
+from classifiers.pair_model import PairExample, PairRanker
+from classifiers.seed import load_seed, load_seed_pairs
+from tracker.classify import to_model_text
+from tracker.storage import items, labels, models
+
+log = structlog.get_logger(__name__)
+
+Progress = Callable[[str], None]
+ITEM_METRIC = "macro_f1"
+PAIR_METRIC = "map@5"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str
+    version: str
+    metric: str
+    challenger: float
+    champion: float | None
+    activated: bool
+    examples: int
+
+
+def analyst_examples(conn: psycopg.Connection) -> list[LabelledText]:
+    given = labels.item_labels(conn)
+    rows = items.for_model(conn, list(given))
+    return [LabelledText(to_model_text(row), given[row.id]) for row in rows]
+
+
+def analyst_pairs(
+    conn: psycopg.Connection, first_group: int
+) -> tuple[list[PairExample], list[bool]]:
+    """Decided pairs grouped by rumour, so a rejected pair competes with a confirmed one."""
+    decisions = labels.pair_decisions(conn)
+    rows = {r.id: r for r in items.for_model(conn, [i for d in decisions for i in d[:2]])}
+    groups: dict[int, int] = {}
+    pairs, verdicts = [], []
+    for rumour_id, clarification_id, confirmed in decisions:
+        if rumour_id in rows and clarification_id in rows:
+            group = groups.setdefault(rumour_id, first_group + len(groups))
+            pairs.append(
+                PairExample(
+                    to_model_text(rows[rumour_id]), to_model_text(rows[clarification_id]), group
+                )
+            )
+            verdicts.append(confirmed)
+    return pairs, verdicts
+
+
+def train_item_model(
+    conn: psycopg.Connection, extra: Sequence[LabelledText], progress: Progress
+) -> Outcome:
+    examples = [*load_seed(), *extra, *analyst_examples(conn)]
+    progress(f"training the item classifier on {len(examples)} examples")
+    challenger = item_model.train(examples, {"public_examples": len(extra)})
+    validation = item_model.validation_part(examples)
+    stored = models.active(conn, "item")
+    champion = None
+    if stored is not None:
+        progress(f"scoring the active model {stored.version} on the same validation data")
+        old = ItemClassifier.from_bytes(stored.artifact, stored.version, stored.metadata)
+        champion = item_model.scores(old, validation)[ITEM_METRIC]
+    score = challenger.metadata["validation"][ITEM_METRIC]
+    return _decide(conn, "item", challenger, ITEM_METRIC, score, champion, len(examples))
+
+
+def train_pair_model(
+    conn: psycopg.Connection,
+    extra: tuple[Sequence[PairExample], Sequence[bool]],
+    progress: Progress,
+) -> Outcome:
+    seed_pairs, seed_labels = load_seed_pairs()
+    pairs, verdicts = [*seed_pairs], [*seed_labels]
+    for more, more_labels in (extra, analyst_pairs(conn, 0)):
+        offset = 1 + max((p.group for p in pairs), default=-1)
+        pairs += [PairExample(p.rumour, p.clarification, p.group + offset) for p in more]
+        verdicts += list(more_labels)
+    progress(f"training the pair re-ranker on {len(pairs)} candidate pairs")
+    challenger = pair_model.train(pairs, verdicts, {"public_pairs": len(extra[0])})
+    validation = pair_model.validation_part(pairs, verdicts)
+    stored = models.active(conn, "pair")
+    champion = None
+    if stored is not None:
+        progress(f"scoring the active model {stored.version} on the same validation data")
+        old = PairRanker.from_bytes(stored.artifact, stored.version, stored.metadata)
+        champion = pair_model.scores(old, *validation)[PAIR_METRIC]
+    score = challenger.metadata["validation"][PAIR_METRIC]
+    return _decide(conn, "pair", challenger, PAIR_METRIC, score, champion, len(pairs))
+
+
+def retrain(conn: psycopg.Connection, progress: Progress) -> list[Outcome]:
+    """Train a challenger of each kind whose active model predates analysts' last decision."""
+    last = labels.last_decision_at(conn)
+    if last is None:
+        return []
+    newest: dict[str, datetime] = {}
+    for model in models.list_models(conn):
+        newest[model.kind] = max(newest.get(model.kind, model.created_at), model.created_at)
+    outcomes = []
+    # A challenger trained since the last decision, kept or not, already saw everything.
+    if newest.get("item", last) <= last:
+        outcomes.append(train_item_model(conn, [], progress))
+    if newest.get("pair", last) <= last:
+        outcomes.append(train_pair_model(conn, ([], []), progress))
+    return outcomes
+
+
+def _decide(
+    conn: psycopg.Connection,
+    kind: str,
+    challenger: ItemClassifier | PairRanker,
+    metric: str,
+    score: float,
+    champion: float | None,
+    examples: int,
+) -> Outcome:
+    activated = champion is None or score >= champion
+    challenger.metadata["champion_" + metric] = champion
+    with conn.transaction():
+        models.store(conn, kind, challenger.version, challenger.to_bytes(), challenger.metadata)
+        if activated:
+            models.activate(conn, challenger.version)
+    log.info(
+        "model trained",
+        kind=kind,
+        version=challenger.version,
+        metric=metric,
+        challenger=score,
+        champion=champion,
+        activated=activated,
+    )
+    return Outcome(kind, challenger.version, metric, score, champion, activated, examples)
