@@ -19,7 +19,7 @@ from sklearn.metrics import f1_score
 from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 
 from classifiers.evaluate import in_validation
-from classifiers.text import CUES, cue_counts, fold
+from classifiers.text import CUES, cue_counts, fold, strip_links
 from tracker.domain import LABELS, Prediction, TextForModel
 
 
@@ -32,7 +32,7 @@ class LabelledText:
 def model_document(item: TextForModel) -> str:
     """One string per item; the feed kind and language ride along as marker tokens."""
     return (
-        f"{item.title}. {item.summary} __kind_{item.feed_kind} "
+        f"{strip_links(item.title)}. {strip_links(item.summary)} __kind_{item.feed_kind} "
         f"__lang_{(item.language or 'xx')[:2].lower()}"
     )
 

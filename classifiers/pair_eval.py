@@ -59,21 +59,33 @@ def candidate_pairs(
     return pairs, labels, keys
 
 
-def train_on(
-    sources: Sequence[tuple[Path, str]], progress: Progress, collections: dict[Path, Collection]
-) -> PairRanker:
+def candidate_pairs_for(
+    sources: Sequence[tuple[Path, str]],
+    progress: Progress,
+    collections: dict[Path, Collection] | None = None,
+) -> tuple[list[PairExample], list[bool]]:
+    """Training pairs from CheckThat!-format splits, each against its directory's collection."""
+    collections = {} if collections is None else collections
     pairs: list[PairExample] = []
     labels: list[bool] = []
     for directory, split in sources:
         progress(f"candidates for {directory.name}:{split}")
-        collection = collections.setdefault(directory, Collection.load(directory))
+        if directory not in collections:
+            collections[directory] = Collection.load(directory)
         split_pairs, split_labels, _ = candidate_pairs(
-            load_checkthat_split(directory, split), collection, with_relevant=True
+            load_checkthat_split(directory, split), collections[directory], with_relevant=True
         )
         # Groups must stay distinct across splits: offset them past the ones already taken.
         offset = 1 + max((p.group for p in pairs), default=-1)
         pairs += [PairExample(p.rumour, p.clarification, p.group + offset) for p in split_pairs]
         labels += split_labels
+    return pairs, labels
+
+
+def train_on(
+    sources: Sequence[tuple[Path, str]], progress: Progress, collections: dict[Path, Collection]
+) -> PairRanker:
+    pairs, labels = candidate_pairs_for(sources, progress, collections)
     progress(f"fitting on {len(pairs)} candidate pairs")
     trained_on = [f"{d.name}:{s}" for d, s in sources]
     metadata = {"trained_on": trained_on, "candidates": CANDIDATES}

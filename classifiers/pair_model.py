@@ -282,6 +282,7 @@ def explain(rumour: TextForModel, clarification: TextForModel) -> tuple[str, ...
     """What the two texts share: words, numbers and cross-language concepts."""
     a, b = pair_text(rumour), pair_text(clarification)
     words = set(content_words(a)) & set(content_words(b))
+    words |= set(NUMBER.findall(a)) & set(NUMBER.findall(b))
     shared_concepts = {f"~{c}" for c in concepts(a) & concepts(b)}
     return tuple(sorted(words)) + tuple(sorted(shared_concepts))
 

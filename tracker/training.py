@@ -31,7 +31,7 @@ class Outcome:
     challenger: float
     champion: float | None
     activated: bool
-    examples: int
+    validated_on: int
 
 
 def analyst_examples(conn: psycopg.Connection) -> list[LabelledText]:
@@ -66,15 +66,24 @@ def train_item_model(
     examples = [*load_seed(), *extra, *analyst_examples(conn)]
     progress(f"training the item classifier on {len(examples)} examples")
     challenger = item_model.train(examples, {"public_examples": len(extra)})
-    validation = item_model.validation_part(examples)
+    return challenge_item(conn, challenger, item_model.validation_part(examples), progress)
+
+
+def challenge_item(
+    conn: psycopg.Connection,
+    challenger: ItemClassifier,
+    validation: Sequence[LabelledText],
+    progress: Progress,
+) -> Outcome:
+    """Store the challenger; activate it unless the active model scores better on `validation`."""
     stored = models.active(conn, "item")
     champion = None
     if stored is not None:
         progress(f"scoring the active model {stored.version} on the same validation data")
         old = ItemClassifier.from_bytes(stored.artifact, stored.version, stored.metadata)
         champion = item_model.scores(old, validation)[ITEM_METRIC]
-    score = challenger.metadata["validation"][ITEM_METRIC]
-    return _decide(conn, "item", challenger, ITEM_METRIC, score, champion, len(examples))
+    score = item_model.scores(challenger, validation)[ITEM_METRIC]
+    return _decide(conn, "item", challenger, ITEM_METRIC, score, champion, len(validation))
 
 
 def train_pair_model(
@@ -97,8 +106,8 @@ def train_pair_model(
         progress(f"scoring the active model {stored.version} on the same validation data")
         old = PairRanker.from_bytes(stored.artifact, stored.version, stored.metadata)
         champion = pair_model.scores(old, *validation)[PAIR_METRIC]
-    score = challenger.metadata["validation"][PAIR_METRIC]
-    return _decide(conn, "pair", challenger, PAIR_METRIC, score, champion, len(pairs))
+    score = pair_model.scores(challenger, *validation)[PAIR_METRIC]
+    return _decide(conn, "pair", challenger, PAIR_METRIC, score, champion, len(validation[0]))
 
 
 def retrain(conn: psycopg.Connection, progress: Progress) -> list[Outcome]:
@@ -125,7 +134,7 @@ def _decide(
     metric: str,
     score: float,
     champion: float | None,
-    examples: int,
+    validated_on: int,
 ) -> Outcome:
     activated = champion is None or score >= champion
     challenger.metadata["champion_" + metric] = champion
@@ -142,4 +151,4 @@ def _decide(
         champion=champion,
         activated=activated,
     )
-    return Outcome(kind, challenger.version, metric, score, champion, activated, examples)
+    return Outcome(kind, challenger.version, metric, score, champion, activated, validated_on)

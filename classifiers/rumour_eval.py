@@ -1,0 +1,69 @@
+"""Evaluate rumour detection on PHEME-format data with the item classifier the workers use,
+trained together with the seed corpus, optionally leaving one event out at a time."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sklearn.metrics import f1_score
+
+from classifiers import item_model
+from classifiers.datasets import DatasetError, EventText, load_pheme
+from classifiers.seed import load_seed
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RumourEvaluation:
+    metrics: dict[str, object]
+    # Per test item: the rumour probability and whether it is a rumour, for the PR curve.
+    scores: list[float]
+    relevant: list[bool]
+
+
+def _folds(
+    train: list[EventText], test: list[EventText], events: Sequence[str]
+) -> list[tuple[str, list[EventText], list[EventText]]]:
+    if not events:
+        return [("all", train, test)]
+    known = {row.event for row in test}
+    missing = [e for e in events if e not in known]
+    if missing:
+        raise DatasetError(f"events not in the test file: {missing}; it has {sorted(known)}")
+    return [
+        (e, [r for r in train if r.event != e], [r for r in test if r.event == e]) for e in events
+    ]
+
+
+def evaluate_rumour(
+    train_files: Sequence[Path], test_file: Path, events: Sequence[str], progress: Progress
+) -> RumourEvaluation:
+    train = [row for path in train_files for row in load_pheme(path)]
+    test = load_pheme(test_file)
+    seed = load_seed()
+    truth: list[bool] = []
+    predicted: list[bool] = []
+    scores: list[float] = []
+    per_event: dict[str, float] = {}
+    for event, fold_train, fold_test in _folds(train, test, events):
+        progress(
+            f"{event}: training on {len(fold_train)} + {len(seed)} seed, testing on "
+            f"{len(fold_test)}"
+        )
+        model = item_model.train([*seed, *(r.example for r in fold_train)], hold_out=False)
+        predictions = model.predict([r.example.text for r in fold_test])
+        fold_truth = [r.example.label == "rumour" for r in fold_test]
+        fold_predicted = [p.label == "rumour" for p in predictions]
+        per_event[event] = round(float(f1_score(fold_truth, fold_predicted, zero_division=0)), 4)
+        truth += fold_truth
+        predicted += fold_predicted
+        scores += [p.probabilities.get("rumour", 0.0) for p in predictions]
+    metrics: dict[str, object] = {
+        "rumour_f1": round(float(f1_score(truth, predicted, zero_division=0)), 4),
+        "macro_f1": round(float(f1_score(truth, predicted, average="macro", zero_division=0)), 4),
+        "n": len(truth),
+    }
+    if events:
+        metrics["per_event_rumour_f1"] = per_event
+    return RumourEvaluation(metrics, scores, truth)

@@ -1,0 +1,111 @@
+"""`tracker eval` and `tracker train` on small files in the public datasets' formats, written
+here for the test (the real data lives in ../shared/data and is measured by hand)."""
+
+import json
+from pathlib import Path
+
+from tests.conftest import run_tracker
+
+CLAIMS = [
+    ("v-jets", "Jets flew over Ukraine", "Did Romanian jets fly secret missions over Ukraine?"),
+    ("v-water", "Tap water poisoned", "Was the tap water in Valea Verde poisoned by a spill?"),
+    ("v-bread", "Bread prices double", "Did bread prices double overnight in Bucharest?"),
+    ("v-draft", "Army draft texts", "Is the army sending text messages about a military draft?"),
+    ("v-dam", "Dam about to burst", "Is the Siret dam about to burst after the storm?"),
+    ("v-vote", "Ballots printed twice", "Were ballots printed twice in Vaslui county?"),
+]
+TWEETS = [
+    ("jets", "v-jets", "Romanian jets fly secret missions over Ukraine every night!"),
+    ("water", "v-water", "Do not drink the tap water in Valea Verde, a spill poisoned it"),
+    ("bread", "v-bread", "Bread prices doubled overnight in Bucharest, shops say"),
+    ("draft", "v-draft", "Got a text message saying I was selected for the military draft"),
+    ("dam", "v-dam", "The Siret dam will burst tonight after the storm, evacuate now"),
+    ("vote", "v-vote", "Ballots were printed twice in Vaslui county, share before deleted"),
+]
+
+
+def _checkthat(directory: Path) -> Path:
+    directory.mkdir()
+    with (directory / "vclaims.test-collection.jsonl").open("w") as out:
+        for vid, title, claim in CLAIMS:
+            out.write(json.dumps({"vclaim_id": vid, "vclaim": claim, "title": title}) + "\n")
+    for split, rows in (("train", TWEETS[:4]), ("test", TWEETS[4:] + TWEETS[:1])):
+        with (directory / f"queries.{split}.jsonl").open("w") as out:
+            for qid, _, text in rows:
+                signed = f"{text} — Someone (@someone) May 4, 2026"
+                out.write(json.dumps({"qid": f"{split}-{qid}", "text": signed}) + "\n")
+        with (directory / f"qrels.{split}.tsv").open("w") as out:
+            out.writelines(f"{split}-{qid}\t0\t{vid}\t1\n" for qid, vid, _ in rows)
+    return directory
+
+
+def test_eval_pairing_prints_map_and_recall_and_writes_a_report(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    data = _checkthat(tmp_path / "ct")
+    result = run_tracker(
+        "eval", "pairing", "--train", f"{data}:train", "--test", f"{data}:test", "--json",
+        "--report", str(tmp_path / "report"), env=cli_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert set(metrics) == {"map@1", "map@5", "recall@5", "queries"}
+    assert metrics["queries"] == 3
+    assert metrics["recall@5"] == 1.0  # six claims: every answer is in the top five
+    written = sorted(p.name for p in (tmp_path / "report").iterdir())
+    assert written == ["pairing-confusion.png", "pairing-pr.png", "pairing.md"]
+    assert (tmp_path / "report" / "pairing-pr.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_rumour_leaves_each_event_out(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    rows = []
+    for event in ("flood", "election"):
+        for i in range(6):
+            rumour = {"text": f"BREAKING unconfirmed: {event} cover-up, sources say #{i}?"}
+            plain = {"text": f"Live coverage of the {event}: officials held a briefing {i}."}
+            rows.append({**rumour, "event": event, "label": "rumour", "user_verified": False})
+            rows.append({**plain, "event": event, "label": "non-rumour", "user_verified": True})
+    path = tmp_path / "pheme.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = run_tracker(
+        "eval", "rumour", "--train", str(path), "--test", str(path),
+        "--events", "flood,election", "--json", env=cli_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert metrics["n"] == 24
+    assert set(metrics["per_event_rumour_f1"]) == {"flood", "election"}
+    assert 0 <= metrics["rumour_f1"] <= 1
+
+
+def test_bad_dataset_input_is_a_clear_error(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    path = tmp_path / "broken.jsonl"
+    path.write_text('{"text": "fine", "label": "rumour"}\nnot json\n')
+    result = run_tracker("eval", "rumour", "--train", str(path), "--test", str(path), env=cli_env)
+    assert result.returncode == 1
+    assert "broken.jsonl:2: not JSON" in result.stderr
+    missing = run_tracker(
+        "eval", "pairing", "--train", "nowhere:train", "--test", "x:y", env=cli_env
+    )
+    assert missing.returncode == 1
+    assert "not a directory" in missing.stderr
+    unknown = run_tracker(
+        "eval", "rumour", "--train", str(path), "--test", str(path), "--events", "mars",
+        env=cli_env,
+    )  # fmt: skip
+    assert unknown.returncode == 1
+
+
+def test_train_pair_with_checkthat_data_reports_the_champion_decision(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    data = _checkthat(tmp_path / "ct")
+    result = run_tracker("train", "pair", "--checkthat", f"{data}:train", "--json", env=cli_env)
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["kind"] == "pair" and outcome["metric"] == "map@5"
+    assert isinstance(outcome["activated"], bool)
+    listed = json.loads(
+        run_tracker("models", "list", "--kind", "pair", "--json", env=cli_env).stdout
+    )
+    assert outcome["version"] in [m["version"] for m in listed]

@@ -1,0 +1,88 @@
+"""Behaviour of the item classifier trained from the seed corpus, as the first start trains it."""
+
+from dataclasses import replace
+
+import pytest
+
+from classifiers import item_model
+from classifiers.item_model import ItemClassifier
+from classifiers.seed import load_seed
+from tracker.domain import TextForModel
+
+RUMOUR = TextForModel(
+    "Posts claim the army is secretly moving tanks to the northern border tonight",
+    "Messages shared on Telegram say columns were seen near the crossing; nobody has confirmed it.",
+    "social",
+    "en",
+)
+
+
+@pytest.fixture(scope="module")
+def model() -> ItemClassifier:
+    return item_model.train(load_seed())
+
+
+def _probabilities(model: ItemClassifier, item: TextForModel) -> dict[str, float]:
+    return model.predict([item])[0].probabilities
+
+
+def test_a_rumour_is_labelled_rumour(model: ItemClassifier) -> None:
+    assert model.predict([RUMOUR])[0].label == "rumour"
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        replace(RUMOUR, title=RUMOUR.title + " https://t.co/AbC123xyz"),
+        replace(RUMOUR, summary=RUMOUR.summary + " via @border_watch_24 pic.twitter.com/x1Y2z3"),
+        replace(RUMOUR, title=RUMOUR.title.upper()),
+        replace(RUMOUR, title=RUMOUR.title.lower()),
+    ],
+    ids=["url", "handle", "upper-case", "lower-case"],
+)
+def test_urls_handles_and_casing_do_not_change_the_prediction(
+    model: ItemClassifier, variant: TextForModel
+) -> None:
+    base = _probabilities(model, RUMOUR)
+    changed = _probabilities(model, variant)
+    assert model.predict([variant])[0].label == "rumour"
+    assert all(abs(base[label] - changed[label]) < 0.02 for label in base), (base, changed)
+
+
+@pytest.mark.parametrize(
+    ("plain", "denied"),
+    [
+        (
+            "The army is moving tanks to the northern border",
+            "Ministry denies the army is moving tanks to the northern border: the claim is false",
+        ),
+        (
+            "Armata mută tancuri spre granița de nord",
+            "MApN dezminte: nu este adevărat că armata mută tancuri spre granița de nord",
+        ),
+    ],
+    ids=["en", "ro"],
+)
+def test_a_denial_moves_an_item_towards_clarification(
+    model: ItemClassifier, plain: str, denied: str
+) -> None:
+    language = "ro" if "Armata" in plain else "en"
+    before = _probabilities(model, TextForModel(plain, "", "media", language))
+    after = _probabilities(model, TextForModel(denied, "", "media", language))
+    assert after["clarification"] > before["clarification"] + 0.2, (before, after)
+
+
+def test_an_artifact_round_trips_to_the_same_predictions(model: ItemClassifier) -> None:
+    loaded = ItemClassifier.from_bytes(model.to_bytes(), model.version, model.metadata)
+    items = [RUMOUR, TextForModel("Ministry: the report is false", "", "official", "en")]
+    assert loaded.predict(items) == model.predict(items)
+    assert loaded.version == model.version
+
+
+def test_metadata_records_the_data_and_the_validation_scores(model: ItemClassifier) -> None:
+    meta = model.metadata
+    assert len(meta["data_hash"]) == 64
+    assert meta["examples"] == len(load_seed())
+    assert 0 < meta["trained_on_examples"] < meta["examples"]
+    assert set(meta["validation"]) == {"macro_f1", "rumour_f1"}
+    assert meta["sklearn_version"]
