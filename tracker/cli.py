@@ -13,6 +13,7 @@ import typer
 
 from tracker import demo, embedded, supervisor
 from tracker.cli_feeds import feeds_app, items_app
+from tracker.cli_models import eval_app, models_app, train_app
 from tracker.cliutil import broker_url, connect, database_url, fail, print_json, settings
 from tracker.config import Settings
 from tracker.logs import configure as configure_logs
@@ -34,6 +35,9 @@ bench_app = typer.Typer(help="Benchmarks: figures printed, for the record.", no_
 app.add_typer(bench_app, name="bench")
 app.add_typer(pairs_app, name="pairs")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(train_app, name="train")
+app.add_typer(models_app, name="models")
+app.add_typer(eval_app, name="eval")
 
 DataDir = Annotated[
     Path | None,
@@ -187,12 +191,12 @@ def _serve_demo(port: int) -> ThreadingHTTPServer:
 def _prepare(database_url: str, with_demo: bool, demo_port: int) -> str | None:
     """First-start work: the first admin, the seed model, and the demo feeds."""
     # Imported here: scikit-learn takes a second to load, and only `up` needs it.
-    from tracker.model_registry import ensure_item_model
+    from tracker.model_registry import ensure_models
 
     with psycopg.connect(database_url, autocommit=True) as conn:
         with conn.transaction():
             password = ensure_admin(conn)
-        ensure_item_model(conn)
+        ensure_models(conn)
         if with_demo:
             with conn.transaction():
                 for f in demo.feeds(f"http://127.0.0.1:{demo_port}"):

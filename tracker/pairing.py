@@ -52,6 +52,7 @@ def pair_items(
                 created += _pair(conn, row, "clarification", scorer, config)
             elif label == "clarification":
                 created += _pair(conn, row, "rumour", scorer, config)
+        created += pairs.spread_to_stories(conn, item_ids)
     return created
 
 

@@ -86,3 +86,20 @@ def test_a_subscriber_gets_one_alert_per_matching_rumour(
     rows = conn.execute("SELECT recipient, subject FROM alert_outbox").fetchall()
     assert rows and all(r[0] == "desk@example.org" for r in rows)
     assert all("Valea Verde" in r[1] for r in rows)
+
+
+def test_a_clarification_pairs_with_every_outlet_of_the_story(
+    conn: psycopg.Connection, demo_items: list[int]
+) -> None:
+    run_stages(conn, demo_items)
+    found = pairs.list_pairs(conn, limit=1000)
+    stories = {p.story_id for p in found if p.story_id is not None and "F-16" in p.rumour_title}
+    assert stories, [(p.rumour_title, p.story_id) for p in found]
+    for story in stories:
+        rows = conn.execute("SELECT id FROM items WHERE story_id = %s", (story,)).fetchall()
+        members = {r[0] for r in rows}
+        assert len(members) > 1
+        answered = {p.clarification_id for p in found if p.story_id == story}
+        for clarification in answered:
+            paired = {p.rumour_id for p in found if p.clarification_id == clarification}
+            assert members <= paired, (story, clarification)

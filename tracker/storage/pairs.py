@@ -1,5 +1,6 @@
 """Pairs of a rumour and a clarification, as suggested by the matcher and decided by analysts."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -107,3 +108,35 @@ def decide(
             (pair_id, user_id, decision, reason),
         )
         return True
+
+
+def spread_to_stories(conn: psycopg.Connection, item_ids: Sequence[int]) -> int:
+    """Pair each clarification of a story's rumour with every rumour of that story, so the
+    story is answered for every outlet that carried it. Touches the stories of `item_ids`
+    and of the rumours paired with them; returns how many pairs were added."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """WITH touched AS (
+                   SELECT story_id FROM items
+                   WHERE id = ANY(%(ids)s) AND story_id IS NOT NULL
+                   UNION
+                   SELECT r.story_id FROM pairs p JOIN items r ON r.id = p.rumour_id
+                   WHERE p.clarification_id = ANY(%(ids)s) AND r.story_id IS NOT NULL)
+               INSERT INTO pairs
+                   (rumour_id, clarification_id, score, explanation, scorer_version, status)
+               SELECT DISTINCT ON (i.id, p.clarification_id)
+                      i.id, p.clarification_id, p.score,
+                      jsonb_build_object('via_story', r.story_id,
+                                         'shared_terms', p.explanation -> 'shared_terms'),
+                      p.scorer_version, 'suggested'
+               FROM pairs p
+               JOIN items r ON r.id = p.rumour_id
+               JOIN touched t ON t.story_id = r.story_id
+               JOIN items i ON i.story_id = r.story_id AND i.id <> r.id
+               WHERE p.status <> 'rejected'
+               ORDER BY i.id, p.clarification_id, p.score DESC
+               ON CONFLICT (rumour_id, clarification_id) DO NOTHING
+               RETURNING id""",
+            {"ids": list(item_ids)},
+        )
+        return len(cur.fetchall())
