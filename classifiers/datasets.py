@@ -146,3 +146,17 @@ def load_pheme(path: Path) -> list[EventText]:
         )
         examples.append(EventText(str(row.get("event", "")), LabelledText(text, label)))
     return examples
+
+
+def checkthat_examples(directory: Path, splits: list[str]) -> list[LabelledText]:
+    """CheckThat! data for the item classifier: the tweets that were fact-checked as rumours,
+    and the fact-checks that answer them as clarifications."""
+    collection = load_checkthat_collection(directory)
+    examples: list[LabelledText] = []
+    answers: set[str] = set()
+    for split in splits:
+        data = load_checkthat_split(directory, split)
+        examples += [LabelledText(q, "rumour") for q in data.queries.values()]
+        answers |= {doc for docs in data.relevant.values() for doc in docs}
+    examples += [LabelledText(collection[d], "clarification") for d in sorted(answers)]
+    return examples

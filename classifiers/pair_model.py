@@ -23,6 +23,7 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import precision_recall_curve
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -331,6 +332,23 @@ def _with_unanswered_copies(
     return pairs + copies, labels + [False] * len(copies)
 
 
+def thresholds(
+    model: PairRanker, pairs: Sequence[PairExample], labels: Sequence[bool]
+) -> dict[str, float]:
+    """Score thresholds on validation data: the best F1, and the lowest with 95% precision
+    (a candidate for auto-confirmation). Empty when validation has no matching pair."""
+    if not any(labels):
+        return {}
+    values = model.score_pairs(pairs)
+    precision, recall, cuts = precision_recall_curve(list(labels), values)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    found = {"best_f1": round(float(cuts[int(np.argmax(f1[:-1]))]), 4)}
+    precise = [float(c) for p, c in zip(precision[:-1], cuts, strict=True) if p >= 0.95]
+    if precise:
+        found["precision_95"] = round(min(precise), 4)
+    return found
+
+
 def train(
     pairs: Sequence[PairExample],
     labels: Sequence[bool],
@@ -365,6 +383,7 @@ def train(
             "trained_on_pairs": len(fitting),
             "sklearn_version": sklearn.__version__,
             "validation": scores(model, *validation_part(pairs, labels)) if hold_out else {},
+            "thresholds": thresholds(model, *validation_part(pairs, labels)) if hold_out else {},
             "trained_at": stamp,
             "features": feature_names(),
         }

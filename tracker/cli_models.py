@@ -52,14 +52,24 @@ def train_item(
     pheme: Annotated[
         str | None, typer.Option(help="PHEME-format JSONL files to add, comma-separated.")
     ] = None,
+    checkthat: Annotated[
+        str | None,
+        typer.Option(
+            help="CheckThat!-format DIR:SPLIT[,SPLIT]: tweets as rumours, answers as "
+            "clarifications."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Train the item classifier on the seed corpus, analysts' labels and PHEME data."""
-    from classifiers.datasets import DatasetError, load_pheme
+    """Train the item classifier on the seed corpus, analysts' labels and public data."""
+    from classifiers.datasets import DatasetError, checkthat_examples, load_pheme
     from tracker import training
 
     try:
         extra = [row.example for path in _files(pheme or "") for row in load_pheme(path)]
+        if checkthat:
+            sources = _splits(checkthat)
+            extra += checkthat_examples(sources[0][0], [split for _, split in sources])
     except DatasetError as exc:
         raise fail(str(exc)) from exc
     with connect() as conn:
