@@ -34,7 +34,7 @@ def test_a_rumour_is_labelled_rumour(model: ItemClassifier) -> None:
     "variant",
     [
         replace(RUMOUR, title=RUMOUR.title + " https://t.co/AbC123xyz"),
-        replace(RUMOUR, summary=RUMOUR.summary + " via @border_watch_24 pic.twitter.com/x1Y2z3"),
+        replace(RUMOUR, summary=RUMOUR.summary + " @border_watch_24 pic.twitter.com/x1Y2z3"),
         replace(RUMOUR, title=RUMOUR.title.upper()),
         replace(RUMOUR, title=RUMOUR.title.lower()),
     ],
