@@ -1,27 +1,29 @@
-"""Alerts: outbox rows written with the event, and the relay that sends them by email."""
+"""Alerts: outbox rows written with the event, digests, and the relay that sends them."""
 
 import hashlib
 import random
-import re
 import smtplib
 import ssl
 from collections.abc import Sequence
+from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 import psycopg
 import structlog
 
-from classifiers.text import fold
+from classifiers.text import WORD, fold
+from tracker import alert_mail
+from tracker.alert_mail import one_line as one_line  # re-exported: callers and tests use it
 from tracker.config import Settings
 from tracker.domain import Prediction
-from tracker.storage import outbox
+from tracker.storage import outbox, subscriptions
 from tracker.storage.items import ItemForModel
 
 log = structlog.get_logger(__name__)
 
-CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 MAX_ATTEMPTS = 8
 
 
@@ -77,51 +79,109 @@ def mailer_for(settings: Settings) -> Mailer:
     return FileMailer(settings.data_dir / "mail")
 
 
-def one_line(text: str, limit: int = 150) -> str:
-    """Header-safe text: item titles are untrusted and must not add headers."""
-    cleaned = CONTROL.sub(" ", text).strip()
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
-
-
 def queue_rumour_alerts(
     conn: psycopg.Connection,
     rumours: Sequence[tuple[ItemForModel, Prediction]],
-    public_url: str | None,
+    public_url: str | None = None,
 ) -> int:
-    """Write one outbox row per (subscription, rumour) that matches; call inside the event's
-    transaction so an alert exists exactly when its rumour does."""
+    """Queue an alert per (subscription, story or item) that matches; call inside the event's
+    transaction so an alert exists exactly when its rumour does. Digest subscriptions hold
+    theirs until the digest is due."""
     if not rumours:
         return 0
+    subs = subscriptions.active(conn, kind="rumours")
+    if not subs:
+        return 0
+    probability = {item.id: p.probability for item, p in rumours}
     queued = 0
-    for sub in outbox.subscriptions(conn):
-        for item, prediction in rumours:
-            if prediction.probability < sub.min_probability or not _matches(sub.keywords, item):
-                continue
-            queued += outbox.enqueue(
-                conn,
-                f"rumour:{sub.id}:{item.id}",
-                sub.email,
-                f"New rumour: {one_line(item.title)}",
-                _rumour_body(item, prediction, public_url),
-            )
+    for item in subscriptions.alert_items(conn, list(probability)):
+        for sub in subs:
+            if probability[item.id] >= sub.min_probability and matches(sub, item):
+                queued += outbox.queue(
+                    conn, _rumour_event(sub, item, probability[item.id], public_url)
+                )
     return queued
 
 
-def _matches(keywords: Sequence[str], item: ItemForModel) -> bool:
-    if not keywords:
-        return True
-    text = fold(f"{item.title} {item.summary}")
-    return any(fold(k) in text for k in keywords)
+def matches(sub: subscriptions.Subscription, item: subscriptions.AlertItem) -> bool:
+    """Every filter that is set must match: any keyword, any tag, any feed kind, any language."""
+    if sub.tags and not set(sub.tags) & set(item.feed_tags):
+        return False
+    if sub.feed_kinds and item.feed_kind not in sub.feed_kinds:
+        return False
+    if sub.languages and (item.language or "").lower().split("-")[0] not in sub.languages:
+        return False
+    return not sub.keywords or keyword_match(sub.keywords, f"{item.title} {item.summary}")
 
 
-def _rumour_body(item: ItemForModel, prediction: Prediction, public_url: str | None) -> str:
-    link = f"{public_url.rstrip('/')}/" if public_url else "the tracker's review page"
-    return (
-        f"A new item was flagged as a rumour (probability {prediction.probability:.2f}).\n\n"
-        f"{item.title}\n\n{item.summary[:600]}\n\n"
-        f"Source kind: {item.feed_kind}   Seen: {item.seen_at:%Y-%m-%d %H:%M} UTC\n"
-        f"Review it at {link}\n"
+def keyword_match(keywords: Sequence[str], text: str) -> bool:
+    """Words and phrases in any script, ignoring case and accents ("stiri" finds "Știri").
+    A keyword must start at a word start and may run on into an ending, so "F-16" finds
+    "F-16s" and "Ucrain" finds "Ucrainei", while "war" does not find "award"."""
+    haystack = f" {' '.join(WORD.findall(fold(text)))}"
+    for keyword in keywords:
+        words = WORD.findall(fold(keyword))
+        if words and f" {' '.join(words)}" in haystack:
+            return True
+    return False
+
+
+def _rumour_event(
+    sub: subscriptions.Subscription,
+    item: subscriptions.AlertItem,
+    probability: float,
+    public_url: str | None,
+) -> outbox.Event:
+    about = f"story:{item.story_id}" if item.story_id is not None else f"item:{item.id}"
+    return outbox.Event(
+        dedupe_key=f"rumour:{sub.id}:{about}",
+        recipient=sub.email,
+        subject=f"New rumour: {one_line(item.title, 120)}",
+        kind="rumour",
+        subscription_id=sub.id,
+        item_id=item.id,
+        held=sub.digest,
+        payload={
+            "item_id": item.id,
+            "story_id": item.story_id,
+            "title": item.title,
+            "summary": item.summary[:600],
+            "url": item.url,
+            "source": item.feed_title,
+            "source_kind": item.feed_kind,
+            "language": item.language,
+            "probability": round(probability, 4),
+            "seen_at": item.seen_at.isoformat(),
+            "public_url": public_url,
+        },
     )
+
+
+def digest_slot(sub: subscriptions.Subscription, now: datetime) -> datetime:
+    """The latest digest time at or before `now`: the top of the hour, or the day's chosen
+    local time in the subscription's zone (zoneinfo follows daylight saving)."""
+    zone = ZoneInfo(sub.time_zone)
+    local = now.astimezone(zone)
+    if sub.delivery == "hourly":
+        return local.replace(minute=0, second=0, microsecond=0)
+    at = sub.digest_at or time(8, 0)
+    slot = datetime.combine(local.date(), at, tzinfo=zone)
+    if slot > now:
+        slot = datetime.combine(local.date() - timedelta(days=1), at, tzinfo=zone)
+    return slot
+
+
+def build_digests(conn: psycopg.Connection, now: datetime | None = None) -> int:
+    """Collapse held alerts of every digest subscription whose digest time has come."""
+    now = now or datetime.now(UTC)
+    built = 0
+    for sub in subscriptions.with_held_alerts(conn):
+        slot = digest_slot(sub, now)
+        if slot <= sub.last_digest_at:
+            continue
+        with conn.transaction():
+            built += outbox.collapse_digest(conn, sub, slot) is not None
+    return built
 
 
 def relay(
@@ -130,28 +190,28 @@ def relay(
     mail_from: str,
     batch: int = 25,
     send_timeout_s: float = 10.0,
+    public_url: str | None = None,
+    secret_key: str | None = None,
+    now: datetime | None = None,
 ) -> int:
-    """Send due outbox rows; returns how many were sent. Safe to run in several processes."""
+    """Send due outbox rows; returns how many were sent. Safe to run in several processes.
+
+    At least once: a relay killed after the server accepted a message but before the row is
+    marked sent sends it again once the lease expires, with the same Message-ID."""
+    ctx = alert_mail.MailContext(mail_from, public_url, secret_key)
     # The lease must outlast the whole batch, or another relay re-claims and resends it.
     lease_s = int(60 + batch * send_timeout_s * 4)
+    build_digests(conn, now)
     with conn.transaction():
         outbox.bury_exhausted(conn, MAX_ATTEMPTS)
+        outbox.cancel_repeated_stories(conn)
         rows = outbox.claim(conn, batch, lease_s=lease_s)
     sent = 0
     for row in rows:
         try:
-            mailer.send(_message(row, mail_from))
+            mailer.send(alert_mail.build(row, ctx))
         except Exception as exc:  # noqa: BLE001 - any failure is recorded on its row, not lost
-            retry_in = min(3600, 30 * 2**row.attempts) * random.uniform(0.8, 1.2)  # noqa: S311
-            with conn.transaction():
-                outbox.mark_failed(
-                    conn,
-                    row.id,
-                    f"{type(exc).__name__}: {exc}",
-                    retry_in,
-                    dead=row.attempts >= MAX_ATTEMPTS,
-                )
-            log.warning("alert not sent", outbox_id=row.id, error=str(exc), attempts=row.attempts)
+            _record_failure(conn, row, exc)
             continue
         with conn.transaction():
             outbox.mark_sent(conn, row.id)
@@ -159,13 +219,14 @@ def relay(
     return sent
 
 
-def _message(row: outbox.OutboxRow, mail_from: str) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = mail_from
-    message["To"] = row.recipient
-    message["Subject"] = one_line(row.subject)
-    # Stable per row: a resend after a crash carries the same Message-ID, so clients fold it.
-    digest = hashlib.sha256(row.dedupe_key.encode()).hexdigest()[:24]
-    message["Message-ID"] = f"<alert-{digest}@rumour-tracker>"
-    message.set_content(row.body_text)
-    return message
+def _record_failure(conn: psycopg.Connection, row: outbox.OutboxRow, exc: Exception) -> None:
+    retry_in = min(3600, 30 * 2**row.attempts) * random.uniform(0.8, 1.2)  # noqa: S311
+    with conn.transaction():
+        outbox.mark_failed(
+            conn,
+            row.id,
+            f"{type(exc).__name__}: {exc}",
+            retry_in,
+            dead=row.attempts >= MAX_ATTEMPTS,
+        )
+    log.warning("alert not sent", outbox_id=row.id, error=str(exc), attempts=row.attempts)

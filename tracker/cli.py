@@ -12,12 +12,13 @@ import psycopg
 import typer
 
 from tracker import demo, embedded, supervisor
+from tracker.cli_alerts import alerts_app
 from tracker.cli_feeds import feeds_app, items_app
 from tracker.cli_models import eval_app, models_app, train_app
 from tracker.cliutil import broker_url, connect, database_url, fail, print_json, settings
 from tracker.config import Settings
 from tracker.logs import configure as configure_logs
-from tracker.storage import audit, db, feeds, outbox, pairs
+from tracker.storage import db, feeds, outbox, pairs
 from tracker.web.auth import ensure_admin
 
 app = typer.Typer(
@@ -27,7 +28,6 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 pairs_app = typer.Typer(help="Suggested and reviewed pairs.", no_args_is_help=True)
-alerts_app = typer.Typer(help="Alert subscriptions.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(items_app, name="items")
@@ -102,23 +102,6 @@ def pairs_list(
         )
 
 
-@alerts_app.command("subscribe")
-def alerts_subscribe(
-    email: str,
-    keyword: Annotated[
-        list[str] | None, typer.Option(help="Repeat for several; none = all.")
-    ] = None,
-    min_probability: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.5,
-) -> None:
-    """Email EMAIL when a new rumour matching the keywords is flagged."""
-    if "@" not in email or any(c in email for c in "\r\n <>"):
-        raise fail(f"not an email address: {email!r}")
-    with connect() as conn, conn.transaction():
-        sub_id = outbox.subscribe(conn, email, keyword or [], min_probability)
-        audit.record(conn, "cli", "alerts.subscribe", f"subscription:{sub_id}")
-    typer.echo(f"subscription {sub_id}: {email} {', '.join(keyword or ['(all rumours)'])}")
-
-
 @bench_app.command("ingest")
 def bench_ingest(
     n_feeds: Annotated[int, typer.Option("--feeds", min=1, help="Feeds of 50 items.")] = 200,
@@ -131,6 +114,30 @@ def bench_ingest(
     with database_url(settings()) as url:
         typer.echo(f"benchmarking {n_feeds} feeds x 50 items, then {repoll} re-polls ...", err=True)
         figures = bench(url, n_feeds, repoll)
+    if as_json:
+        print_json(figures)
+        return
+    for key, value in figures.items():
+        typer.echo(f"{key}: {value}")
+
+
+@bench_app.command("pairing")
+def bench_pairing(
+    n_items: Annotated[
+        int, typer.Option("--items", min=10, help="Stored items (also measured at a tenth).")
+    ] = 1_000_000,
+    new: Annotated[int, typer.Option(min=2, help="New items paired one at a time.")] = 200,
+    classify_n: Annotated[
+        int, typer.Option("--classify", min=100, help="Items for the throughput figure.")
+    ] = 20_000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Classification throughput on one core; pairing latency at N/10 and N stored items."""
+    from tracker.bench.pairing import bench
+
+    with database_url(settings()) as url:
+        typer.echo(f"benchmarking pairing at {n_items // 10} and {n_items} items ...", err=True)
+        figures = bench(url, n_items, new, classify_n, lambda line: typer.echo(line, err=True))
     if as_json:
         print_json(figures)
         return

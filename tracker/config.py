@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     retrain_every_h: float = Field(default=24.0, gt=0)
     story_threshold: float = Field(default=0.45, ge=0, le=1)
     rumour_alert_min_probability: float = Field(default=0.5, ge=0, le=1)
+    # Ops alerts: a worker heartbeat every N s, missing for longer than the limit; backlogs.
+    heartbeat_every_s: float = Field(default=60.0, gt=0)
+    heartbeat_stale_s: float = Field(default=300.0, gt=0)
+    ops_check_every_s: float = Field(default=60.0, gt=0)
+    ops_backlog_limit: int = Field(default=1000, ge=1)
+    ops_feed_failing_h: float = Field(default=6.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":

@@ -8,6 +8,8 @@ from tracker.config import get_settings
 from tracker.logs import configure as configure_logs
 from tracker.storage.db import SchemaOutOfDateError, check_schema
 
+QUEUES = ("fetch", "classify")
+
 
 def celery_config() -> dict[str, Any]:
     settings = get_settings()
@@ -46,6 +48,16 @@ def celery_config() -> dict[str, Any]:
             "retrain-models": {
                 "task": "rt.retrain_models",
                 "schedule": settings.retrain_every_h * 3600,
+            },
+            "check-ops": {"task": "rt.check_ops", "schedule": settings.ops_check_every_s},
+            **{
+                f"heartbeat-{queue}": {
+                    "task": "rt.heartbeat",
+                    "schedule": settings.heartbeat_every_s,
+                    "args": (queue,),
+                    "options": {"queue": queue},
+                }
+                for queue in QUEUES
             },
         },
     }

@@ -1,17 +1,18 @@
 """Thin tasks: ids in, one stage of work, commit, then enqueue the next stage."""
 
 import threading
+from typing import Any
 from uuid import UUID
 
 from psycopg_pool import ConnectionPool
 
-from tracker import alerts, classify, pairing, training
+from tracker import alert_ops, alerts, classify, pairing, training
 from tracker.config import get_settings
 from tracker.feeds.refresh import refresh_config, refresh_feed
 from tracker.model_registry import item_classifier, pair_scorer
-from tracker.storage import db, feeds
+from tracker.storage import db, feeds, subscriptions
 from tracker.storage.feeds import Lease
-from workers.app import app
+from workers.app import QUEUES, app
 
 DISPATCH_BATCH = 200
 LEASE_S = 600
@@ -82,8 +83,40 @@ def relay_outbox() -> int:
     s = get_settings()
     with _pool().connection() as conn:
         return alerts.relay(
-            conn, alerts.mailer_for(s), s.mail_from, send_timeout_s=s.smtp_timeout_s
+            conn,
+            alerts.mailer_for(s),
+            s.mail_from,
+            send_timeout_s=s.smtp_timeout_s,
+            public_url=s.public_url,
+            secret_key=s.secret_key.get_secret_value(),
         )
+
+
+@app.task(name="rt.heartbeat", bind=True)
+def heartbeat(self: Any, queue: str) -> None:
+    """Runs on the worker consuming `queue` (beat routes one to each queue)."""
+    with _pool().connection() as conn:
+        subscriptions.beat(conn, queue, str(self.request.hostname or "unknown"))
+
+
+@app.task(name="rt.check_ops")
+def check_ops() -> int:
+    """Ops alerts: silent workers, queue backlogs, failing feeds."""
+    backlog = _queue_lengths()
+    with _pool().connection() as conn:
+        return alert_ops.check(conn, backlog, alert_ops.limits(get_settings()))
+
+
+def _queue_lengths() -> dict[str, int]:
+    lengths = {}
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        for queue in QUEUES:
+            try:
+                lengths[f"queue {queue}"] = channel.queue_declare(queue, passive=True).message_count
+            except Exception:  # noqa: BLE001 - a queue nobody declared yet is empty
+                lengths[f"queue {queue}"] = 0
+    return lengths
 
 
 @app.task(name="rt.retrain_models")

@@ -15,7 +15,7 @@ from tracker.feeds import schedule
 from tracker.feeds.dedupe import text_fingerprint
 from tracker.feeds.fetch import FetchError, FetchPolicy, FetchResult, fetch, parse_networks
 from tracker.feeds.parse import NotAFeedError, ParsedFeed, parse
-from tracker.storage import feeds, items, outbox, users
+from tracker.storage import feeds, items, outbox
 from tracker.storage.feeds import Lease, Success
 
 log = structlog.get_logger(__name__)
@@ -165,16 +165,15 @@ def _record_failure(
 
 
 def _queue_ops_alert(conn: psycopg.Connection, feed: Feed, message: str) -> None:
-    """Tell the admins in the same transaction that disabled the feed."""
-    for email in users.admin_emails(conn):
-        outbox.enqueue(
-            conn,
-            f"ops:feed-disabled:{feed.id}:{feed.failing_since or 'gone'}",
-            email,
-            f"Feed disabled: {feed.title or feed.url}"[:150],
-            f"The feed {feed.url} (id {feed.id}) was disabled.\n\nLast error: {message}\n\n"
-            f"Re-enable it with `tracker feeds enable {feed.id}` once it is fixed.\n",
-        )
+    """Tell the ops subscribers (every admin while there are none) in the same transaction
+    that disabled the feed."""
+    outbox.queue_ops(
+        conn,
+        f"feed-disabled:{feed.id}:{feed.failing_since or 'gone'}",
+        f"Feed disabled: {feed.title or feed.url}",
+        f"The feed {feed.url} (id {feed.id}) was disabled.\n\nLast error: {message}\n\n"
+        f"Re-enable it with `tracker feeds enable {feed.id}` once it is fixed.\n",
+    )
 
 
 def _describe(exc: Exception) -> tuple[str, str, float | None]:

@@ -1,18 +1,24 @@
-"""The alert outbox: rows written with the event, claimed and sent by the relay."""
+"""The alert outbox: rows written with the event, claimed and sent by the relay.
+
+Statuses: `pending` (due at next_attempt_at), `sending` (claimed, leased), `sent`, `dead`
+(gave up), `held` (waiting for its subscription's digest), `digested` (sent inside the digest
+row `digest_id`), `cancelled` (unsubscribed, or a story already alerted to that subscription).
+"""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import psycopg
 from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
 
+from tracker.storage import subscriptions
 
-@dataclass(frozen=True)
-class Subscription:
-    id: int
-    email: str
-    keywords: list[str]
-    min_probability: float
+ROW_COLUMNS = (
+    "id, dedupe_key, recipient, subject, body_text, attempts, kind, subscription_id, payload"
+)
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,40 @@ class OutboxRow:
     subject: str
     body_text: str
     attempts: int
+    kind: str = "message"
+    subscription_id: int | None = None
+    payload: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A row as `tracker alerts outbox` shows it."""
+
+    id: int
+    kind: str
+    recipient: str
+    subject: str
+    status: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime
+    created_at: datetime
+    sent_at: datetime | None
+    subscription_id: int | None
+
+
+@dataclass(frozen=True)
+class Event:
+    """An alert to queue: the facts its templates need travel in `payload`."""
+
+    dedupe_key: str
+    recipient: str
+    subject: str
+    kind: str
+    payload: dict[str, Any]
+    subscription_id: int | None = None
+    item_id: int | None = None
+    held: bool = False
 
 
 def subscribe(
@@ -32,24 +72,11 @@ def subscribe(
     min_probability: float,
     user_id: int | None = None,
 ) -> int:
-    with conn.cursor() as cur:
-        cur.execute(
-            """INSERT INTO alert_subscriptions (user_id, email, keywords, min_probability)
-               VALUES (%s, %s, %s, %s)
-               ON CONFLICT (email, keywords)
-               DO UPDATE SET min_probability = EXCLUDED.min_probability
-               RETURNING id""",
-            (user_id, email, sorted(set(keywords)), min_probability),
-        )
-        row = cur.fetchone()
-        assert row is not None
-        return int(row[0])
-
-
-def subscriptions(conn: psycopg.Connection) -> list[Subscription]:
-    with conn.cursor(row_factory=class_row(Subscription)) as cur:
-        cur.execute("SELECT id, email, keywords, min_probability FROM alert_subscriptions")
-        return cur.fetchall()
+    """An immediate rumour subscription on keywords (the simple case of `subscriptions`)."""
+    rule = subscriptions.Rule(
+        email=email, keywords=keywords, min_probability=min_probability, user_id=user_id
+    )
+    return subscriptions.subscribe(conn, rule)
 
 
 def enqueue(
@@ -64,17 +91,148 @@ def enqueue(
         return cur.fetchone() is not None
 
 
+def queue(conn: psycopg.Connection, event: Event) -> bool:
+    """Queue an alert unless its dedupe key was queued before; True when it is new."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """INSERT INTO alert_outbox (dedupe_key, recipient, subject, kind, payload,
+                                        subscription_id, item_id, status)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (dedupe_key) DO NOTHING RETURNING id""",
+            (
+                event.dedupe_key,
+                event.recipient,
+                event.subject,
+                event.kind,
+                Jsonb(event.payload),
+                event.subscription_id,
+                event.item_id,
+                "held" if event.held else "pending",
+            ),
+        )
+        return cur.fetchone() is not None
+
+
+def queue_ops(conn: psycopg.Connection, event_key: str, subject: str, body_text: str) -> int:
+    """Tell the ops subscribers (or every admin while there are none), once per event key."""
+    queued = 0
+    for sub_id, email in subscriptions.ops_recipients(conn):
+        who = f"sub:{sub_id}" if sub_id is not None else f"admin:{email}"
+        with conn.cursor() as cur:
+            cur.execute(
+                """INSERT INTO alert_outbox
+                       (dedupe_key, recipient, subject, body_text, kind, subscription_id)
+                   VALUES (%s, %s, %s, %s, 'ops', %s)
+                   ON CONFLICT (dedupe_key) DO NOTHING RETURNING id""",
+                (f"ops:{who}:{event_key}", email, subject[:150], body_text, sub_id),
+            )
+            queued += cur.fetchone() is not None
+    return queued
+
+
+def cancel_repeated_stories(conn: psycopg.Connection) -> int:
+    """Cancel unsent rumour alerts whose item has joined a story that the same subscription
+    was already alerted about (stories form after classification, in the pairing stage)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """UPDATE alert_outbox o SET status = 'cancelled',
+                      last_error = NULL, payload = o.payload || '{"cancelled": "same story"}'
+               FROM items i
+               WHERE o.status IN ('pending', 'held') AND o.kind = 'rumour'
+                 AND i.id = o.item_id AND i.story_id IS NOT NULL
+                 AND EXISTS (SELECT 1 FROM alert_outbox p JOIN items pi ON pi.id = p.item_id
+                             WHERE p.subscription_id = o.subscription_id AND p.kind = 'rumour'
+                               AND p.id < o.id AND p.status <> 'cancelled'
+                               AND pi.story_id = i.story_id)"""
+        )
+        return cur.rowcount
+
+
+def collapse_digest(
+    conn: psycopg.Connection, sub: subscriptions.Subscription, slot: datetime
+) -> int | None:
+    """Collapse a subscription's held alerts into one digest row for `slot`; returns its id,
+    or None when another relay already did (or there is nothing). Call in a transaction."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT 1 FROM alert_subscriptions
+               WHERE id = %s AND last_digest_at < %s AND unsubscribed_at IS NULL
+               FOR UPDATE SKIP LOCKED""",
+            (sub.id, slot),
+        )
+        if cur.fetchone() is None:
+            return None
+        cur.execute(
+            "UPDATE alert_subscriptions SET last_digest_at = %s WHERE id = %s", (slot, sub.id)
+        )
+        cur.execute(
+            """SELECT id, kind, payload FROM alert_outbox
+               WHERE subscription_id = %s AND status = 'held' ORDER BY id FOR UPDATE""",
+            (sub.id,),
+        )
+        held = cur.fetchall()
+        if not held:
+            return None
+        entries = [{**payload, "kind": kind} for _, kind, payload in held]
+        cur.execute(
+            """INSERT INTO alert_outbox (dedupe_key, recipient, subject, kind, payload,
+                                        subscription_id)
+               VALUES (%s, %s, %s, 'digest', %s, %s)
+               ON CONFLICT (dedupe_key) DO NOTHING RETURNING id""",
+            (
+                f"digest:{sub.id}:{slot.isoformat()}",
+                sub.email,
+                f"Rumour Tracker digest: {len(entries)} new alert{'s' if len(entries) > 1 else ''}",
+                Jsonb({"entries": entries, "delivery": sub.delivery, "slot": slot.isoformat()}),
+                sub.id,
+            ),
+        )
+        row = cur.fetchone()
+        if row is None:
+            return None
+        cur.execute(
+            "UPDATE alert_outbox SET status = 'digested', digest_id = %s WHERE id = ANY(%s)",
+            (row[0], [h[0] for h in held]),
+        )
+        return int(row[0])
+
+
+def entries(
+    conn: psycopg.Connection, failed_only: bool = False, limit: int = 100
+) -> list[OutboxEntry]:
+    """Newest first; `failed_only`: given up on, or waiting to retry after an error."""
+    with conn.cursor(row_factory=class_row(OutboxEntry)) as cur:
+        cur.execute(
+            """SELECT id, kind, recipient, subject, status, attempts, last_error,
+                      next_attempt_at, created_at, sent_at, subscription_id
+               FROM alert_outbox
+               WHERE NOT %(failed)s OR status = 'dead' OR last_error IS NOT NULL
+               ORDER BY id DESC LIMIT %(limit)s""",
+            {"failed": failed_only, "limit": limit},
+        )
+        return cur.fetchall()
+
+
+def backlog(conn: psycopg.Connection) -> int:
+    """Alerts due or being sent: what the relay has not got through yet."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM alert_outbox WHERE status IN ('pending', 'sending')")
+        row = cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+
 def claim(conn: psycopg.Connection, limit: int, lease_s: int) -> list[OutboxRow]:
     """Claim due rows; rows another relay holds are skipped, an expired lease is taken over."""
     with conn.cursor(row_factory=class_row(OutboxRow)) as cur:
         cur.execute(
-            """UPDATE alert_outbox SET status = 'sending', attempts = attempts + 1,
+            f"""UPDATE alert_outbox SET status = 'sending', attempts = attempts + 1,
                       lease_until = now() + make_interval(secs => %s)
                WHERE id IN (SELECT id FROM alert_outbox
                             WHERE (status = 'pending' AND next_attempt_at <= now())
                                OR (status = 'sending' AND lease_until < now())
                             ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
-               RETURNING id, dedupe_key, recipient, subject, body_text, attempts""",
+               RETURNING {ROW_COLUMNS}""",
             (lease_s, limit),
         )
         return cur.fetchall()

@@ -9,6 +9,11 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from tracker.storage import subscriptions
+
+SUGGESTED = "clarification_suggested"
+CONFIRMED = "clarification_confirmed"
+
 
 @dataclass(frozen=True)
 class PairView:
@@ -45,7 +50,8 @@ def upsert(
     status: str = "suggested",
 ) -> bool:
     """Suggest (or auto-confirm) a pair; returns True when it is new. A pair already stored,
-    decided or not, is never reopened."""
+    decided or not, is never reopened. Followers of the rumour's story are alerted in the
+    same transaction."""
     with conn.cursor() as cur:
         cur.execute(
             """INSERT INTO pairs
@@ -54,7 +60,13 @@ def upsert(
                ON CONFLICT (rumour_id, clarification_id) DO NOTHING RETURNING id""",
             (rumour_id, clarification_id, score, Jsonb(explanation), scorer_version, status),
         )
-        return cur.fetchone() is not None
+        row = cur.fetchone()
+    if row is None:
+        return False
+    event = {"suggested": SUGGESTED, "confirmed": CONFIRMED}.get(status)
+    if event:
+        subscriptions.queue_pair_alerts(conn, [row[0]], event)
+    return True
 
 
 def list_pairs(
@@ -107,7 +119,10 @@ def decide(
             "INSERT INTO reviews (pair_id, user_id, decision, reason) VALUES (%s, %s, %s, %s)",
             (pair_id, user_id, decision, reason),
         )
-        return True
+    if decision == "confirm":
+        # In the decision's transaction: the alert exists exactly when the confirmation does.
+        subscriptions.queue_pair_alerts(conn, [pair_id], CONFIRMED)
+    return True
 
 
 def spread_to_stories(conn: psycopg.Connection, item_ids: Sequence[int]) -> int:
@@ -139,4 +154,6 @@ def spread_to_stories(conn: psycopg.Connection, item_ids: Sequence[int]) -> int:
                RETURNING id""",
             {"ids": list(item_ids)},
         )
-        return len(cur.fetchall())
+        added = [row[0] for row in cur.fetchall()]
+    subscriptions.queue_pair_alerts(conn, added, SUGGESTED)
+    return len(added)

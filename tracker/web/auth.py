@@ -23,6 +23,9 @@ SESSION_CSRF = "csrf_token"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# One-click unsubscribe (RFC 8058) comes from mail clients without a session; its signed token
+# is what authorises it (tracker.web.unsubscribe).
+CSRF_EXEMPT_PREFIXES = ("/unsubscribe/",)
 
 _hasher = PasswordHasher()
 
@@ -108,7 +111,7 @@ def csrf_token(request: Request) -> str:
 
 async def csrf_protect(request: Request) -> None:
     """App-wide dependency: every unsafe request must echo the session's token."""
-    if request.method in SAFE_METHODS:
+    if request.method in SAFE_METHODS or request.url.path.startswith(CSRF_EXEMPT_PREFIXES):
         return
     sent = request.headers.get(CSRF_HEADER) or await _csrf_form_field(request)
     expected = request.session.get(SESSION_CSRF)

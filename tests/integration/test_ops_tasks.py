@@ -1,0 +1,54 @@
+"""The heartbeat and ops-check tasks, run in-process against the test database and broker."""
+
+from collections.abc import Iterator
+from types import ModuleType
+
+import psycopg
+import pytest
+from kombu import Queue
+
+from tests.conftest import Endpoints
+from tracker.config import get_settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def tasks(
+    db_url: str, services: Endpoints, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ModuleType]:
+    monkeypatch.setenv("TRACKER_DATABASE_URL", db_url)
+    monkeypatch.setenv("TRACKER_BROKER_URL", services.broker_url)
+    monkeypatch.setenv("TRACKER_OPS_BACKLOG_LIMIT", "2")
+    get_settings.cache_clear()
+    from workers import tasks as module
+
+    yield module
+    for pool in module._pools:
+        pool.close()
+    module._pools.clear()
+    get_settings.cache_clear()
+
+
+def test_a_worker_heartbeat_is_recorded_and_a_broker_backlog_is_reported(
+    tasks: ModuleType, conn: psycopg.Connection
+) -> None:
+    from workers.app import app
+
+    tasks.heartbeat("classify")
+    row = conn.execute("SELECT queue, hostname FROM worker_heartbeats").fetchall()
+    assert row == [("classify", "unknown")]
+    conn.execute("INSERT INTO users (email, password_hash, role) VALUES ('a@x.org', 'x', 'admin')")
+    with app.connection_for_write() as connection:
+        producer = connection.Producer()
+        for _ in range(3):
+            producer.publish(
+                {"x": 1}, routing_key="fetch", declare=[Queue("fetch", routing_key="fetch")]
+            )
+    try:
+        assert tasks.check_ops() == 1
+    finally:
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_purge("fetch")
+    subjects = [r[0] for r in conn.execute("SELECT subject FROM alert_outbox").fetchall()]
+    assert subjects == ["Queue backlog: 3 waiting on queue fetch"]

@@ -1,0 +1,204 @@
+"""`tracker alerts ...`: subscriptions (rumour rules, followed stories, ops) and the outbox."""
+
+from dataclasses import asdict
+from datetime import time
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import psycopg
+import typer
+
+from tracker.cliutil import connect, fail, print_json
+from tracker.domain import FEED_KINDS
+from tracker.storage import audit, outbox, subscriptions, users
+from tracker.storage.subscriptions import Rule, Subscription
+
+alerts_app = typer.Typer(help="Alert subscriptions and the outbox.", no_args_is_help=True)
+
+DELIVERIES = ("immediate", "hourly", "daily")
+
+
+@alerts_app.command("subscribe")
+def alerts_subscribe(
+    email: str,
+    keyword: Annotated[
+        list[str] | None,
+        typer.Option(help="Word or phrase, any language, accents ignored; repeat; none = all."),
+    ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option(help="Feed tag; repeat for any of several.")
+    ] = None,
+    feed_kind: Annotated[list[str] | None, typer.Option(help=f"{'|'.join(FEED_KINDS)}")] = None,
+    language: Annotated[list[str] | None, typer.Option(help="Language code, e.g. ro.")] = None,
+    min_score: Annotated[
+        float,
+        typer.Option(
+            "--min-score",
+            "--min-probability",
+            min=0.0,
+            max=1.0,
+            help="Rumour probability (or, following a story, pair score) to alert on.",
+        ),
+    ] = 0.5,
+    digest: Annotated[str, typer.Option(help="immediate|hourly|daily")] = "immediate",
+    at: Annotated[str | None, typer.Option(help="Daily digest time, HH:MM local.")] = None,
+    tz: Annotated[str, typer.Option(help="IANA time zone, e.g. Europe/Bucharest.")] = "UTC",
+    follow_story: Annotated[
+        int | None, typer.Option(help="Story id: email its clarifications.")
+    ] = None,
+    follow_item: Annotated[
+        int | None, typer.Option(help="Rumour item id (and its story): email clarifications.")
+    ] = None,
+    ops: Annotated[
+        bool, typer.Option("--ops", help="Ops alerts (admins only): feeds, backlog, workers.")
+    ] = False,
+) -> None:
+    """Email EMAIL about new matching rumours, a followed story's clarifications, or ops."""
+    if "@" not in email or any(c in email for c in "\r\n <>"):
+        raise fail(f"not an email address: {email!r}")
+    kind = _kind(follow_story, follow_item, ops, bool(keyword or tag or feed_kind or language))
+    rule = Rule(
+        email=users.normalise_email(email),
+        kind=kind,
+        keywords=keyword or [],
+        tags=tag or [],
+        feed_kinds=_feed_kinds(feed_kind or []),
+        languages=language or [],
+        min_probability=min_score,
+        delivery=_delivery(digest),
+        digest_at=_daily_time(digest, at),
+        time_zone=_zone(tz),
+        story_id=follow_story,
+        item_id=follow_item,
+    )
+    with connect() as conn, conn.transaction():
+        if ops:
+            rule = _ops_rule(conn, rule)
+        try:
+            sub_id = subscriptions.subscribe(conn, rule)
+        except psycopg.errors.ForeignKeyViolation as exc:
+            raise fail("there is no such story or item") from exc
+        audit.record(conn, "cli", "alerts.subscribe", f"subscription:{sub_id}")
+    typer.echo(f"subscription {sub_id}: {rule.email} {_describe_rule(rule)}")
+
+
+def _kind(story: int | None, item: int | None, ops: bool, filtered: bool) -> str:
+    if sum([story is not None, item is not None, ops]) > 1:
+        raise fail("choose one of --follow-story, --follow-item and --ops")
+    kind = "ops" if ops else "story" if story is not None or item is not None else "rumours"
+    if kind != "rumours" and filtered:
+        raise fail("keyword, tag, kind and language filters apply to rumour subscriptions only")
+    return kind
+
+
+def _feed_kinds(kinds: list[str]) -> list[str]:
+    bad = sorted(set(kinds) - set(FEED_KINDS))
+    if bad:
+        raise fail(f"unknown feed kind {bad[0]!r}; one of {', '.join(FEED_KINDS)}")
+    return kinds
+
+
+def _delivery(digest: str) -> str:
+    if digest not in DELIVERIES:
+        raise fail(f"--digest must be one of {', '.join(DELIVERIES)}")
+    return digest
+
+
+def _daily_time(digest: str, at: str | None) -> time | None:
+    if digest != "daily":
+        if at is not None:
+            raise fail("--at is for --digest daily")
+        return None
+    try:
+        return time.fromisoformat(at or "08:00").replace(second=0, microsecond=0)
+    except ValueError as exc:
+        raise fail(f"--at wants HH:MM, got {at!r}") from exc
+
+
+def _zone(tz: str) -> str:
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise fail(f"unknown time zone {tz!r} (use an IANA name like Europe/Bucharest)") from exc
+    return tz
+
+
+def _ops_rule(conn: psycopg.Connection, rule: Rule) -> Rule:
+    user = users.get_by_email(conn, rule.email)
+    if user is None or user.role != "admin":
+        raise fail(f"ops alerts are for admins; {rule.email} is not an admin user")
+    return Rule(**{**asdict(rule), "user_id": user.id})
+
+
+def _describe_rule(rule: Rule | Subscription) -> str:
+    if rule.kind == "ops":
+        what = "ops alerts"
+    elif rule.kind == "story":
+        what = f"story {rule.story_id}" if rule.story_id else f"rumour item {rule.item_id}"
+        what = f"clarifications of {what} (score >= {rule.min_probability:.2f})"
+    else:
+        filters = [", ".join(rule.keywords) or "(all rumours)"]
+        filters += [f"{name}: {', '.join(values)}" for name, values in _filters(rule) if values]
+        what = f"{'; '.join(filters)} (probability >= {rule.min_probability:.2f})"
+    when = rule.delivery
+    if rule.delivery == "daily":
+        when = f"daily at {rule.digest_at:%H:%M} {rule.time_zone}" if rule.digest_at else when
+    return f"{what}, {when}"
+
+
+def _filters(rule: Rule | Subscription) -> list[tuple[str, Any]]:
+    return [("tags", rule.tags), ("kinds", rule.feed_kinds), ("languages", rule.languages)]
+
+
+@alerts_app.command("list")
+def alerts_list(
+    email: Annotated[str | None, typer.Option(help="Only this address.")] = None,
+    include_removed: Annotated[bool, typer.Option("--all", help="With removed ones.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List subscriptions."""
+    with connect() as conn:
+        found = subscriptions.listing(
+            conn, users.normalise_email(email) if email else None, include_removed
+        )
+    if as_json:
+        print_json([_subscription_json(s) for s in found])
+        return
+    for s in found:
+        removed = "  (removed)" if s.unsubscribed_at else ""
+        typer.echo(f"{s.id:>5} {s.email:<30} {s.kind:<8} {_describe_rule(s)}{removed}")
+
+
+def _subscription_json(s: Subscription) -> dict[str, Any]:
+    shown = asdict(s)
+    shown["digest_at"] = s.digest_at.strftime("%H:%M") if s.digest_at else None
+    return shown
+
+
+@alerts_app.command("remove")
+def alerts_remove(subscription_id: int) -> None:
+    """Remove a subscription; what it has not sent yet is cancelled."""
+    with connect() as conn, conn.transaction():
+        if not subscriptions.unsubscribe(conn, subscription_id):
+            raise fail(f"no active subscription {subscription_id}")
+        audit.record(conn, "cli", "alerts.remove", f"subscription:{subscription_id}")
+    typer.echo(f"subscription {subscription_id} removed")
+
+
+@alerts_app.command("outbox")
+def alerts_outbox(
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Only given-up rows and rows waiting to retry.")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 100,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Alerts queued, sent and failed, newest first."""
+    with connect() as conn:
+        found = outbox.entries(conn, failed_only=failed, limit=limit)
+    if as_json:
+        print_json([asdict(e) for e in found])
+        return
+    for e in found:
+        error = f"  [{e.attempts} tries: {e.last_error}]" if e.last_error else ""
+        typer.echo(f"{e.id:>6} {e.status:<9} {e.recipient:<30} {e.subject}{error}")
