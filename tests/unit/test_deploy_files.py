@@ -296,8 +296,8 @@ def test_dockerfile_passes_hadolint(tmp_path: Path) -> None:
     [
         # A shell-form HEALTHCHECK.
         (
-            'CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(',
-            'CMD python -c "import os, urllib.request; urllib.request.urlopen(',
+            'CMD ["python", "-c", "import urllib.request; urllib.request.urlopen(',
+            'CMD python -c "import urllib.request; urllib.request.urlopen(',
             "DL3025",
         ),
         ("USER 10001:10001", "USER root", "DL3002"),
