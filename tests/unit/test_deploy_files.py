@@ -11,9 +11,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -596,3 +598,103 @@ def test_worker_extra_settings_are_real_celery_settings(
         assert parsed == {"worker_soft_shutdown_timeout": 25.0}, where
     with pytest.raises(KeyError):
         app.loader.cmdline_config_parser(["worker.soft_shutdown_timout=25"], namespace="worker")
+
+
+# --- the commands really run (PostgreSQL and Redis from tests/conftest.py) ---------------------
+
+
+def venv_argv(argv: list[str]) -> list[str]:
+    """A command line from a deploy file, with its program taken from this test's venv."""
+    program = Path(sysconfig.get_path("scripts")) / argv[0]
+    assert program.exists(), program
+    return [str(program), *argv[1:]]
+
+
+def wait_for_line(log: Path, text: str, process: subprocess.Popen[bytes], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if text in log.read_text(encoding="utf-8", errors="replace"):
+            return
+        assert process.poll() is None, log.read_text(encoding="utf-8", errors="replace")
+        time.sleep(0.25)
+    raise AssertionError(f"{text!r} not in {log} after {seconds} s")
+
+
+@pytest.mark.integration
+def test_compose_migrate_command_brings_an_empty_database_to_head(
+    compose_model: dict[str, Any], unmigrated_db_url: str, cli_env: dict[str, str]
+) -> None:
+    env = {**cli_env, "TRACKER_DATABASE_URL": unmigrated_db_url}
+    argv = venv_argv(compose_model["services"]["migrate"]["command"])
+    result = run(argv, env=env)
+    assert result.returncode == 0, result.stderr
+    from tracker.storage.db import check_schema
+
+    check_schema(unmigrated_db_url)
+
+
+@pytest.mark.integration
+def test_compose_worker_commands_start_and_stop_cold_on_sigterm(
+    compose_model: dict[str, Any], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Both worker command lines start against real services and, with the file's
+    REMAP_SIGTERM, answer SIGTERM with a cold shutdown (a warm one would wait for running
+    tasks with no bound) and exit 0 well inside their stop_grace_period."""
+    started: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+    try:
+        for role in WORKERS:
+            service = compose_model["services"][role]
+            env = {**cli_env, "TRACKER_DATA_DIR": str(tmp_path / role)}
+            env["REMAP_SIGTERM"] = service["environment"]["REMAP_SIGTERM"]
+            argv = venv_argv(service["command"])
+            # A node name of its own, so the test's workers never answer for anyone else's.
+            argv[argv.index("-n") + 1] = f"{role}-{os.getpid()}@%h"
+            log = tmp_path / f"{role}.log"
+            with log.open("wb") as out:
+                process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+            started.append((role, process, log))
+        for _, process, log in started:
+            wait_for_line(log, " ready.", process, 120)
+        for role, process, log in started:
+            process.send_signal(signal.SIGTERM)
+            stopping = time.monotonic()
+            assert process.wait(timeout=60) == 0, log.read_text(encoding="utf-8")
+            # Nothing was running, so the soft shutdown has nothing to wait for.
+            assert time.monotonic() - stopping < 25, role
+            assert "Cold shutdown" in log.read_text(encoding="utf-8"), role
+    finally:
+        for _, process, _ in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.mark.integration
+def test_web_command_passes_the_image_healthcheck(
+    compose_model: dict[str, Any], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.conftest import free_port
+
+    port = str(free_port())
+    argv = venv_argv(compose_model["services"]["web"]["command"])
+    argv[argv.index("--host") + 1] = "127.0.0.1"  # loopback only in tests
+    argv[argv.index("--port") + 1] = port
+    healthcheck = next(a for op, a in dockerfile_instructions() if op == "HEALTHCHECK")
+    probe = json.loads(healthcheck[healthcheck.index("CMD [") + 4 :])
+    probe = [part.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for part in probe]
+    assert probe[0] == "python" and port in probe[-1]
+    log = tmp_path / "web.log"
+    with log.open("wb") as out:
+        env = {**cli_env, "TRACKER_DATA_DIR": str(tmp_path)}
+        web = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert web.poll() is None, log.read_text(encoding="utf-8")
+            if run([sys.executable, *probe[1:]]).returncode == 0:
+                break
+            assert time.monotonic() < deadline, log.read_text(encoding="utf-8")
+            time.sleep(0.5)
+    finally:
+        web.terminate()
+        web.wait(timeout=30)
