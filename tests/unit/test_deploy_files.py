@@ -451,6 +451,7 @@ def test_kubernetes_references_resolve(k8s_objects: dict[tuple[str, str], dict[s
     config_names = {name for kind, name in k8s_objects if kind == "ConfigMap"}
     text = "\n".join(p.read_text(encoding="utf-8") for p in K8S_FILES)
     assert set(re.findall(r"secretName: (\S+)", text)) <= secret_names
+    assert set(re.findall(r"secretKeyRef:\s+name: (\S+)", text)) <= secret_names
     for ref in re.findall(r"configMapRef:\s+name: (\S+)", text):
         assert ref in config_names
 
