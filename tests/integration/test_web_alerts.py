@@ -3,7 +3,7 @@ alerts and the outbox, through the same forms a browser posts; delivery to a rea
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, time
+from datetime import time
 from types import ModuleType
 from typing import Any
 
@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import Endpoints, free_port
+from tests.conftest import Endpoints
 from tests.integration.test_web import (
     add_pair,
     add_user,
@@ -21,8 +21,8 @@ from tests.integration.test_web import (
     query,
 )
 from tests.smtpsink import SmtpSink
+from tests.workerenv import smtp_port, worker_tasks
 from tracker import alerts
-from tracker.config import get_settings
 from tracker.domain import Prediction
 from tracker.storage import items, outbox, pairs, subscriptions
 from tracker.storage.subscriptions import Rule, Subscription
@@ -281,27 +281,8 @@ def test_an_admin_turns_ops_alerts_on_and_off(client: TestClient, db_url: str) -
 def tasks(
     db_url: str, services: Endpoints, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[ModuleType]:
-    """workers.tasks configured like a worker: the test database, SMTP on a loopback port."""
-    port = free_port()
-    monkeypatch.setenv("TRACKER_DATABASE_URL", db_url)
-    monkeypatch.setenv("TRACKER_BROKER_URL", services.broker_url)
-    monkeypatch.setenv("TRACKER_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("TRACKER_SMTP_PORT", str(port))
-    monkeypatch.setenv("TRACKER_SMTP_TIMEOUT_S", "2")
-    monkeypatch.setenv("TRACKER_PUBLIC_URL", "http://tracker.example")
-    monkeypatch.setenv("TRACKER_SECRET_KEY", "w" * 40)
-    get_settings.cache_clear()
-    from workers import tasks as module
-
-    yield module
-    for pool in module._pools:
-        pool.close()
-    module._pools.clear()
-    get_settings.cache_clear()
-
-
-def smtp_port() -> int:
-    return get_settings().smtp_port
+    with worker_tasks(db_url, services.broker_url, monkeypatch) as module:
+        yield module
 
 
 def add_rumour(conn: psycopg.Connection, title: str, tags: list[str] | None = None) -> int:
@@ -403,25 +384,3 @@ def _row(page: str, subject: str) -> str:
         if subject in row:
             return str(row)
     raise AssertionError(f"no outbox row for {subject!r}")
-
-
-def test_failed_sends_back_off_exponentially_and_are_given_up_visibly(
-    conn: psycopg.Connection, tasks: ModuleType
-) -> None:
-    outbox.enqueue(conn, "k", "a@example.org", "Backing off", "body")
-    waits = []
-    for _ in range(3):
-        assert tasks.relay_outbox() == 0  # SMTP is down
-        (entry,) = outbox.entries(conn, failed_only=True)
-        waits.append((entry.next_attempt_at - datetime.now(UTC)).total_seconds())
-        conn.execute("UPDATE alert_outbox SET next_attempt_at = now()")
-    # 30 s x 2^attempts, with +-20 % jitter: about 60, 120, 240 s.
-    assert 45 < waits[0] < 75 and 90 < waits[1] < 150 and 180 < waits[2] < 300
-    assert waits[0] < waits[1] < waits[2]
-    conn.execute("UPDATE alert_outbox SET attempts = %s", (alerts.MAX_ATTEMPTS - 1,))
-    assert tasks.relay_outbox() == 0
-    (entry,) = outbox.entries(conn, failed_only=True)
-    assert (entry.status, entry.attempts) == ("dead", alerts.MAX_ATTEMPTS)
-    assert entry.last_error and "ConnectionRefusedError" in entry.last_error
-    assert tasks.relay_outbox() == 0  # a given-up row is not tried again
-    assert outbox.entries(conn)[0].attempts == alerts.MAX_ATTEMPTS
