@@ -238,6 +238,7 @@ def test_following_a_story_from_the_review_queue_creates_a_follow_subscription(
     assert (sub.kind, sub.story_id, sub.item_id, sub.min_probability) == ("story", story, None, 0.5)
     page = client.get("/alerts").text
     assert f"You follow story {story}" in page and f"Clarifications of story {story}" in page
+    assert "Romanian F-16s are secretly flying missions over Ukraine" in page
     assert client.post("/alerts/follow", data=form).status_code == 303  # again: still one
     assert len(own(db_url, VIC)) == 1
     missing = client.post("/alerts/follow", data={**form, "story_id": "424242"})
@@ -365,12 +366,15 @@ def test_a_failed_alert_shows_on_the_outbox_page_with_its_attempts_and_error(
         "last_error = 'SMTPRecipientsRefused: <img src=x onerror=alert(1)>' "
         "WHERE dedupe_key = 'dead'"
     )
+    outbox.enqueue(conn, "new", "d@example.org", "Queued one", "body")
     log_in(client, BOSS)
     everything = client.get("/alerts/outbox")
     assert everything.status_code == 200
+    assert ">queued<" in _row(everything.text, "Queued one")
+    assert ">sent<" in _row(everything.text, "Sent one")
     assert all(s in everything.text for s in ("Sent one", "Waiting &lt;b&gt;one&lt;/b&gt;"))
     failed = client.get("/alerts/outbox?failed=1").text
-    assert "Sent one" not in failed
+    assert "Sent one" not in failed and "Queued one" not in failed
     waiting = _row(failed, "Waiting")
     assert ">retrying<" in waiting and "<td>1</td>" in waiting
     assert "ConnectionRefusedError" in waiting and "next try" in waiting

@@ -182,6 +182,7 @@ def alerts_page(
 ) -> HTMLResponse:
     with pool.connection() as conn:
         own = subscriptions.listing(conn, user.email)
+        titles = subscriptions.followed_titles(conn, [s.id for s in own])
         ops_to = {email for _, email in subscriptions.ops_recipients(conn)}
     return views.render(
         request,
@@ -189,6 +190,7 @@ def alerts_page(
         user,
         status_code=status_code,
         subscriptions=own,
+        titles=titles,
         form=form or RuleForm(),
         error=error,
         notice=take_flash(request),
