@@ -247,6 +247,16 @@ def test_following_a_story_from_the_review_queue_creates_a_follow_subscription(
     assert bad.status_code == 400
     assert client.post("/alerts/follow", data={"csrf_token": form["csrf_token"]}).status_code == 400
     assert len(own(db_url, VIC)) == 1
+    # A rumour not (yet) in a story is followed by its item, as `--follow-item`.
+    query(db_url, "UPDATE items SET story_id = NULL RETURNING id")
+    found = FOLLOW_FORM.search(client.get("/").text)
+    assert found and found.group(1) == "item_id"
+    item_form = {"item_id": found.group(2), "csrf_token": form["csrf_token"]}
+    assert client.post("/alerts/follow", data=item_form).status_code == 303
+    assert [(s.story_id, s.item_id) for s in own(db_url, VIC)] == [
+        (story, None),
+        (None, int(found.group(2))),
+    ]
 
 
 def test_an_admin_turns_ops_alerts_on_and_off(client: TestClient, db_url: str) -> None:
@@ -269,7 +279,8 @@ def test_an_admin_turns_ops_alerts_on_and_off(client: TestClient, db_url: str) -
     off = client.post("/alerts/ops", data={"action": "unsubscribe", "csrf_token": token})
     assert off.status_code == 303
     assert own(db_url, BOSS) == []
-    assert "You do not get them." in client.get("/alerts").text
+    page = client.get("/alerts").text
+    assert "You do not get them." in page and "Nobody gets ops alerts now" in page
     with psycopg.connect(db_url) as conn:
         assert outbox.queue_ops(conn, "e2", "Feed disabled: y", "body") == 0
     assert client.post("/alerts/ops", data={"action": "x", "csrf_token": token}).status_code == 400

@@ -199,6 +199,7 @@ def alerts_page(
         zones=time_zones(),
         ops_subscribed=any(s.kind == "ops" for s in own),
         ops_receiving=user.email in ops_to,
+        ops_nobody=not ops_to,
     )
 
 
