@@ -193,11 +193,14 @@ def relay(
     public_url: str | None = None,
     secret_key: str | None = None,
     now: datetime | None = None,
+    burst: int = 0,
 ) -> int:
     """Send due outbox rows; returns how many were sent. Safe to run in several processes.
 
-    At least once: a relay killed after the server accepted a message but before the row is
-    marked sent sends it again once the lease expires, with the same Message-ID."""
+    `burst` > 0: that many immediate alerts (or more) due at once for one subscription go out
+    as one digest email instead of a flood. At least once: a relay killed after the server
+    accepted a message but before the row is marked sent sends it again once the lease
+    expires, with the same Message-ID."""
     ctx = alert_mail.MailContext(mail_from, public_url, secret_key)
     # The lease must outlast the whole batch, or another relay re-claims and resends it.
     lease_s = int(60 + batch * send_timeout_s * 4)
@@ -205,6 +208,8 @@ def relay(
     with conn.transaction():
         outbox.bury_exhausted(conn, MAX_ATTEMPTS)
         outbox.cancel_repeated_stories(conn)
+        if burst > 0:
+            outbox.collapse_bursts(conn, burst)
         rows = outbox.claim(conn, batch, lease_s=lease_s)
     sent = 0
     for row in rows:

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     retrain_every_h: float = Field(default=24.0, gt=0)
     story_threshold: float = Field(default=0.45, ge=0, le=1)
     rumour_alert_min_probability: float = Field(default=0.5, ge=0, le=1)
+    # This many immediate alerts due at once for one subscription become one digest; 0: never.
+    alert_burst: int = Field(default=5, ge=0)
     # Ops alerts: a worker heartbeat every N s, missing for longer than the limit; backlogs.
     heartbeat_every_s: float = Field(default=60.0, gt=0)
     heartbeat_stale_s: float = Field(default=300.0, gt=0)

@@ -89,6 +89,7 @@ def relay_outbox() -> int:
             send_timeout_s=s.smtp_timeout_s,
             public_url=s.public_url,
             secret_key=s.secret_key.get_secret_value(),
+            burst=s.alert_burst,
         )
 
 

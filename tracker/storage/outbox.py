@@ -173,28 +173,77 @@ def collapse_digest(
         held = cur.fetchall()
         if not held:
             return None
-        entries = [{**payload, "kind": kind} for _, kind, payload in held]
+        subject = f"Rumour Tracker digest: {_alerts(len(held))}"
+        extra = {"delivery": sub.delivery, "slot": slot.isoformat()}
+        key = f"digest:{sub.id}:{slot.isoformat()}"
+        return _digest(cur, key, sub.email, subject, held, extra, sub.id)
+
+
+def _alerts(n: int) -> str:
+    return f"{n} new alert{'s' if n > 1 else ''}"
+
+
+def _digest(
+    cur: psycopg.Cursor[Any],
+    dedupe_key: str,
+    recipient: str,
+    subject: str,
+    held: Sequence[tuple[Any, ...]],
+    extra: dict[str, Any],
+    subscription_id: int,
+) -> int | None:
+    """One digest row carrying `held` (id, kind, payload) rows, which it marks digested."""
+    entries = [{**payload, "kind": kind} for _, kind, payload, *_ in held]
+    cur.execute(
+        """INSERT INTO alert_outbox (dedupe_key, recipient, subject, kind, payload,
+                                    subscription_id)
+           VALUES (%s, %s, %s, 'digest', %s, %s)
+           ON CONFLICT (dedupe_key) DO NOTHING RETURNING id""",
+        (dedupe_key, recipient, subject, Jsonb({"entries": entries, **extra}), subscription_id),
+    )
+    row = cur.fetchone()
+    if row is None:
+        return None
+    cur.execute(
+        "UPDATE alert_outbox SET status = 'digested', digest_id = %s WHERE id = ANY(%s)",
+        (row[0], [h[0] for h in held]),
+    )
+    return int(row[0])
+
+
+# Never-tried rows only: a row that failed may have reached the server before the error
+# (a dropped QUIT), and folding it into a digest would send it again under another Message-ID.
+_BURSTABLE = """status = 'pending' AND attempts = 0 AND next_attempt_at <= now()
+    AND kind IN ('rumour', 'clarification_suggested', 'clarification_confirmed')"""
+
+
+def collapse_bursts(conn: psycopg.Connection, at_least: int) -> int:
+    """Fold each subscription's burst (at least `at_least` immediate alerts due at once) into
+    one digest row; returns how many digests were made. Safe beside other relays: rows one
+    of them holds are skipped. Call in a transaction, before claiming."""
+    made = 0
+    with conn.cursor() as cur:
         cur.execute(
-            """INSERT INTO alert_outbox (dedupe_key, recipient, subject, kind, payload,
-                                        subscription_id)
-               VALUES (%s, %s, %s, 'digest', %s, %s)
-               ON CONFLICT (dedupe_key) DO NOTHING RETURNING id""",
-            (
-                f"digest:{sub.id}:{slot.isoformat()}",
-                sub.email,
-                f"Rumour Tracker digest: {len(entries)} new alert{'s' if len(entries) > 1 else ''}",
-                Jsonb({"entries": entries, "delivery": sub.delivery, "slot": slot.isoformat()}),
-                sub.id,
-            ),
+            f"""SELECT subscription_id FROM alert_outbox
+                WHERE subscription_id IS NOT NULL AND {_BURSTABLE}
+                GROUP BY subscription_id HAVING count(*) >= %s ORDER BY subscription_id""",
+            (at_least,),
         )
-        row = cur.fetchone()
-        if row is None:
-            return None
-        cur.execute(
-            "UPDATE alert_outbox SET status = 'digested', digest_id = %s WHERE id = ANY(%s)",
-            (row[0], [h[0] for h in held]),
-        )
-        return int(row[0])
+        for (sub_id,) in cur.fetchall():
+            cur.execute(
+                f"""SELECT id, kind, payload, recipient FROM alert_outbox
+                    WHERE subscription_id = %s AND {_BURSTABLE}
+                    ORDER BY id FOR UPDATE SKIP LOCKED""",
+                (sub_id,),
+            )
+            burst = cur.fetchall()
+            if len(burst) < at_least:
+                continue
+            subject = f"Rumour Tracker: {_alerts(len(burst))} at once"
+            key = f"burst:{sub_id}:{burst[0][0]}"
+            extra = {"delivery": "burst"}
+            made += _digest(cur, key, burst[0][3], subject, burst, extra, sub_id) is not None
+    return made
 
 
 def entries(

@@ -129,6 +129,18 @@ def get(conn: psycopg.Connection, subscription_id: int) -> Subscription | None:
         return cur.fetchone()
 
 
+def followed_titles(conn: psycopg.Connection, subscription_ids: Sequence[int]) -> dict[int, str]:
+    """The title of the story (or rumour item) each follow subscription is about."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT s.id, coalesce(st.title, i.title) FROM alert_subscriptions s
+               LEFT JOIN stories st ON st.id = s.story_id LEFT JOIN items i ON i.id = s.item_id
+               WHERE s.id = ANY(%s) AND s.kind = 'story'""",
+            (list(subscription_ids),),
+        )
+        return {row[0]: row[1] for row in cur.fetchall() if row[1]}
+
+
 def unsubscribe(conn: psycopg.Connection, subscription_id: int) -> bool:
     """Stop a subscription and cancel what it has not sent yet; False when it is not active.
 
