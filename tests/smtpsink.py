@@ -4,6 +4,7 @@ from email import message_from_bytes
 from email.message import Message
 from typing import Any
 
+import psycopg
 from aiosmtpd.controller import Controller
 
 from tests.conftest import free_port
@@ -35,3 +36,17 @@ class SmtpSink:
 
     def __exit__(self, *_: object) -> None:
         self.controller.stop()
+
+
+def text_of(message: Message) -> str:
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload.decode()
+    raise AssertionError("no text part")
+
+
+def outbox_statuses(conn: psycopg.Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT status, count(*) FROM alert_outbox GROUP BY status").fetchall()
+    return {status: count for status, count in rows}

@@ -3,19 +3,17 @@
 from dataclasses import asdict
 from datetime import time
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 import typer
 
+from tracker import alert_input
 from tracker.cliutil import connect, fail, print_json
 from tracker.domain import FEED_KINDS
 from tracker.storage import audit, outbox, subscriptions, users
 from tracker.storage.subscriptions import Rule, Subscription
 
 alerts_app = typer.Typer(help="Alert subscriptions and the outbox.", no_args_is_help=True)
-
-DELIVERIES = ("immediate", "hourly", "daily")
 
 
 @alerts_app.command("subscribe")
@@ -63,7 +61,7 @@ def alerts_subscribe(
         keywords=keyword or [],
         tags=tag or [],
         feed_kinds=_feed_kinds(feed_kind or []),
-        languages=language or [],
+        languages=_languages(language or []),
         min_probability=min_score,
         delivery=_delivery(digest),
         digest_at=_daily_time(digest, at),
@@ -92,15 +90,23 @@ def _kind(story: int | None, item: int | None, ops: bool, filtered: bool) -> str
 
 
 def _feed_kinds(kinds: list[str]) -> list[str]:
-    bad = sorted(set(kinds) - set(FEED_KINDS))
+    bad = alert_input.unknown_feed_kinds(kinds)
     if bad:
         raise fail(f"unknown feed kind {bad[0]!r}; one of {', '.join(FEED_KINDS)}")
     return kinds
 
 
+def _languages(values: list[str]) -> list[str]:
+    codes = [alert_input.language_code(v) for v in values]
+    for value, code in zip(values, codes, strict=True):
+        if code is None:
+            raise fail(f"{value!r} is not a language code (like en, ro or uk)")
+    return [c for c in codes if c is not None]
+
+
 def _delivery(digest: str) -> str:
-    if digest not in DELIVERIES:
-        raise fail(f"--digest must be one of {', '.join(DELIVERIES)}")
+    if digest not in alert_input.DELIVERIES:
+        raise fail(f"--digest must be one of {', '.join(alert_input.DELIVERIES)}")
     return digest
 
 
@@ -109,18 +115,17 @@ def _daily_time(digest: str, at: str | None) -> time | None:
         if at is not None:
             raise fail("--at is for --digest daily")
         return None
-    try:
-        return time.fromisoformat(at or "08:00").replace(second=0, microsecond=0)
-    except ValueError as exc:
-        raise fail(f"--at wants HH:MM, got {at!r}") from exc
+    found = alert_input.daily_time(at or "08:00")
+    if found is None:
+        raise fail(f"--at wants HH:MM, got {at!r}")
+    return found
 
 
 def _zone(tz: str) -> str:
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise fail(f"unknown time zone {tz!r} (use an IANA name like Europe/Bucharest)") from exc
-    return tz
+    found = alert_input.time_zone(tz)
+    if found is None:
+        raise fail(f"unknown time zone {tz!r} (use an IANA name like Europe/Bucharest)")
+    return found
 
 
 def _ops_rule(conn: psycopg.Connection, rule: Rule) -> Rule:

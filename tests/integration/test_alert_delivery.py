@@ -5,7 +5,7 @@ import subprocess
 import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage, Message
+from email.message import EmailMessage
 from typing import Any
 
 import psycopg
@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from tests.conftest import free_port
-from tests.smtpsink import SmtpSink
+from tests.smtpsink import SmtpSink, outbox_statuses, text_of
 from tracker import alert_ops, alerts
 from tracker.alerts import SmtpMailer
 from tracker.config import Settings
@@ -81,20 +81,6 @@ def relay(conn: psycopg.Connection, port: int, now: datetime | None = None) -> i
     )
 
 
-def statuses(conn: psycopg.Connection) -> dict[str, int]:
-    rows = conn.execute("SELECT status, count(*) FROM alert_outbox GROUP BY status").fetchall()
-    return {status: count for status, count in rows}
-
-
-def text_of(message: Message) -> str:
-    for part in message.walk():
-        if part.get_content_type() == "text/plain":
-            payload = part.get_payload(decode=True)
-            assert isinstance(payload, bytes)
-            return payload.decode()
-    raise AssertionError("no text part")
-
-
 def test_a_matching_rumour_is_emailed_at_once_with_text_html_and_an_unsubscribe_link(
     conn: psycopg.Connection,
 ) -> None:
@@ -140,7 +126,7 @@ def test_a_story_carried_by_several_outlets_alerts_a_subscriber_once(
         assert relay(conn, smtp.port) == 1
         assert relay(conn, smtp.port) == 0
     assert len(smtp.messages) == 1
-    assert statuses(conn) == {"sent": 1, "cancelled": 3}
+    assert outbox_statuses(conn) == {"sent": 1, "cancelled": 3}
 
 
 def test_a_digest_collapses_a_burst_into_one_email_when_its_hour_comes(
@@ -176,7 +162,7 @@ def test_a_daily_digest_waits_for_the_chosen_local_time(conn: psycopg.Connection
     with SmtpSink() as smtp:
         assert relay(conn, smtp.port, now=now) == 0
         assert relay(conn, smtp.port, now=now + timedelta(hours=26)) == 1
-    assert statuses(conn) == {"sent": 1, "digested": 1}
+    assert outbox_statuses(conn) == {"sent": 1, "digested": 1}
 
 
 def follow_setup(conn: psycopg.Connection) -> tuple[list[int], int, int]:
@@ -250,7 +236,7 @@ def test_unsubscribing_through_the_link_in_an_email_stops_further_alerts(
         assert client.get("/unsubscribe/" + path.rsplit("/", 1)[1][:-3] + "abc").status_code == 404
         assert client.post("/unsubscribe/1.forged").status_code == 404
     assert subscriptions.get(conn, sub_id).unsubscribed_at is not None  # type: ignore[union-attr]
-    assert statuses(conn) == {"sent": 1, "cancelled": 1}
+    assert outbox_statuses(conn) == {"sent": 1, "cancelled": 1}
     assert classify(conn, [add_item(conn, courier, "Third rumour")]) == 0
 
 
@@ -304,7 +290,7 @@ def test_two_relay_processes_at_once_send_every_alert_exactly_once(
         assert [p.wait(timeout=120) for p in procs] == [0, 0]
     ids = [m["Message-ID"] for m in smtp.messages]
     assert len(ids) == 40 and len(set(ids)) == 40
-    assert statuses(conn) == {"sent": 40}
+    assert outbox_statuses(conn) == {"sent": 40}
 
 
 class Killed(BaseException):
@@ -331,13 +317,13 @@ def test_a_relay_killed_between_send_and_commit_sends_again_with_the_same_messag
     with SmtpSink() as smtp:
         with pytest.raises(Killed):
             alerts.relay(conn, DiesAfterSending(mailer(smtp.port)), "t@example.org")
-        assert statuses(conn) == {"sending": 1}
+        assert outbox_statuses(conn) == {"sending": 1}
         assert relay(conn, smtp.port) == 0  # the lease still holds it
         conn.execute("UPDATE alert_outbox SET lease_until = now() - interval '1 second'")
         assert relay(conn, smtp.port) == 1
     first, second = smtp.messages
     assert first["Message-ID"] == second["Message-ID"]
-    assert statuses(conn) == {"sent": 1}
+    assert outbox_statuses(conn) == {"sent": 1}
 
 
 def add_admin(conn: psycopg.Connection, email: str) -> int:

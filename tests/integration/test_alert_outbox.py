@@ -8,14 +8,13 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email.message import Message
 from types import ModuleType
 
 import psycopg
 import pytest
 
 from tests.conftest import Endpoints
-from tests.smtpsink import SmtpSink
+from tests.smtpsink import SmtpSink, outbox_statuses, text_of
 from tests.workerenv import smtp_port, worker_tasks
 from tracker import alerts
 from tracker.alerts import SmtpMailer
@@ -60,20 +59,6 @@ def classify_as_rumours(conn: psycopg.Connection, item_ids: list[int]) -> int:
         return alerts.queue_rumour_alerts(conn, [(r, Prediction("rumour", 0.9)) for r in found])
 
 
-def statuses(conn: psycopg.Connection) -> dict[str, int]:
-    rows = conn.execute("SELECT status, count(*) FROM alert_outbox GROUP BY status").fetchall()
-    return {status: count for status, count in rows}
-
-
-def text_of(message: Message) -> str:
-    for part in message.walk():
-        if part.get_content_type() == "text/plain":
-            payload = part.get_payload(decode=True)
-            assert isinstance(payload, bytes)
-            return payload.decode()
-    raise AssertionError("no text part")
-
-
 def test_a_burst_of_immediate_alerts_to_one_subscriber_goes_out_as_one_digest(
     conn: psycopg.Connection, tasks: ModuleType
 ) -> None:
@@ -94,7 +79,7 @@ def test_a_burst_of_immediate_alerts_to_one_subscriber_goes_out_as_one_digest(
     body = text_of(digest)
     assert all(title in body for title in titles)
     assert "List-Unsubscribe" in digest
-    assert statuses(conn) == {"digested": 8, "sent": 3}
+    assert outbox_statuses(conn) == {"digested": 8, "sent": 3}
 
 
 def test_bursts_can_be_turned_off(
@@ -133,7 +118,7 @@ def test_two_relays_folding_bursts_at_once_still_deliver_every_alert_exactly_onc
         bodies = " ".join(text_of(m) for m in smtp.messages if m["To"] == email)
         assert sorted(t for t in titles if t in bodies) == titles
         assert all(bodies.count(t) == 1 for t in titles), email
-    assert set(statuses(conn)) <= {"sent", "digested"}
+    assert set(outbox_statuses(conn)) <= {"sent", "digested"}
 
 
 def test_failed_sends_back_off_exponentially_and_are_given_up_visibly(
@@ -173,7 +158,7 @@ def test_an_alert_exists_exactly_when_its_event_commits(conn: psycopg.Connection
         assert alerts.queue_rumour_alerts(conn, [(found[0], Prediction("rumour", 0.9))]) == 1
         assert pairs.upsert(conn, rumour, clarification, 0.9, {}, "test")
         raise Crash  # the stage dies before its commit: no pair, so no alert either
-    assert statuses(conn) == {} and pairs.list_pairs(conn) == []
+    assert outbox_statuses(conn) == {} and pairs.list_pairs(conn) == []
     with conn.transaction():
         pairs.upsert(conn, rumour, clarification, 0.9, {}, "test")
     (pair,) = pairs.list_pairs(conn)
@@ -215,11 +200,11 @@ def test_a_relay_process_killed_after_sending_resends_with_the_same_message_id_l
             check=False,
         )
         assert killed.returncode == -signal.SIGKILL
-        assert statuses(conn) == {"sending": 1}
+        assert outbox_statuses(conn) == {"sending": 1}
         mailer = SmtpMailer(Settings(smtp_host="127.0.0.1", smtp_port=smtp.port))
         assert alerts.relay(conn, mailer, "t@example.org") == 0  # its lease still holds
         conn.execute("UPDATE alert_outbox SET lease_until = now() - interval '1 second'")
         assert alerts.relay(conn, mailer, "t@example.org") == 1
     first, second = smtp.messages
     assert first["Message-ID"] == second["Message-ID"]
-    assert statuses(conn) == {"sent": 1}
+    assert outbox_statuses(conn) == {"sent": 1}

@@ -21,7 +21,7 @@ def test_subscriptions_are_added_listed_and_removed_from_the_command_line(
     added = [
         run_tracker(
             "alerts", "subscribe", "Desk@Example.org", "--keyword", "F-16", "--keyword",
-            "avioane militare", "--tag", "defence", "--feed-kind", "media", "--language", "ro",
+            "avioane militare", "--tag", "defence", "--feed-kind", "media", "--language", "RO-ro",
             "--min-score", "0.7", "--digest", "daily", "--at", "07:30", "--tz", "Europe/Bucharest",
             env=cli_env,
         ),
@@ -61,6 +61,7 @@ def test_subscriptions_are_added_listed_and_removed_from_the_command_line(
         (["--digest", "daily", "--at", "25:00"], "--at wants HH:MM"),
         (["--digest", "weekly"], "--digest must be one of"),
         (["--feed-kind", "blog"], "unknown feed kind"),
+        (["--language", "english!"], "is not a language code"),
         (["--ops"], "ops alerts are for admins"),
         (["--follow-story", "999"], "no such story"),
     ],

@@ -4,13 +4,11 @@ The same storage functions as `tracker alerts ...` (tracker/cli_alerts.py); no S
 form field arrives as text and is checked here, so bad input is a message on the page, never a
 422 or a 500, and the page comes back with what the user typed."""
 
-import functools
 import math
 import re
 from dataclasses import dataclass, field, replace
 from datetime import time
 from typing import Annotated
-from zoneinfo import available_timezones
 
 import psycopg
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -19,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from psycopg_pool import ConnectionPool
 
 from classifiers.text import WORD, fold
+from tracker import alert_input
 from tracker.domain import FEED_KINDS, ROLES
 from tracker.storage import audit, outbox, subscriptions
 from tracker.storage.subscriptions import Rule, Subscription
@@ -27,14 +26,11 @@ from tracker.web import auth, views
 
 ALERTS_PATH = "/alerts"
 OUTBOX_PATH = "/alerts/outbox"
-DELIVERIES = ("immediate", "hourly", "daily")
 OUTBOX_LIMIT = 200
 MAX_VALUES = 50  # keywords, tags or languages in one rule
 MAX_VALUE_CHARS = 200
 MAX_BIGINT = 2**63 - 1
 SESSION_FLASH = "alerts_flash"
-HH_MM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
-LANGUAGE = re.compile(r"([a-z]{2,3})(-[a-z0-9]{1,8})*")
 SEPARATORS = re.compile(r"[\n,;]+")
 
 AnyUser = Annotated[User, Depends(auth.require_role(*ROLES))]
@@ -62,12 +58,6 @@ class RuleForm:
     delivery: str = "immediate"
     at: str = "08:00"
     tz: str = "UTC"
-
-
-@functools.cache
-def time_zones() -> list[str]:
-    # Read from the system's zone files once; membership is also the validity check.
-    return sorted(available_timezones())
 
 
 def to_rule(form: RuleForm, user: User) -> Rule:
@@ -113,7 +103,7 @@ def _keywords(text: str) -> list[str]:
 
 
 def _feed_kinds(kinds: list[str]) -> list[str]:
-    bad = sorted(set(kinds) - set(FEED_KINDS))
+    bad = alert_input.unknown_feed_kinds(kinds)
     if bad:
         raise FormProblem(f"Unknown feed kind {bad[0]!r}; choose from {', '.join(FEED_KINDS)}.")
     return kinds
@@ -121,14 +111,13 @@ def _feed_kinds(kinds: list[str]) -> list[str]:
 
 def _languages(text: str) -> list[str]:
     found = []
-    for value in re.split(r"[\s,;]+", text.strip().lower()):
+    for value in re.split(r"[\s,;]+", text.strip()):
         if not value:
             continue
-        match = LANGUAGE.fullmatch(value)
-        if match is None:
-            raise FormProblem(f"{value!r} is not a language code (like en, ro or uk).")
-        # Items are matched on the primary subtag ("en" for "en-GB"), so store that.
-        found.append(match.group(1))
+        code = alert_input.language_code(value)
+        if code is None:
+            raise FormProblem(f"{value.lower()!r} is not a language code (like en, ro or uk).")
+        found.append(code)
     return found
 
 
@@ -143,24 +132,25 @@ def _min_score(text: str) -> float:
 
 
 def _delivery(delivery: str) -> str:
-    if delivery not in DELIVERIES:
-        raise FormProblem(f"Delivery must be one of {', '.join(DELIVERIES)}.")
+    if delivery not in alert_input.DELIVERIES:
+        raise FormProblem(f"Delivery must be one of {', '.join(alert_input.DELIVERIES)}.")
     return delivery
 
 
 def _daily_time(at: str) -> time:
-    match = HH_MM.fullmatch(at.strip())
-    if match is None:
+    found = alert_input.daily_time(at)
+    if found is None:
         raise FormProblem(f"The daily digest time must be HH:MM (like 07:30), got {at!r}.")
-    return time(int(match.group(1)), int(match.group(2)))
+    return found
 
 
 def _zone(tz: str) -> str:
-    if tz.strip() not in time_zones():
+    found = alert_input.time_zone(tz)
+    if found is None:
         raise FormProblem(
             f"Unknown time zone {tz!r}: use an IANA name like Europe/Bucharest or UTC."
         )
-    return tz.strip()
+    return found
 
 
 def flash(request: Request, message: str) -> None:
@@ -195,8 +185,8 @@ def alerts_page(
         error=error,
         notice=take_flash(request),
         kinds=FEED_KINDS,
-        deliveries=DELIVERIES,
-        zones=time_zones(),
+        deliveries=alert_input.DELIVERIES,
+        zones=alert_input.time_zones(),
         ops_subscribed=any(s.kind == "ops" for s in own),
         ops_receiving=user.email in ops_to,
         ops_nobody=not ops_to,
