@@ -76,7 +76,8 @@ def _dummy_hash() -> str:
 
 def authenticate(conn: psycopg.Connection, email: str, password: str) -> User | None:
     """The user with this email and password (disabled ones too: the caller refuses them)."""
-    user = users.get_by_email(conn, email)
+    # PostgreSQL text cannot hold NUL; no stored email contains one.
+    user = None if "\x00" in email else users.get_by_email(conn, email)
     if user is None:
         # Verify anyway so an unknown email takes as long as a wrong password (no enumeration).
         verify_password(_dummy_hash(), password)

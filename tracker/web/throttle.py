@@ -45,7 +45,9 @@ def client_address(request: Request) -> str:
 
 
 def _keys(email: str, address: str) -> list[tuple[Limit, str]]:
-    return [(ACCOUNT, users.normalise_email(email)[:MAX_KEY_CHARS]), (ADDRESS, address)]
+    # NUL cannot be stored in PostgreSQL text; it is no part of any real address.
+    account = users.normalise_email(email).replace("\x00", "")[:MAX_KEY_CHARS]
+    return [(ACCOUNT, account), (ADDRESS, address)]
 
 
 def refused_until(
