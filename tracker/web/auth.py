@@ -126,9 +126,12 @@ class SessionCookies:
     or the request itself came over HTTPS."""
 
     def __init__(self, app: ASGIApp, secret_key: str, max_age: int, always_secure: bool) -> None:
-        options = {"secret_key": secret_key, "max_age": max_age, "same_site": "lax"}
-        self.plain = SessionMiddleware(app, https_only=False, **options)  # type: ignore[arg-type]
-        self.secure = SessionMiddleware(app, https_only=True, **options)  # type: ignore[arg-type]
+        self.plain, self.secure = (
+            SessionMiddleware(
+                app, secret_key=secret_key, max_age=max_age, same_site="lax", https_only=secure
+            )
+            for secure in (False, True)
+        )
         self.always_secure = always_secure
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
