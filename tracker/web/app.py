@@ -2,6 +2,7 @@
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
@@ -9,7 +10,6 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracker.config import Settings, get_settings
@@ -76,8 +76,18 @@ def _lifespan(
     return lifespan
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the web app; nothing connects until the server starts it (lifespan)."""
+def _served_over_https(settings: Settings) -> bool:
+    # Production is assumed to sit behind TLS even when the proxy does not say so.
+    public_url = (settings.public_url or "").lower()
+    return public_url.startswith("https://") or settings.environment == "production"
+
+
+def create_app(
+    settings: Settings | None = None, clock: Callable[[], datetime] | None = None
+) -> FastAPI:
+    """Build the web app; nothing connects until the server starts it (lifespan).
+
+    `clock` (UTC now by default) times login throttling and token use; tests pass their own."""
     settings = settings or get_settings()
     app = FastAPI(
         title="Rumour Tracker",
@@ -93,12 +103,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
+    app.state.clock = clock or (lambda: datetime.now(UTC))
     app.add_middleware(
-        SessionMiddleware,
+        auth.SessionCookies,
         secret_key=settings.secret_key.get_secret_value(),
         max_age=SESSION_MAX_AGE_S,
-        same_site="lax",
-        https_only=settings.environment == "production",
+        always_secure=_served_over_https(settings),
     )
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

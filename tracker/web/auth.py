@@ -1,9 +1,12 @@
-"""Passwords, sessions, CSRF and role checks for the web UI."""
+"""Passwords, sessions, API tokens, CSRF and role checks for the web UI and API."""
 
+import dataclasses
 import functools
+import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import NoReturn
 
 import psycopg
@@ -11,14 +14,22 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request
 from psycopg_pool import ConnectionPool
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tracker.storage import users
+from tracker.domain import ROLES
+from tracker.storage import api_tokens, users
 from tracker.storage.users import User
 
 MIN_PASSWORD_LENGTH = 12
 LOGIN_PATH = "/login"
+LOGOUT_PATH = "/logout"
 PASSWORD_PATH = "/account/password"  # noqa: S105 (a URL path, not a secret)
+LOGOUT_EVERYWHERE_PATH = "/account/logout-everywhere"
+# Pages a user who still has to replace a one-time password may use.
+ACCOUNT_PATHS = frozenset({PASSWORD_PATH, LOGOUT_PATH, LOGOUT_EVERYWHERE_PATH})
 SESSION_USER = "user_id"
+SESSION_EPOCH = "epoch"
 SESSION_CSRF = "csrf_token"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -26,6 +37,10 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # One-click unsubscribe (RFC 8058) comes from mail clients without a session; its signed token
 # is what authorises it (tracker.web.unsubscribe).
 CSRF_EXEMPT_PREFIXES = ("/unsubscribe/",)
+TOKEN_PREFIX = "rt_"  # noqa: S105 (makes a leaked token recognisable to secret scanners)
+TOKEN_BYTES = 32
+# Weakest first: a token may not be scoped above its user, and never acts above them.
+ROLE_RANK = {"viewer": 0, "analyst": 1, "admin": 2}
 
 _hasher = PasswordHasher()
 
@@ -49,6 +64,10 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+def one_time_password() -> str:
+    return secrets.token_urlsafe(18)
+
+
 @functools.cache
 def _dummy_hash() -> str:
     # Hashed lazily, not at import, and only once: it costs as much as a real hash.
@@ -56,7 +75,9 @@ def _dummy_hash() -> str:
 
 
 def authenticate(conn: psycopg.Connection, email: str, password: str) -> User | None:
-    user = users.get_by_email(conn, email)
+    """The user with this email and password (disabled ones too: the caller refuses them)."""
+    # PostgreSQL text cannot hold NUL; no stored email contains one.
+    user = None if "\x00" in email else users.get_by_email(conn, email)
     if user is None:
         # Verify anyway so an unknown email takes as long as a wrong password (no enumeration).
         verify_password(_dummy_hash(), password)
@@ -70,7 +91,7 @@ def ensure_admin(conn: psycopg.Connection, email: str = "admin@localhost") -> st
     The admin must change the password at first login. The caller commits."""
     if users.count(conn) > 0:
         return None
-    password = secrets.token_urlsafe(18)
+    password = one_time_password()
     users.create(conn, email, hash_password(password), "admin", must_change_password=True)
     return password
 
@@ -89,10 +110,41 @@ def password_change_problem(user: User, current: str, new: str, repeat: str) -> 
     return None
 
 
+def role_within(role: str, ceiling: str) -> bool:
+    return ROLE_RANK[role] <= ROLE_RANK[ceiling]
+
+
+def weaker_role(a: str, b: str) -> str:
+    return a if role_within(a, b) else b
+
+
+class SessionCookies:
+    """Signed session cookies: HttpOnly, SameSite=Lax, and Secure over HTTPS.
+
+    Starlette's SessionMiddleware fixes the Secure flag when it is built, so this keeps one
+    of each and picks per request: Secure when the public URL is https (a TLS proxy in front)
+    or the request itself came over HTTPS."""
+
+    def __init__(self, app: ASGIApp, secret_key: str, max_age: int, always_secure: bool) -> None:
+        self.plain, self.secure = (
+            SessionMiddleware(
+                app, secret_key=secret_key, max_age=max_age, same_site="lax", https_only=secure
+            )
+            for secure in (False, True)
+        )
+        self.always_secure = always_secure
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        over_tls = scope.get("scheme") in ("https", "wss")
+        chosen = self.secure if self.always_secure or over_tls else self.plain
+        await chosen(scope, receive, send)
+
+
 def start_session(request: Request, user: User) -> None:
     # A fresh session (and CSRF token) at login defeats session fixation.
     request.session.clear()
     request.session[SESSION_USER] = user.id
+    request.session[SESSION_EPOCH] = user.session_epoch
     request.session[SESSION_CSRF] = secrets.token_urlsafe(32)
 
 
@@ -110,8 +162,13 @@ def csrf_token(request: Request) -> str:
 
 
 async def csrf_protect(request: Request) -> None:
-    """App-wide dependency: every unsafe request must echo the session's token."""
+    """App-wide dependency: every unsafe request must echo the session's token.
+
+    A request with a bearer token is authenticated by that token alone (never the session), and
+    no other site can make a browser send one, so it needs no CSRF token."""
     if request.method in SAFE_METHODS or request.url.path.startswith(CSRF_EXEMPT_PREFIXES):
+        return
+    if bearer_token(request) is not None:
         return
     sent = request.headers.get(CSRF_HEADER) or await _csrf_form_field(request)
     expected = request.session.get(SESSION_CSRF)
@@ -128,9 +185,29 @@ async def _csrf_form_field(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def new_api_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer ...` header (the only place one is accepted)."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
 def get_pool(request: Request) -> ConnectionPool:
     pool: ConnectionPool = request.app.state.pool
     return pool
+
+
+def now(request: Request) -> datetime:
+    """The app's clock (tests replace app.state.clock to move time on without sleeping)."""
+    clock: Callable[[], datetime] | None = getattr(request.app.state, "clock", None)
+    return clock() if clock else datetime.now(UTC)
 
 
 def wants_html(request: Request) -> bool:
@@ -139,32 +216,73 @@ def wants_html(request: Request) -> bool:
 
 
 def current_user(request: Request) -> User | None:
+    """The session's user, unless disabled or the session predates their session epoch."""
     user_id = request.session.get(SESSION_USER)
     if not isinstance(user_id, int):
         return None
     with get_pool(request).connection() as conn:
         # Re-read on every request so a changed role or a deleted account takes effect at once.
-        return users.get(conn, user_id)
+        user = users.get(conn, user_id)
+    if user is None or user.disabled or request.session.get(SESSION_EPOCH) != user.session_epoch:
+        return None
+    return user
 
 
-def require_role(*roles: str) -> Callable[[Request], User]:
-    """Dependency: the logged-in user, if their role is one of `roles`.
+def token_user(request: Request, token: str) -> User | None:
+    """The user a live token acts for, with the token's role (never above the user's own)."""
+    with get_pool(request).connection() as conn:
+        found = api_tokens.find_active(conn, token_digest(token))
+        user = users.get(conn, found.user_id) if found else None
+        if found is None or user is None or user.disabled:
+            return None
+        api_tokens.touch(conn, found.id, now(request))
+    # No password is involved, so a pending one-time password does not hold a token back.
+    role = weaker_role(found.role, user.role)
+    return dataclasses.replace(user, role=role, must_change_password=False)
 
-    Anonymous browsers go to the login page (303), other clients get 401; a user who still has
-    to change the one-time password is sent to do that first; a weaker role gets 403."""
 
-    def dependency(request: Request) -> User:
-        user = current_user(request)
-        if user is None:
-            end_session(request)
-            _refuse_anonymous(request)
-        if user.must_change_password and request.url.path != PASSWORD_PATH:
-            raise RedirectTo(PASSWORD_PATH)
-        if user.role not in roles:
+class RoleDependency:
+    """The dependency `require_role` returns; `roles` lets tests read each route's roles."""
+
+    def __init__(self, roles: frozenset[str]) -> None:
+        unknown = roles - set(ROLES)
+        if unknown or not roles:
+            raise ValueError(f"unknown roles {sorted(unknown)}")
+        self.roles = roles
+
+    def __call__(self, request: Request) -> User:
+        token = bearer_token(request)
+        if token is not None:
+            user = token_user(request, token)
+            if user is None:
+                raise HTTPException(
+                    status_code=401,
+                    detail="This API token is not valid.",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        else:
+            user = _session_user(request)
+        if user.role not in self.roles:
             raise HTTPException(status_code=403, detail="Your role may not do this.")
         return user
 
-    return dependency
+
+def _session_user(request: Request) -> User:
+    user = current_user(request)
+    if user is None:
+        end_session(request)
+        _refuse_anonymous(request)
+    if user.must_change_password and request.url.path not in ACCOUNT_PATHS:
+        raise RedirectTo(PASSWORD_PATH)
+    return user
+
+
+def require_role(*roles: str) -> Callable[[Request], User]:
+    """Dependency: the logged-in user (session or API token), if their role is one of `roles`.
+
+    Anonymous browsers go to the login page (303), other clients get 401; a user who still has
+    to change the one-time password is sent to do that first; a weaker role gets 403."""
+    return RoleDependency(frozenset(roles))
 
 
 def _refuse_anonymous(request: Request) -> NoReturn:

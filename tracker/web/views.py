@@ -1,4 +1,4 @@
-"""Pages: login, password change, the review queue, pairs and feed health. No SQL here."""
+"""Pages: login (throttled), logout, password, the review queue, pairs, feed health. No SQL."""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +18,7 @@ from tracker.domain import ROLES, PairStatus
 from tracker.storage import audit, feeds, pairs, users
 from tracker.storage.pairs import PairView
 from tracker.storage.users import User
-from tracker.web import auth
+from tracker.web import auth, throttle
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 PAIR_STATUSES: tuple[str, ...] = get_args(PairStatus)
@@ -135,17 +135,55 @@ def login_form(request: Request) -> HTMLResponse:
 def login(
     request: Request, pool: Pool, email: FormText = "", password: FormText = ""
 ) -> HTMLResponse | RedirectResponse:
+    now = auth.now(request)
+    address = throttle.client_address(request)
     with pool.connection() as conn:
+        # A locked account or address is refused before the password is even looked at.
+        locked = throttle.refused_until(conn, email, address, now)
+        if locked is not None:
+            return _login_refused(request, email, locked, now)
         user = auth.authenticate(conn, email, password)
-    if user is None:
-        error = "Wrong email or password."
-        return render(request, "login.html", None, status_code=401, email=email, error=error)
+        if user is None:
+            with conn.transaction():
+                locked = throttle.record_failure(conn, email, address, now)
+            if locked is not None:
+                return _login_refused(request, email, locked, now)
+            error = "Wrong email or password."
+            return render(request, "login.html", None, status_code=401, email=email, error=error)
+        if user.disabled:
+            error = "This account is disabled. Ask an administrator."
+            return render(request, "login.html", None, status_code=403, email=email, error=error)
+        throttle.record_success(conn, email)
     auth.start_session(request, user)
     return see_other(auth.PASSWORD_PATH if user.must_change_password else "/")
 
 
-@router.post("/logout")
-def logout(request: Request) -> RedirectResponse:
+def _login_refused(request: Request, email: str, until: datetime, now: datetime) -> HTMLResponse:
+    # The same words whether or not the account exists: unknown emails are locked the same way.
+    page = render(
+        request,
+        "login.html",
+        None,
+        status_code=429,
+        email=email,
+        error=throttle.refusal_message(until, now),
+    )
+    page.headers["Retry-After"] = str(throttle.retry_after_s(until, now))
+    return page
+
+
+@router.post(auth.LOGOUT_PATH)
+def logout(request: Request, user: AnyUser) -> RedirectResponse:
+    auth.end_session(request)
+    return see_other(auth.LOGIN_PATH)
+
+
+@router.post(auth.LOGOUT_EVERYWHERE_PATH)
+def logout_everywhere(request: Request, user: AnyUser, pool: Pool) -> RedirectResponse:
+    """End every session of this user, on every device, this one included."""
+    with pool.connection() as conn, conn.transaction():
+        users.end_sessions(conn, user.id)
+        audit.record(conn, user.email, "user.sessions_ended", f"user:{user.id}")
     auth.end_session(request)
     return see_other(auth.LOGIN_PATH)
 
@@ -167,10 +205,11 @@ def change_password(
     problem = auth.password_change_problem(user, current_password, new_password, new_password_again)
     if problem:
         return render(request, "password.html", user, status_code=400, error=problem)
+    # The new epoch ends every other session; this one is started again with it.
     with pool.connection() as conn, conn.transaction():
-        users.set_password(conn, user.id, auth.hash_password(new_password))
+        updated = users.set_password(conn, user.id, auth.hash_password(new_password))
         audit.record(conn, user.email, "user.password_changed", f"user:{user.id}")
-    auth.start_session(request, user)
+    auth.start_session(request, updated)
     return see_other("/")
 
 
