@@ -7,6 +7,8 @@ from datetime import datetime, time
 import psycopg
 from psycopg.rows import class_row
 
+from tracker.storage import users
+
 COLUMNS = """id, user_id, email, kind, keywords, tags, feed_kinds, languages, min_probability,
     delivery, digest_at, time_zone, story_id, item_id, last_digest_at, unsubscribed_at,
     created_at"""
@@ -188,8 +190,8 @@ def ops_recipients(conn: psycopg.Connection) -> list[tuple[int | None, str]]:
         cur.execute("SELECT 1 FROM alert_subscriptions WHERE kind = 'ops' LIMIT 1")
         if cur.fetchone() is not None:
             return []
-        cur.execute("SELECT email FROM users WHERE role = 'admin' ORDER BY id")
-        return [(None, r[0]) for r in cur.fetchall()]
+        # Nobody has ever subscribed: every enabled admin gets them, so no failure goes unseen.
+        return [(None, email) for email in users.admin_emails(conn)]
 
 
 def queue_pair_alerts(conn: psycopg.Connection, pair_ids: Sequence[int], event: str) -> int:
