@@ -1,23 +1,29 @@
 """The JSON API on a real PostgreSQL: pagination, filters, decisions, roles, exports, search,
 stories and the OpenAPI document."""
 
+import contextlib
 import csv
 import io
 import json
 import re
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
+from tests.conftest import free_port
 from tracker.config import Settings
 from tracker.storage import api_tokens, labels, users
 from tracker.web import auth
@@ -527,6 +533,52 @@ def test_pair_exports_stream_every_confirmed_pair_in_csv_and_jsonl(api: Api) -> 
     records = [json.loads(line) for line in lines]
     assert [r["pair_id"] for r in records] == list(range(1, n + 1))
     assert records[-1]["rumour_title"] == f"Item {2 * n}"
+
+
+@contextlib.contextmanager
+def served(app: FastAPI) -> Iterator[str]:
+    """The app behind a real uvicorn on loopback (TestClient reads a body whole)."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_an_export_is_sent_while_its_server_side_cursor_is_still_being_read(
+    api: Api, db_url: str
+) -> None:
+    n = 20_000  # megabytes of JSONL: far more than the socket buffers hold
+    many_confirmed_pairs(api.conn, n)
+    settings = Settings(database_url=SecretStr(db_url), secret_key=SecretStr("x" * 40))
+    with (
+        served(create_app(settings)) as base,
+        httpx.Client(base_url=base, timeout=60) as client,
+        client.stream(
+            "GET", "/api/v1/export/pairs.jsonl", headers=bearer(api.tokens["viewer"])
+        ) as response,
+    ):
+        lines = response.iter_lines()
+        first = json.loads(next(lines))
+        # The server is part-way: its connection sits in the export's transaction, having
+        # fetched a batch of the named cursor, not the whole result.
+        fetching = api.conn.execute(
+            """SELECT state, query FROM pg_stat_activity
+               WHERE datname = current_database() AND pid <> pg_backend_pid()
+                 AND query LIKE 'FETCH FORWARD %% FROM "export_pairs"'"""
+        ).fetchall()
+        assert len(fetching) == 1, fetching
+        assert fetching[0][0] in ("idle in transaction", "active")
+        rest = [json.loads(line) for line in lines if line]
+    assert [first["pair_id"]] + [r["pair_id"] for r in rest] == list(range(1, n + 1))
 
 
 def test_csv_exports_defuse_formula_like_cells(api: Api) -> None:
