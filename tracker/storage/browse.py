@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 
 from tracker.storage.pairs import PairView
@@ -58,36 +59,46 @@ class PairKey:
     id: int
 
 
+def _where(conditions: list[str]) -> sql.Composable:
+    # Only the conditions a request sets, each a fixed fragment with named placeholders: the
+    # planner then sees exactly the query it runs, never a generic "$1 IS NULL OR ..." plan.
+    if not conditions:
+        return sql.SQL("")
+    return sql.SQL("WHERE ") + sql.SQL(" AND ").join(sql.SQL(c) for c in conditions)
+
+
+_PAIR_CONDITIONS = {
+    "status": "p.status = %(status)s",
+    "language": """(split_part(lower(r.language), '-', 1) = %(language)s
+                    OR split_part(lower(c.language), '-', 1) = %(language)s)""",
+    "feed_kind": "(rf.kind = %(feed_kind)s OR cf.kind = %(feed_kind)s)",
+    # Scores are compared as real, the column's type: a float8 of one would not round-trip.
+    "min_score": "p.score >= %(min_score)s::real",
+    "max_score": "p.score <= %(max_score)s::real",
+    "since": "p.created_at >= %(since)s",
+    "until": "p.created_at < %(until)s",
+}
+
+
 def list_pairs(
     conn: psycopg.Connection, where: PairFilter, limit: int, after: PairKey | None = None
 ) -> list[PairView]:
     """Pairs in queue order (best score first, newest first among equals), after `after`."""
-    params: dict[str, Any] = {**where.__dict__, "limit": limit, "has_after": after is not None}
-    params.update(
-        after_score=after.score if after else 0.0,
-        after_created=after.created_at if after else None,
-        after_id=after.id if after else 0,
+    params: dict[str, Any] = {**where.__dict__, "limit": limit}
+    conditions = [c for name, c in _PAIR_CONDITIONS.items() if params[name] is not None]
+    if after is not None:
+        conditions.append(
+            "(p.score, p.created_at, p.id)"
+            " < (%(after_score)s::real, %(after_created)s, %(after_id)s)"
+        )
+        params.update(after_score=after.score, after_created=after.created_at, after_id=after.id)
+    query = (
+        sql.SQL(_PAIR_SELECT)
+        + _where(conditions)
+        + sql.SQL(" ORDER BY p.score DESC, p.created_at DESC, p.id DESC LIMIT %(limit)s")
     )
     with conn.cursor(row_factory=class_row(PairView)) as cur:
-        # The score is compared as real, the column's type: a float8 of it would not round-trip.
-        cur.execute(
-            _PAIR_SELECT
-            + """WHERE (%(status)s::text IS NULL OR p.status = %(status)s)
-                 AND (%(language)s::text IS NULL
-                      OR split_part(lower(r.language), '-', 1) = %(language)s
-                      OR split_part(lower(c.language), '-', 1) = %(language)s)
-                 AND (%(feed_kind)s::text IS NULL
-                      OR rf.kind = %(feed_kind)s OR cf.kind = %(feed_kind)s)
-                 AND (%(min_score)s::real IS NULL OR p.score >= %(min_score)s::real)
-                 AND (%(max_score)s::real IS NULL OR p.score <= %(max_score)s::real)
-                 AND (%(since)s::timestamptz IS NULL OR p.created_at >= %(since)s)
-                 AND (%(until)s::timestamptz IS NULL OR p.created_at < %(until)s)
-                 AND (NOT %(has_after)s OR (p.score, p.created_at, p.id)
-                      < (%(after_score)s::real, %(after_created)s::timestamptz, %(after_id)s))
-               ORDER BY p.score DESC, p.created_at DESC, p.id DESC
-               LIMIT %(limit)s""",
-            params,
-        )
+        cur.execute(query, params)
         return cur.fetchall()
 
 
@@ -155,34 +166,36 @@ LEFT JOIN LATERAL (
 """
 
 
+_SEEN = "coalesce(i.published_at, i.fetched_at)"
+_ITEM_CONDITIONS = {
+    # Written as the expression of the items_tsv_week GIN index (migration 0004) so that index
+    # serves it; the week lexeme it adds starts with '~', which no query word can produce.
+    "q": f"""(i.tsv || array_to_tsvector(ARRAY[item_week({_SEEN})]))
+             @@ websearch_to_tsquery('simple', %(q)s)""",
+    "label": "cl.label = %(label)s",
+    "language": "split_part(lower(i.language), '-', 1) = %(language)s",
+    "feed_id": "i.feed_id = %(feed_id)s",
+    "story_id": "i.story_id = %(story_id)s",
+    "since": f"{_SEEN} >= %(since)s",
+}
+
+
 def list_items(
     conn: psycopg.Connection, where: ItemFilter, limit: int, after: ItemKey | None = None
 ) -> list[ItemRow]:
-    """Items newest first, after `after`. The text condition is written as the expression of
-    the items_tsv_week GIN index (migration 0004) so that index serves it; the week lexeme it
-    adds starts with '~', which no query word can produce."""
-    params: dict[str, Any] = {**where.__dict__, "limit": limit, "has_after": after is not None}
-    params.update(after_seen=after.seen_at if after else None, after_id=after.id if after else 0)
+    """Items newest first (id descending among equals), after `after`."""
+    params: dict[str, Any] = {**where.__dict__, "limit": limit}
+    conditions = [c for name, c in _ITEM_CONDITIONS.items() if params[name] is not None]
+    if after is not None:
+        conditions.append(f"({_SEEN}, i.id) < (%(after_seen)s, %(after_id)s)")
+        params.update(after_seen=after.seen_at, after_id=after.id)
+    query = (
+        sql.SQL(_ITEM_SELECT)
+        + _where(conditions)
+        + sql.SQL(f" ORDER BY {_SEEN} DESC, i.id DESC LIMIT %(limit)s")
+    )
     with conn.cursor(row_factory=class_row(ItemRow)) as cur:
-        cur.execute(
-            _ITEM_SELECT
-            + """WHERE (%(q)s::text IS NULL
-                      OR (i.tsv || array_to_tsvector(ARRAY[item_week(
-                              coalesce(i.published_at, i.fetched_at))]))
-                         @@ websearch_to_tsquery('simple', %(q)s))
-                 AND (%(label)s::text IS NULL OR cl.label = %(label)s)
-                 AND (%(language)s::text IS NULL
-                      OR split_part(lower(i.language), '-', 1) = %(language)s)
-                 AND (%(feed_id)s::bigint IS NULL OR i.feed_id = %(feed_id)s)
-                 AND (%(story_id)s::bigint IS NULL OR i.story_id = %(story_id)s)
-                 AND (%(since)s::timestamptz IS NULL
-                      OR coalesce(i.published_at, i.fetched_at) >= %(since)s)
-                 AND (NOT %(has_after)s OR (coalesce(i.published_at, i.fetched_at), i.id)
-                      < (%(after_seen)s::timestamptz, %(after_id)s))
-               ORDER BY coalesce(i.published_at, i.fetched_at) DESC, i.id DESC
-               LIMIT %(limit)s""",
-            params,
-        )
+        cur.execute(query, params)
         return cur.fetchall()
 
 
