@@ -1,8 +1,8 @@
 """The JSON API under /api/v1: the pages' data, paginated and filterable, plus streamed exports.
 
 Errors are always JSON here (tracker.web.app sends API paths' HTTP errors to FastAPI's JSON
-handler), and an anonymous request gets 401, never the login page's redirect. No SQL: reads
-go through tracker.storage.browse, decisions through the web form's own storage function."""
+handler), and an anonymous request gets 401, never the login page's redirect. No SQL: reads go
+through tracker.storage.browse and .exports, decisions through the web form's own function."""
 
 import base64
 import binascii
@@ -10,23 +10,37 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import date, datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as PathParam
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, StreamingResponse
-from fastapi.routing import iter_route_contexts
+from fastapi.responses import StreamingResponse
 from psycopg_pool import ConnectionPool
-from pydantic import BaseModel, Field, model_validator
 
 from tracker.domain import ROLES, FeedKind, Label, PairStatus
-from tracker.storage import audit, browse, feeds, models, pairs
+from tracker.storage import audit, browse, exports, feeds, models, pairs
 from tracker.storage.pairs import PairView
 from tracker.storage.users import User
-from tracker.web import auth, views
+from tracker.web import auth
+from tracker.web.api_models import (
+    MAX_STORY_ITEMS,
+    AnalystLabelOut,
+    ClassificationOut,
+    DecisionIn,
+    FeedOut,
+    ItemDetailOut,
+    ItemOut,
+    ModelOut,
+    OutletOut,
+    Page,
+    PairOut,
+    PairSide,
+    SpreadDayOut,
+    StoryClarificationOut,
+    StoryOut,
+)
 
 PREFIX = "/api/v1"
 OPENAPI_PATH = "/api/openapi.json"
@@ -35,8 +49,6 @@ API_VERSION = "1"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_BIGINT = 2**63 - 1
-MAX_REASON_CHARS = 1000
-MAX_STORY_ITEMS = 1000
 CSV_FLUSH_ROWS = 500
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -65,173 +77,13 @@ class ApiRole(auth.RoleDependency):
 Viewer = Annotated[User, Depends(ApiRole(frozenset(ROLES)))]
 Decider = Annotated[User, Depends(ApiRole(frozenset({"analyst", "admin"})))]
 Admin = Annotated[User, Depends(ApiRole(frozenset({"admin"})))]
-# The docs page is for people: an anonymous browser is sent to log in, as on every page.
-DocsViewer = Annotated[User, Depends(auth.require_role(*ROLES))]
 Pool = Annotated[ConnectionPool, Depends(auth.get_pool)]
 Id = Annotated[int, PathParam(ge=1, le=MAX_BIGINT)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Language = Annotated[str | None, Query(min_length=2, max_length=8, pattern="^[A-Za-z]+$")]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
-T = TypeVar("T")
 router = APIRouter(prefix=PREFIX, tags=["api"])
-
-
-# --- response models ---------------------------------------------------------------------------
-
-
-class Page(BaseModel, Generic[T]):
-    """One page; pass `next_cursor` as `cursor` for the next one (null: this was the last)."""
-
-    items: list[T]
-    next_cursor: str | None
-
-
-class PairSide(BaseModel):
-    id: int
-    title: str
-    summary: str
-    url: str | None
-    feed: str
-    feed_kind: str
-    seen_at: datetime
-
-
-class PairOut(BaseModel):
-    id: int
-    score: float
-    status: str
-    created_at: datetime
-    explanation: dict[str, Any]
-    rumour: PairSide
-    clarification: PairSide
-    story_id: int | None
-    story_outlets: int | None
-
-
-class DecisionIn(BaseModel):
-    decision: Literal["confirm", "reject"]
-    reason: str | None = Field(default=None, max_length=MAX_REASON_CHARS)
-
-    @model_validator(mode="after")
-    def _reject_needs_reason(self) -> "DecisionIn":
-        if self.decision == "reject" and not (self.reason or "").strip():
-            raise ValueError("a rejection needs a reason")
-        return self
-
-
-class ItemOut(BaseModel):
-    id: int
-    feed_id: int
-    feed: str
-    feed_kind: str
-    title: str
-    summary: str
-    url: str | None
-    language: str | None
-    seen_at: datetime
-    story_id: int | None
-    label: str | None
-    probability: float | None
-    model_version: str | None
-
-
-class ClassificationOut(BaseModel):
-    model_version: str
-    label: str
-    probability: float
-    created_at: datetime
-
-
-class AnalystLabelOut(BaseModel):
-    label: str
-    user_email: str | None
-    created_at: datetime
-
-
-class ItemDetailOut(BaseModel):
-    id: int
-    feed_id: int
-    feed: str
-    feed_kind: str
-    title: str
-    summary: str
-    content_html: str = Field(description="Sanitised on ingest; escape it anyway if unsure.")
-    url: str | None
-    author: str | None
-    language: str | None
-    categories: list[str]
-    published_at: datetime | None
-    fetched_at: datetime
-    seen_at: datetime
-    revision: int
-    story_id: int | None
-    duplicate_of: int | None
-    classifications: list[ClassificationOut]
-    analyst_labels: list[AnalystLabelOut]
-
-
-class OutletOut(BaseModel):
-    feed_id: int
-    feed: str
-    feed_kind: str
-    items: int
-    first_seen_at: datetime
-
-
-class SpreadDayOut(BaseModel):
-    day: date
-    items: int
-    outlets: int
-
-
-class StoryClarificationOut(BaseModel):
-    item_id: int
-    title: str
-    url: str | None
-    feed: str
-    feed_kind: str
-    seen_at: datetime
-    best_score: float
-    confirmed: bool
-
-
-class StoryOut(BaseModel):
-    id: int
-    title: str
-    first_seen_at: datetime
-    items: list[ItemOut] = Field(description=f"Newest first, at most {MAX_STORY_ITEMS}.")
-    outlets: list[OutletOut]
-    spread: list[SpreadDayOut] = Field(description="Items and outlets per UTC day.")
-    clarifications: list[StoryClarificationOut]
-
-
-class FeedOut(BaseModel):
-    id: int
-    url: str
-    title: str | None
-    kind: str
-    language: str | None
-    tags: list[str]
-    enabled: bool
-    status: str
-    last_error: str | None
-    error_count: int
-    failing_since: datetime | None
-    disabled_reason: str | None
-    poll_interval_s: int
-    last_polled_at: datetime | None
-    next_poll_at: datetime
-
-
-class ModelOut(BaseModel):
-    kind: str
-    version: str
-    active: bool
-    created_at: datetime
-    activated_at: datetime | None
-    metrics: dict[str, float] = Field(description="The numeric entries of the metadata.")
-    metadata: dict[str, Any]
 
 
 # --- cursors -----------------------------------------------------------------------------------
@@ -499,20 +351,22 @@ def streamed(pool: ConnectionPool, stream: Callable[[Any], Iterator[Any]]) -> It
 
 
 def _export(
-    pool: ConnectionPool, stream: Callable[[Any], Iterator[Any]], fields: list[str], kind: str
+    pool: ConnectionPool,
+    stream: Callable[[Any], Iterator[Any]],
+    fields: list[str],
+    filename: str,
 ) -> StreamingResponse:
-    name = "pairs" if stream is browse.stream_confirmed_pairs else "labels"
     rows = streamed(pool, stream)
-    if kind == "csv":
+    if filename.endswith(".csv"):
         body, media = csv_chunks(fields, rows), "text/csv; charset=utf-8"
     else:
         body, media = jsonl_lines(rows), "application/x-ndjson"
-    headers = {"Content-Disposition": f'attachment; filename="{name}.{kind}"'}
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     return StreamingResponse(body, media_type=media, headers=headers)
 
 
-PAIR_FIELDS = [f for f in browse.ExportPair.__dataclass_fields__]
-LABEL_FIELDS = [f for f in browse.ExportLabel.__dataclass_fields__]
+PAIR_FIELDS = [f for f in exports.ExportPair.__dataclass_fields__]
+LABEL_FIELDS = [f for f in exports.ExportLabel.__dataclass_fields__]
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}}, "description": "CSV, a header row first."}
 }
@@ -524,102 +378,22 @@ JSONL_RESPONSE: dict[int | str, dict[str, Any]] = {
 @router.get("/export/pairs.csv", response_class=StreamingResponse, responses=CSV_RESPONSE)
 def export_pairs_csv(user: Viewer, pool: Pool) -> StreamingResponse:
     """Every confirmed pair with both items' text, source, time and the score."""
-    return _export(pool, browse.stream_confirmed_pairs, PAIR_FIELDS, "csv")
+    return _export(pool, exports.stream_confirmed_pairs, PAIR_FIELDS, "pairs.csv")
 
 
 @router.get("/export/pairs.jsonl", response_class=StreamingResponse, responses=JSONL_RESPONSE)
 def export_pairs_jsonl(user: Viewer, pool: Pool) -> StreamingResponse:
     """Every confirmed pair with both items' text, source, time and the score."""
-    return _export(pool, browse.stream_confirmed_pairs, PAIR_FIELDS, "jsonl")
+    return _export(pool, exports.stream_confirmed_pairs, PAIR_FIELDS, "pairs.jsonl")
 
 
 @router.get("/export/labels.csv", response_class=StreamingResponse, responses=CSV_RESPONSE)
 def export_labels_csv(user: Viewer, pool: Pool) -> StreamingResponse:
     """Every item analysts labelled (relabel, or its role in a confirmed pair), with its text."""
-    return _export(pool, browse.stream_labelled_items, LABEL_FIELDS, "csv")
+    return _export(pool, exports.stream_labelled_items, LABEL_FIELDS, "labels.csv")
 
 
 @router.get("/export/labels.jsonl", response_class=StreamingResponse, responses=JSONL_RESPONSE)
 def export_labels_jsonl(user: Viewer, pool: Pool) -> StreamingResponse:
     """Every item analysts labelled (relabel, or its role in a confirmed pair), with its text."""
-    return _export(pool, browse.stream_labelled_items, LABEL_FIELDS, "jsonl")
-
-
-# --- documentation -----------------------------------------------------------------------------
-
-docs_router = APIRouter()
-
-
-def openapi_schema(request: Request) -> dict[str, Any]:
-    """The OpenAPI document of the /api/v1 routes only (the HTML pages are not an API)."""
-    cached: dict[str, Any] | None = getattr(request.app.state, "api_openapi", None)
-    if cached is None:
-        # Included routers are branches of the route table; their contexts are the served routes.
-        contexts = iter_route_contexts(request.app.routes)
-        routes = [c for c in contexts if (c.path or "").startswith(PREFIX)]
-        cached = get_openapi(
-            title="Rumour Tracker API",
-            version=API_VERSION,
-            description="Send an API token as `Authorization: Bearer rt_...`.",
-            routes=routes,
-        )
-        request.app.state.api_openapi = cached
-    return cached
-
-
-@docs_router.get(OPENAPI_PATH)
-def openapi_json(request: Request, user: Viewer) -> dict[str, Any]:
-    return openapi_schema(request)
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One method of one path, as the docs page lists it."""
-
-    method: str
-    path: str
-    summary: str
-    description: str
-    parameters: list[tuple[str, str, bool, str]]  # name, where, required, type
-    has_body: bool
-
-
-def type_text(schema: dict[str, Any]) -> str:
-    if "anyOf" in schema:
-        return " or ".join(type_text(s) for s in schema["anyOf"])
-    if "enum" in schema:
-        return " | ".join(json.dumps(v) for v in schema["enum"])
-    return str(schema.get("type", schema.get("format", "any")))
-
-
-def parameter_rows(op: dict[str, Any]) -> list[tuple[str, str, bool, str]]:
-    return [
-        (p["name"], p["in"], bool(p.get("required")), type_text(p.get("schema", {})))
-        for p in op.get("parameters", [])
-    ]
-
-
-def operations(schema: dict[str, Any]) -> list[Operation]:
-    found = []
-    for path, methods in schema.get("paths", {}).items():
-        for method, op in methods.items():
-            found.append(
-                Operation(
-                    method.upper(),
-                    path,
-                    op.get("summary", ""),
-                    op.get("description", ""),
-                    parameter_rows(op),
-                    "requestBody" in op,
-                )
-            )
-    return found
-
-
-@docs_router.get(DOCS_PATH, response_class=HTMLResponse)
-def docs_page(request: Request, user: DocsViewer) -> HTMLResponse:
-    """Our own rendering of the OpenAPI document: no third-party script, works under our CSP."""
-    schema = openapi_schema(request)
-    return views.render(
-        request, "api_docs.html", user, operations=operations(schema), openapi=OPENAPI_PATH
-    )
+    return _export(pool, exports.stream_labelled_items, LABEL_FIELDS, "labels.jsonl")

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracker.config import Settings, get_settings
 from tracker.storage import db
-from tracker.web import alerts_views, api, auth, unsubscribe, views
+from tracker.web import alerts_views, api, api_docs, auth, unsubscribe, views
 
 STATIC_DIR = Path(__file__).parent / "static"
 SESSION_MAX_AGE_S = 12 * 60 * 60  # a working day; then log in again
@@ -107,7 +107,7 @@ def create_app(
             auth.RedirectTo: views.redirect,
         },
         # The interactive docs need inline and CDN scripts (against our CSP) and no login;
-        # tracker.web.api serves the API's OpenAPI document and our own docs page instead.
+        # tracker.web.api_docs serves the API's OpenAPI document and our own page instead.
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -127,5 +127,5 @@ def create_app(
     app.state.secret_key = settings.secret_key
     app.include_router(unsubscribe.router)
     app.include_router(api.router)
-    app.include_router(api.docs_router)
+    app.include_router(api_docs.docs_router)
     return app
