@@ -581,6 +581,36 @@ def test_an_export_is_sent_while_its_server_side_cursor_is_still_being_read(
     assert [first["pair_id"]] + [r["pair_id"] for r in rest] == list(range(1, n + 1))
 
 
+def open_export_transactions(conn: psycopg.Connection) -> int:
+    row = conn.execute(
+        """SELECT count(*) FROM pg_stat_activity
+           WHERE datname = current_database() AND pid <> pg_backend_pid()
+             AND state LIKE 'idle in transaction%%' AND query LIKE 'FETCH FORWARD %%'"""
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_clients_that_leave_mid_export_give_their_connections_back(api: Api, db_url: str) -> None:
+    many_confirmed_pairs(api.conn, 20_000)
+    settings = Settings(database_url=SecretStr(db_url), secret_key=SecretStr("x" * 40))
+    headers = bearer(api.tokens["viewer"])
+    with served(create_app(settings)) as base:
+        # More abandoned exports than the pool has connections (8): a leak would block here.
+        for _ in range(12):
+            with (
+                httpx.Client(base_url=base, timeout=30) as client,
+                client.stream("GET", "/api/v1/export/pairs.csv", headers=headers) as response,
+            ):
+                next(response.iter_lines())
+        with httpx.Client(base_url=base, timeout=30) as client:
+            assert client.get("/api/v1/pairs", headers=headers).status_code == 200
+        deadline = time.monotonic() + 30
+        while open_export_transactions(api.conn) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert open_export_transactions(api.conn) == 0
+
+
 def test_csv_exports_defuse_formula_like_cells(api: Api) -> None:
     c = api.conn
     feeds = pair_world(c)
