@@ -5,7 +5,8 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
@@ -14,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracker.config import Settings, get_settings
 from tracker.storage import db
-from tracker.web import alerts_views, auth, unsubscribe, views
+from tracker.web import alerts_views, api, api_docs, auth, unsubscribe, views
 
 STATIC_DIR = Path(__file__).parent / "static"
 SESSION_MAX_AGE_S = 12 * 60 * 60  # a working day; then log in again
@@ -50,6 +51,13 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """API clients get JSON whatever they accept; everyone else gets views.http_error."""
+    if request.url.path.startswith((api.PREFIX + "/", api.OPENAPI_PATH)):
+        return await http_exception_handler(request, exc)
+    return await views.http_error(request, exc)
 
 
 def database_url(settings: Settings) -> str:
@@ -95,10 +103,11 @@ def create_app(
         # Every non-GET request must carry the session's CSRF token.
         dependencies=[Depends(auth.csrf_protect)],
         exception_handlers={
-            StarletteHTTPException: views.http_error,
+            StarletteHTTPException: http_error,
             auth.RedirectTo: views.redirect,
         },
-        # The interactive docs need inline and CDN scripts (against our CSP) and no login.
+        # The interactive docs need inline and CDN scripts (against our CSP) and no login;
+        # tracker.web.api_docs serves the API's OpenAPI document and our own page instead.
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -117,4 +126,6 @@ def create_app(
     # Signs and checks the one-click unsubscribe links of alert emails.
     app.state.secret_key = settings.secret_key
     app.include_router(unsubscribe.router)
+    app.include_router(api.router)
+    app.include_router(api_docs.docs_router)
     return app

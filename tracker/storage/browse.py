@@ -1,0 +1,360 @@
+"""Read-only queries behind the JSON API: filtered, keyset-paginated lists and details.
+
+Lists are paginated by keyset (the last row's sort key), not OFFSET, so a page deep in a large
+table costs what the first one does and rows inserted meanwhile shift nothing."""
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row
+
+from tracker.storage.pairs import PairView
+
+# The columns of a PairView; the same shape as the review queue's (tracker.storage.pairs).
+_PAIR_SELECT = """
+SELECT p.id, p.score, p.status, p.created_at, p.explanation,
+       r.id AS rumour_id, r.title AS rumour_title, r.summary AS rumour_summary,
+       r.url AS rumour_url, coalesce(rf.title, rf.url) AS rumour_feed, rf.kind AS rumour_kind,
+       coalesce(r.published_at, r.fetched_at) AS rumour_seen_at,
+       c.id AS clarification_id, c.title AS clarification_title,
+       c.summary AS clarification_summary, c.url AS clarification_url,
+       coalesce(cf.title, cf.url) AS clarification_feed, cf.kind AS clarification_kind,
+       coalesce(c.published_at, c.fetched_at) AS clarification_seen_at,
+       r.story_id,
+       (SELECT count(DISTINCT s.feed_id) FROM items s WHERE s.story_id = r.story_id)::int
+           AS story_outlets
+FROM pairs p
+JOIN items r ON r.id = p.rumour_id JOIN feeds rf ON rf.id = r.feed_id
+JOIN items c ON c.id = p.clarification_id JOIN feeds cf ON cf.id = c.feed_id
+"""
+
+
+@dataclass(frozen=True)
+class PairFilter:
+    """Language and feed kind match when either side of the pair has them; the time range is
+    when the pair was suggested."""
+
+    status: str | None = None
+    language: str | None = None
+    feed_kind: str | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PairKey:
+    """Where a page of pairs ends, in queue order (score, then newest, then id; all descending)."""
+
+    score: float
+    created_at: datetime
+    id: int
+
+
+def _where(conditions: list[str]) -> sql.Composable:
+    # Only the conditions a request sets, each a fixed fragment with named placeholders: the
+    # planner then sees exactly the query it runs, never a generic "$1 IS NULL OR ..." plan.
+    if not conditions:
+        return sql.SQL("")
+    return sql.SQL("WHERE ") + sql.SQL(" AND ").join(sql.SQL(c) for c in conditions)
+
+
+_PAIR_CONDITIONS = {
+    "status": "p.status = %(status)s",
+    "language": """(split_part(lower(r.language), '-', 1) = %(language)s
+                    OR split_part(lower(c.language), '-', 1) = %(language)s)""",
+    "feed_kind": "(rf.kind = %(feed_kind)s OR cf.kind = %(feed_kind)s)",
+    # Scores are compared as real, the column's type: a float8 of one would not round-trip.
+    "min_score": "p.score >= %(min_score)s::real",
+    "max_score": "p.score <= %(max_score)s::real",
+    "since": "p.created_at >= %(since)s",
+    "until": "p.created_at < %(until)s",
+}
+
+
+def list_pairs(
+    conn: psycopg.Connection, where: PairFilter, limit: int, after: PairKey | None = None
+) -> list[PairView]:
+    """Pairs in queue order (best score first, newest first among equals), after `after`."""
+    params: dict[str, Any] = {**where.__dict__, "limit": limit}
+    conditions = [c for name, c in _PAIR_CONDITIONS.items() if params[name] is not None]
+    if after is not None:
+        conditions.append(
+            "(p.score, p.created_at, p.id)"
+            " < (%(after_score)s::real, %(after_created)s, %(after_id)s)"
+        )
+        params.update(after_score=after.score, after_created=after.created_at, after_id=after.id)
+    query = (
+        sql.SQL(_PAIR_SELECT)
+        + _where(conditions)
+        + sql.SQL(" ORDER BY p.score DESC, p.created_at DESC, p.id DESC LIMIT %(limit)s")
+    )
+    with conn.cursor(row_factory=class_row(PairView)) as cur:
+        cur.execute(query, params)
+        return cur.fetchall()
+
+
+def get_pair(conn: psycopg.Connection, pair_id: int) -> PairView | None:
+    with conn.cursor(row_factory=class_row(PairView)) as cur:
+        cur.execute(_PAIR_SELECT + "WHERE p.id = %s", (pair_id,))
+        return cur.fetchone()
+
+
+# --- items -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """An item as lists show it, with its latest classification (the active model's first)."""
+
+    id: int
+    feed_id: int
+    feed: str
+    feed_kind: str
+    title: str
+    summary: str
+    url: str | None
+    language: str | None
+    seen_at: datetime
+    story_id: int | None
+    label: str | None
+    probability: float | None
+    model_version: str | None
+
+
+@dataclass(frozen=True)
+class ItemFilter:
+    """`q` is full-text (every word must occur); `language` matches the primary subtag."""
+
+    q: str | None = None
+    label: str | None = None
+    language: str | None = None
+    feed_id: int | None = None
+    since: datetime | None = None
+    story_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ItemKey:
+    """Where a page of items ends: newest first, then id descending."""
+
+    seen_at: datetime
+    id: int
+
+
+_ITEM_SELECT = """
+SELECT i.id, i.feed_id, coalesce(f.title, f.url) AS feed, f.kind AS feed_kind, i.title,
+       i.summary, i.url, i.language, coalesce(i.published_at, i.fetched_at) AS seen_at,
+       i.story_id, cl.label, cl.probability, cl.model_version
+FROM items i
+JOIN feeds f ON f.id = i.feed_id
+LEFT JOIN LATERAL (
+    SELECT k.label, k.probability, k.model_version FROM classifications k
+    WHERE k.item_id = i.id
+    ORDER BY k.model_version = (SELECT m.version FROM models m
+                                WHERE m.kind = 'item' AND m.active) DESC NULLS LAST,
+             k.created_at DESC, k.id DESC
+    LIMIT 1) cl ON true
+"""
+
+
+_SEEN = "coalesce(i.published_at, i.fetched_at)"
+_ITEM_CONDITIONS = {
+    # Written as the expression of the items_tsv_week GIN index (migration 0004) so that index
+    # serves it; the week lexeme it adds starts with '~', which no query word can produce.
+    "q": f"""(i.tsv || array_to_tsvector(ARRAY[item_week({_SEEN})]))
+             @@ websearch_to_tsquery('simple', %(q)s)""",
+    "label": "cl.label = %(label)s",
+    "language": "split_part(lower(i.language), '-', 1) = %(language)s",
+    "feed_id": "i.feed_id = %(feed_id)s",
+    "story_id": "i.story_id = %(story_id)s",
+    "since": f"{_SEEN} >= %(since)s",
+}
+
+
+def list_items(
+    conn: psycopg.Connection, where: ItemFilter, limit: int, after: ItemKey | None = None
+) -> list[ItemRow]:
+    """Items newest first (id descending among equals), after `after`."""
+    params: dict[str, Any] = {**where.__dict__, "limit": limit}
+    conditions = [c for name, c in _ITEM_CONDITIONS.items() if params[name] is not None]
+    if after is not None:
+        conditions.append(f"({_SEEN}, i.id) < (%(after_seen)s, %(after_id)s)")
+        params.update(after_seen=after.seen_at, after_id=after.id)
+    query = (
+        sql.SQL(_ITEM_SELECT)
+        + _where(conditions)
+        + sql.SQL(f" ORDER BY {_SEEN} DESC, i.id DESC LIMIT %(limit)s")
+    )
+    with conn.cursor(row_factory=class_row(ItemRow)) as cur:
+        cur.execute(query, params)
+        return cur.fetchall()
+
+
+@dataclass(frozen=True)
+class ItemDetail:
+    id: int
+    feed_id: int
+    feed: str
+    feed_kind: str
+    title: str
+    summary: str
+    content_html: str
+    url: str | None
+    author: str | None
+    language: str | None
+    categories: list[str]
+    published_at: datetime | None
+    fetched_at: datetime
+    seen_at: datetime
+    revision: int
+    story_id: int | None
+    duplicate_of: int | None
+
+
+@dataclass(frozen=True)
+class Classification:
+    model_version: str
+    label: str
+    probability: float
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AnalystLabel:
+    label: str
+    user_email: str | None
+    created_at: datetime
+
+
+def get_item(conn: psycopg.Connection, item_id: int) -> ItemDetail | None:
+    with conn.cursor(row_factory=class_row(ItemDetail)) as cur:
+        cur.execute(
+            """SELECT i.id, i.feed_id, coalesce(f.title, f.url) AS feed, f.kind AS feed_kind,
+                      i.title, i.summary, i.content_html, i.url, i.author, i.language,
+                      i.categories, i.published_at, i.fetched_at,
+                      coalesce(i.published_at, i.fetched_at) AS seen_at, i.revision,
+                      i.story_id, i.duplicate_of
+               FROM items i JOIN feeds f ON f.id = i.feed_id WHERE i.id = %s""",
+            (item_id,),
+        )
+        return cur.fetchone()
+
+
+def classification_history(conn: psycopg.Connection, item_id: int) -> list[Classification]:
+    """Every model's verdict on the item, oldest first."""
+    with conn.cursor(row_factory=class_row(Classification)) as cur:
+        cur.execute(
+            """SELECT model_version, label, probability, created_at FROM classifications
+               WHERE item_id = %s ORDER BY created_at, id""",
+            (item_id,),
+        )
+        return cur.fetchall()
+
+
+def analyst_labels(conn: psycopg.Connection, item_id: int) -> list[AnalystLabel]:
+    """Relabels by analysts, oldest first (the last one is the item's label)."""
+    with conn.cursor(row_factory=class_row(AnalystLabel)) as cur:
+        cur.execute(
+            """SELECT l.label, u.email AS user_email, l.created_at
+               FROM item_labels l LEFT JOIN users u ON u.id = l.user_id
+               WHERE l.item_id = %s ORDER BY l.created_at, l.id""",
+            (item_id,),
+        )
+        return cur.fetchall()
+
+
+# --- stories ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Story:
+    id: int
+    title: str
+    first_seen_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Outlet:
+    feed_id: int
+    feed: str
+    feed_kind: str
+    items: int
+    first_seen_at: datetime
+
+
+@dataclass(frozen=True)
+class SpreadDay:
+    day: date
+    items: int
+    outlets: int
+
+
+@dataclass(frozen=True)
+class StoryClarification:
+    """A clarification paired with one of the story's rumours (rejected pairs left out)."""
+
+    item_id: int
+    title: str
+    url: str | None
+    feed: str
+    feed_kind: str
+    seen_at: datetime
+    best_score: float
+    confirmed: bool
+
+
+def get_story(conn: psycopg.Connection, story_id: int) -> Story | None:
+    with conn.cursor(row_factory=class_row(Story)) as cur:
+        cur.execute(
+            "SELECT id, title, first_seen_at, created_at FROM stories WHERE id = %s", (story_id,)
+        )
+        return cur.fetchone()
+
+
+def story_outlets(conn: psycopg.Connection, story_id: int) -> list[Outlet]:
+    """The feeds that carried the story, in the order they first did."""
+    with conn.cursor(row_factory=class_row(Outlet)) as cur:
+        cur.execute(
+            """SELECT f.id AS feed_id, coalesce(f.title, f.url) AS feed, f.kind AS feed_kind,
+                      count(*)::int AS items,
+                      min(coalesce(i.published_at, i.fetched_at)) AS first_seen_at
+               FROM items i JOIN feeds f ON f.id = i.feed_id
+               WHERE i.story_id = %s
+               GROUP BY f.id ORDER BY first_seen_at, f.id""",
+            (story_id,),
+        )
+        return cur.fetchall()
+
+
+def story_spread(conn: psycopg.Connection, story_id: int) -> list[SpreadDay]:
+    """Items and distinct outlets per UTC day on which the story had any."""
+    with conn.cursor(row_factory=class_row(SpreadDay)) as cur:
+        cur.execute(
+            """SELECT (coalesce(published_at, fetched_at) AT TIME ZONE 'UTC')::date AS day,
+                      count(*)::int AS items, count(DISTINCT feed_id)::int AS outlets
+               FROM items WHERE story_id = %s GROUP BY 1 ORDER BY 1""",
+            (story_id,),
+        )
+        return cur.fetchall()
+
+
+def story_clarifications(conn: psycopg.Connection, story_id: int) -> list[StoryClarification]:
+    with conn.cursor(row_factory=class_row(StoryClarification)) as cur:
+        cur.execute(
+            """SELECT c.id AS item_id, c.title, c.url, coalesce(f.title, f.url) AS feed,
+                      f.kind AS feed_kind, coalesce(c.published_at, c.fetched_at) AS seen_at,
+                      max(p.score) AS best_score, bool_or(p.status = 'confirmed') AS confirmed
+               FROM pairs p
+               JOIN items r ON r.id = p.rumour_id
+               JOIN items c ON c.id = p.clarification_id JOIN feeds f ON f.id = c.feed_id
+               WHERE r.story_id = %s AND p.status <> 'rejected'
+               GROUP BY c.id, f.id ORDER BY seen_at, c.id""",
+            (story_id,),
+        )
+        return cur.fetchall()

@@ -1,0 +1,399 @@
+"""The JSON API under /api/v1: the pages' data, paginated and filterable, plus streamed exports.
+
+Errors are always JSON here (tracker.web.app sends API paths' HTTP errors to FastAPI's JSON
+handler), and an anonymous request gets 401, never the login page's redirect. No SQL: reads go
+through tracker.storage.browse and .exports, decisions through the web form's own function."""
+
+import base64
+import binascii
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import StreamingResponse
+from psycopg_pool import ConnectionPool
+
+from tracker.domain import ROLES, FeedKind, Label, PairStatus
+from tracker.storage import audit, browse, exports, feeds, models, pairs
+from tracker.storage.pairs import PairView
+from tracker.storage.users import User
+from tracker.web import auth
+from tracker.web.api_models import (
+    MAX_STORY_ITEMS,
+    AnalystLabelOut,
+    ClassificationOut,
+    DecisionIn,
+    FeedOut,
+    ItemDetailOut,
+    ItemOut,
+    ModelOut,
+    OutletOut,
+    Page,
+    PairOut,
+    PairSide,
+    SpreadDayOut,
+    StoryClarificationOut,
+    StoryOut,
+)
+
+PREFIX = "/api/v1"
+OPENAPI_PATH = "/api/openapi.json"
+DOCS_PATH = "/api/docs"
+API_VERSION = "1"
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+MAX_BIGINT = 2**63 - 1
+CSV_FLUSH_ROWS = 500
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+class ApiRole(auth.RoleDependency):
+    """require_role for API clients: a missing login is 401 JSON, never the login redirect."""
+
+    def __call__(self, request: Request) -> User:
+        try:
+            return super().__call__(request)
+        except auth.RedirectTo as refused:
+            if refused.location == auth.PASSWORD_PATH:
+                raise HTTPException(403, "Change your one-time password first.") from None
+            raise HTTPException(401, "Log in first.", headers=CHALLENGE) from None
+        except HTTPException as refused:
+            # Every 401 names the scheme that would work (RFC 9110 requires the challenge).
+            if refused.status_code == 401 and not refused.headers:
+                raise HTTPException(401, refused.detail, headers=CHALLENGE) from None
+            raise
+
+
+Viewer = Annotated[User, Depends(ApiRole(frozenset(ROLES)))]
+Decider = Annotated[User, Depends(ApiRole(frozenset({"analyst", "admin"})))]
+Admin = Annotated[User, Depends(ApiRole(frozenset({"admin"})))]
+Pool = Annotated[ConnectionPool, Depends(auth.get_pool)]
+Id = Annotated[int, PathParam(ge=1, le=MAX_BIGINT)]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Language = Annotated[str | None, Query(min_length=2, max_length=8, pattern="^[A-Za-z]+$")]
+Cursor = Annotated[str | None, Query(max_length=200)]
+
+router = APIRouter(prefix=PREFIX, tags=["api"])
+
+
+# --- cursors -----------------------------------------------------------------------------------
+
+
+def encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode()
+
+
+def decode_cursor(cursor: str, arity: int) -> list[Any]:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        values = None
+    if not isinstance(values, list) or len(values) != arity:
+        raise HTTPException(400, "This cursor is not one the API gave out.")
+    return values
+
+
+def pair_key(cursor: str | None) -> browse.PairKey | None:
+    if cursor is None:
+        return None
+    score, created_at, pair_id = decode_cursor(cursor, 3)
+    try:
+        return browse.PairKey(float(score), datetime.fromisoformat(created_at), int(pair_id))
+    except (TypeError, ValueError):
+        raise HTTPException(400, "This cursor is not one the API gave out.") from None
+
+
+def item_key(cursor: str | None) -> browse.ItemKey | None:
+    if cursor is None:
+        return None
+    seen_at, item_id = decode_cursor(cursor, 2)
+    try:
+        return browse.ItemKey(datetime.fromisoformat(seen_at), int(item_id))
+    except (TypeError, ValueError):
+        raise HTTPException(400, "This cursor is not one the API gave out.") from None
+
+
+# --- pairs -------------------------------------------------------------------------------------
+
+
+def pair_out(pair: PairView) -> PairOut:
+    def side(prefix: str) -> PairSide:
+        values = {f: getattr(pair, f"{prefix}_{f}") for f in ("id", "title", "summary", "url")}
+        return PairSide(
+            **values,
+            feed=getattr(pair, f"{prefix}_feed"),
+            feed_kind=getattr(pair, f"{prefix}_kind"),
+            seen_at=getattr(pair, f"{prefix}_seen_at"),
+        )
+
+    return PairOut(
+        id=pair.id,
+        score=pair.score,
+        status=pair.status,
+        created_at=pair.created_at,
+        explanation=pair.explanation,
+        rumour=side("rumour"),
+        clarification=side("clarification"),
+        story_id=pair.story_id,
+        story_outlets=pair.story_outlets if pair.story_id is not None else None,
+    )
+
+
+@router.get("/pairs")
+def list_pairs(
+    user: Viewer,
+    pool: Pool,
+    status: PairStatus | None = None,
+    language: Language = None,
+    feed_kind: FeedKind | None = None,
+    min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+    max_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[PairOut]:
+    """Pairs in queue order: best score first, newest first among equals. Language and feed
+    kind match either side; since/until bound when the pair was suggested."""
+    where = browse.PairFilter(
+        status,
+        language.lower() if language else None,
+        feed_kind,
+        min_score,
+        max_score,
+        since,
+        until,
+    )
+    with pool.connection() as conn:
+        # One row more than asked tells whether there is a next page.
+        found = browse.list_pairs(conn, where, limit + 1, pair_key(cursor))
+    page, more = found[:limit], len(found) > limit
+    last = page[-1] if page else None
+    next_cursor = (
+        encode_cursor([last.score, last.created_at.isoformat(), last.id]) if more and last else None
+    )
+    return Page[PairOut](items=[pair_out(p) for p in page], next_cursor=next_cursor)
+
+
+@router.get("/pairs/{pair_id}")
+def get_pair(pair_id: Id, user: Viewer, pool: Pool) -> PairOut:
+    with pool.connection() as conn:
+        pair = browse.get_pair(conn, pair_id)
+    if pair is None:
+        raise HTTPException(404, "There is no such pair.")
+    return pair_out(pair)
+
+
+@router.post("/pairs/{pair_id}/decision")
+def decide(pair_id: Id, body: DecisionIn, user: Decider, pool: Pool) -> PairOut:
+    """Confirm or reject a pair (a rejection needs a reason), as the queue's form does."""
+    note = (body.reason or "").strip() or None
+    # The review and its audit entry commit together or not at all.
+    with pool.connection() as conn:
+        with conn.transaction():
+            if not pairs.decide(conn, pair_id, user.id, body.decision, note):
+                raise HTTPException(404, "There is no such pair.")
+            details = {"reason": note, "via": "api"}
+            audit.record(conn, user.email, f"pair.{body.decision}", f"pair:{pair_id}", details)
+        pair = browse.get_pair(conn, pair_id)
+    assert pair is not None
+    return pair_out(pair)
+
+
+# --- items and stories -------------------------------------------------------------------------
+
+
+def item_out(item: browse.ItemRow) -> ItemOut:
+    return ItemOut(**asdict(item))
+
+
+@router.get("/items")
+def list_items(
+    user: Viewer,
+    pool: Pool,
+    q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    label: Label | None = None,
+    language: Language = None,
+    feed: Annotated[int | None, Query(ge=1, le=MAX_BIGINT)] = None,
+    since: datetime | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[ItemOut]:
+    """Items newest first. `q` is full-text search (web-search syntax: words, "phrases", -not);
+    `label` is the item's current classification."""
+    if q is not None and "\x00" in q:
+        raise HTTPException(400, "The search text may not contain NUL.")
+    where = browse.ItemFilter(q, label, language.lower() if language else None, feed, since)
+    with pool.connection() as conn:
+        found = browse.list_items(conn, where, limit + 1, item_key(cursor))
+    page, more = found[:limit], len(found) > limit
+    last = page[-1] if page else None
+    next_cursor = encode_cursor([last.seen_at.isoformat(), last.id]) if more and last else None
+    return Page[ItemOut](items=[item_out(i) for i in page], next_cursor=next_cursor)
+
+
+@router.get("/items/{item_id}")
+def get_item(item_id: Id, user: Viewer, pool: Pool) -> ItemDetailOut:
+    """An item with every model's classification of it and analysts' relabels, oldest first."""
+    with pool.connection() as conn:
+        item = browse.get_item(conn, item_id)
+        if item is None:
+            raise HTTPException(404, "There is no such item.")
+        history = browse.classification_history(conn, item_id)
+        relabels = browse.analyst_labels(conn, item_id)
+    return ItemDetailOut(
+        **asdict(item),
+        classifications=[ClassificationOut(**asdict(c)) for c in history],
+        analyst_labels=[AnalystLabelOut(**asdict(label)) for label in relabels],
+    )
+
+
+@router.get("/stories/{story_id}")
+def get_story(story_id: Id, user: Viewer, pool: Pool) -> StoryOut:
+    with pool.connection() as conn:
+        story = browse.get_story(conn, story_id)
+        if story is None:
+            raise HTTPException(404, "There is no such story.")
+        where = browse.ItemFilter(story_id=story_id)
+        found = browse.list_items(conn, where, MAX_STORY_ITEMS)
+        outlets = browse.story_outlets(conn, story_id)
+        spread = browse.story_spread(conn, story_id)
+        clarifications = browse.story_clarifications(conn, story_id)
+    return StoryOut(
+        id=story.id,
+        title=story.title,
+        first_seen_at=story.first_seen_at,
+        items=[item_out(i) for i in found],
+        outlets=[OutletOut(**asdict(o)) for o in outlets],
+        spread=[SpreadDayOut(**asdict(d)) for d in spread],
+        clarifications=[StoryClarificationOut(**asdict(c)) for c in clarifications],
+    )
+
+
+# --- feeds and models --------------------------------------------------------------------------
+
+
+@router.get("/feeds")
+def list_feeds(user: Viewer, pool: Pool) -> list[FeedOut]:
+    """Every feed with its health: status, errors, last and next poll."""
+    with pool.connection() as conn:
+        found = feeds.list_all(conn)
+    return [FeedOut.model_validate(f, from_attributes=True) for f in found]
+
+
+def numeric_entries(metadata: dict[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in metadata.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+@router.get("/models")
+def list_models(user: Admin, pool: Pool) -> list[ModelOut]:
+    """Every model version, newest first within each kind, with its metrics."""
+    with pool.connection() as conn:
+        found = models.list_models(conn)
+    return [ModelOut(**asdict(m), metrics=numeric_entries(m.metadata)) for m in found]
+
+
+# --- exports -----------------------------------------------------------------------------------
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell a spreadsheet shows as text: a leading quote defuses formula-like strings."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_chunks(header: list[str], rows: Iterator[Any]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    for n, row in enumerate(rows, 1):
+        writer.writerow([csv_cell(v) for v in asdict(row).values()])
+        if n % CSV_FLUSH_ROWS == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def jsonl_lines(rows: Iterator[Any]) -> Iterator[str]:
+    for row in rows:
+        yield json.dumps(asdict(row), default=_json_default, ensure_ascii=False) + "\n"
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def streamed(pool: ConnectionPool, stream: Callable[[Any], Iterator[Any]]) -> Iterator[Any]:
+    """Rows of `stream` read while the response is sent: the connection (and the transaction
+    the named cursor needs) is held until the last row is out or the client goes away."""
+    with pool.connection() as conn, conn.transaction():
+        yield from stream(conn)
+
+
+def _export(
+    pool: ConnectionPool,
+    stream: Callable[[Any], Iterator[Any]],
+    fields: list[str],
+    filename: str,
+) -> StreamingResponse:
+    rows = streamed(pool, stream)
+    if filename.endswith(".csv"):
+        body, media = csv_chunks(fields, rows), "text/csv; charset=utf-8"
+    else:
+        body, media = jsonl_lines(rows), "application/x-ndjson"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return StreamingResponse(body, media_type=media, headers=headers)
+
+
+PAIR_FIELDS = [f for f in exports.ExportPair.__dataclass_fields__]
+LABEL_FIELDS = [f for f in exports.ExportLabel.__dataclass_fields__]
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "CSV, a header row first."}
+}
+JSONL_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/x-ndjson": {}}, "description": "One JSON object a line."}
+}
+
+
+@router.get("/export/pairs.csv", response_class=StreamingResponse, responses=CSV_RESPONSE)
+def export_pairs_csv(user: Viewer, pool: Pool) -> StreamingResponse:
+    """Every confirmed pair with both items' text, source, time and the score."""
+    return _export(pool, exports.stream_confirmed_pairs, PAIR_FIELDS, "pairs.csv")
+
+
+@router.get("/export/pairs.jsonl", response_class=StreamingResponse, responses=JSONL_RESPONSE)
+def export_pairs_jsonl(user: Viewer, pool: Pool) -> StreamingResponse:
+    """Every confirmed pair with both items' text, source, time and the score."""
+    return _export(pool, exports.stream_confirmed_pairs, PAIR_FIELDS, "pairs.jsonl")
+
+
+@router.get("/export/labels.csv", response_class=StreamingResponse, responses=CSV_RESPONSE)
+def export_labels_csv(user: Viewer, pool: Pool) -> StreamingResponse:
+    """Every item analysts labelled (relabel, or its role in a confirmed pair), with its text."""
+    return _export(pool, exports.stream_labelled_items, LABEL_FIELDS, "labels.csv")
+
+
+@router.get("/export/labels.jsonl", response_class=StreamingResponse, responses=JSONL_RESPONSE)
+def export_labels_jsonl(user: Viewer, pool: Pool) -> StreamingResponse:
+    """Every item analysts labelled (relabel, or its role in a confirmed pair), with its text."""
+    return _export(pool, exports.stream_labelled_items, LABEL_FIELDS, "labels.jsonl")
