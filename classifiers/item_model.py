@@ -62,16 +62,19 @@ class CalibratedLogistic(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
         scores = cross_val_predict(
             base, X, y, cv=folds, method="decision_function", params=fit_params
         )
-        self.calibrator_ = LogisticRegression(C=10.0).fit(scores.reshape(len(y), -1), y)
+        self.calibrator_ = LogisticRegression(C=10.0).fit(
+            scores.reshape(len(y), -1), y, sample_weight=sample_weight
+        )
         base.fit(X, y, **fit_params)
         self.classes_ = base.classes_
-        self.coef_ = np.zeros((base.coef_.shape[0], X_width), dtype=np.float64)
-        self.coef_[:, used] = base.coef_
+        # Stored as (width, classes), contiguous: sparse @ dense copies a transposed view.
+        self.weights_ = np.zeros((X_width, base.coef_.shape[0]), dtype=np.float64)
+        self.weights_[used] = base.coef_.T
         self.intercept_ = base.intercept_
         return self
 
     def predict_proba(self, X: sparse.csr_matrix) -> np.ndarray:
-        scores = X @ self.coef_.T + self.intercept_
+        scores = X @ self.weights_ + self.intercept_
         logits = scores @ self.calibrator_.coef_.T + self.calibrator_.intercept_
         if logits.shape[1] == 1:  # two classes: one logit, for the second
             logits = np.hstack([np.zeros_like(logits), logits])
@@ -83,8 +86,8 @@ class CalibratedLogistic(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
         return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
 
 
-def build_pipeline() -> Pipeline:
-    return Pipeline([("features", ItemFeatures()), ("classifier", CalibratedLogistic())])
+def build_pipeline(C: float = 0.3) -> Pipeline:
+    return Pipeline([("features", ItemFeatures()), ("classifier", CalibratedLogistic(C=C))])
 
 
 class ItemClassifier:
@@ -156,21 +159,29 @@ def train(
     examples: Sequence[LabelledText],
     metadata: dict[str, Any] | None = None,
     hold_out: bool = True,
+    weights: Sequence[float] | None = None,
+    C: float = 0.3,
 ) -> ItemClassifier:
     """Fit on the examples outside the validation part and measure on the rest. The
     validation part is chosen by a hash of the text, so no model ever trains on it and a
     champion and its challenger are compared on data neither has seen. Without `hold_out`
-    it fits on everything: for evaluations that bring their own test set."""
+    it fits on everything: for evaluations that bring their own test set. `weights`, one per
+    example, weigh the examples in the fit; `C` is the inverse regularisation strength."""
     unknown = {ex.label for ex in examples} - set(LABELS)
     if unknown:
         raise ValueError(f"unknown labels in training data: {sorted(unknown)}")
-    fitting = [ex for ex in examples if not (hold_out and in_validation(model_document(ex.text)))]
-    if len({ex.label for ex in fitting}) < 2:
+    weighed = list(zip(examples, weights or [1.0] * len(examples), strict=True))
+    fitting = [
+        (ex, w) for ex, w in weighed if not (hold_out and in_validation(model_document(ex.text)))
+    ]
+    if len({ex.label for ex, _ in fitting}) < 2:
         raise ValueError("training data needs examples of at least two labels")
     # Small problems: BLAS threads only contend with each other (and with other processes).
     with threadpool_limits(limits=1):
-        pipeline = build_pipeline().fit(
-            [model_document(ex.text) for ex in fitting], [ex.label for ex in fitting]
+        pipeline = build_pipeline(C).fit(
+            [model_document(ex.text) for ex, _ in fitting],
+            [ex.label for ex, _ in fitting],
+            classifier__sample_weight=np.array([w for _, w in fitting]),
         )
     digest = data_hash(examples)
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")

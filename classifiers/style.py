@@ -12,6 +12,7 @@ appended is the same text.
 """
 
 import re
+import zlib
 from collections.abc import Sequence
 from itertools import chain
 from typing import Any
@@ -20,7 +21,6 @@ import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-from sklearn.utils import murmurhash3_32
 
 from classifiers.text import CUES, STOPWORDS, fold
 
@@ -100,12 +100,13 @@ SINGLE_CUES, MULTI_CUES = _split_cues()
 # cue family, style family and mark it is (-1: none), whether it is a number, and whether
 # it may start a multi-word cue.
 WORD, SHAPE, PREFIX, SUFFIX, CUE, FAMILY, MARK, DIGIT, MULTI = range(9)
-_CACHE: dict[str, tuple[int, ...]] = {}
+FIELDS = MULTI + 1
 CACHE_LIMIT = 2**18  # distinct tokens remembered: bounds memory on an open vocabulary
 
 
 def _hash(text: str, namespace: int) -> int:
-    return int(murmurhash3_32(text, seed=namespace, positive=True))
+    # CRC-32 seeded per namespace: stable across processes (artifacts), and a C call.
+    return zlib.crc32(text.encode(), namespace)
 
 
 def shape(word: str) -> str:
@@ -139,14 +140,15 @@ def _lookup(word: str, stems: tuple[dict[str, int], tuple[int, ...]]) -> int:
     return next((table[word[:n]] for n in lengths if word[:n] in table), -1)
 
 
+_SHAPES = {s: _hash(s, 2) for s in ("w", "w_ing", "w_ed", "w_ly", "w_s", "0", *MARKS)}
+
+
 def _record(token: str) -> tuple[int, ...]:
-    if len(_CACHE) >= CACHE_LIMIT:
-        _CACHE.clear()
     word = fold(token)
     long_word = len(word) > 4 and word.isalpha()
     record = (
         _hash(word, 1),
-        _hash(shape(word), 2),
+        _SHAPES.get(shape(word)) or _hash(shape(word), 2),
         _hash(word[:4], 3) if long_word else -1,
         _hash(word[-3:], 4) if long_word else -1,
         _lookup(word, _CUE_STEMS),
@@ -155,13 +157,50 @@ def _record(token: str) -> tuple[int, ...]:
         int(word.isdigit()),
         int(word in MULTI_CUES),
     )
-    _CACHE[token] = record
     return record
+
+
+class _TokenTable:
+    """Every distinct token seen, with its record in one row of a numpy table, so a batch's
+    records are one fancy-indexing step. Cleared when full, between batches."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.index: dict[str, int] = {}
+        self.table = np.zeros((4096, FIELDS), dtype=np.int64)
+
+    def records(self, flat: list[str]) -> np.ndarray:
+        if len(self.index) + len(flat) > CACHE_LIMIT:
+            self.clear()
+        get = self.index.get
+        rows = np.array([get(t, -1) for t in flat], dtype=np.int64)
+        missing = np.flatnonzero(rows < 0).tolist()
+        if missing:
+            self._add(list(dict.fromkeys(flat[i] for i in missing)))
+            rows[missing] = [self.index[flat[i]] for i in missing]
+        return self.table[rows].reshape(-1, FIELDS)
+
+    def _add(self, new: list[str]) -> None:
+        start, end = len(self.index), len(self.index) + len(new)
+        if end > len(self.table):
+            grown = np.zeros((max(end, 2 * len(self.table)), FIELDS), dtype=np.int64)
+            grown[:start] = self.table[:start]
+            self.table = grown
+        self.table[start:end] = [_record(t) for t in new]
+        self.index.update(zip(new, range(start, end), strict=True))
+
+
+_TOKENS = _TokenTable()
 
 
 def tokens(document: str) -> list[str]:
     """Lower-case words and marks, without links and handles."""
-    return [t for t in TOKEN.findall(document.lower().translate(APOSTROPHES)) if t]
+    lowered = document.lower()
+    if "'" in lowered or "\u2019" in lowered:  # "don't" reads as "dont"
+        lowered = lowered.translate(APOSTROPHES)
+    return [t for t in TOKEN.findall(lowered) if t]
 
 
 def _ngrams(ids: np.ndarray, rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -240,8 +279,7 @@ class ItemFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         per_document = [tokens(d) for d in documents]
         lengths = np.fromiter(map(len, per_document), dtype=np.int64, count=len(per_document))
         flat = list(chain.from_iterable(per_document))
-        records = [_CACHE.get(t) or _record(t) for t in flat]
-        table = np.array(records, dtype=np.int64).reshape(-1, MULTI + 1)
+        table = _TOKENS.records(flat)
         rows = np.repeat(np.arange(len(documents)), lengths)
         words = [(rows, table[:, WORD]), _ngrams(table[:, WORD], rows, 2)]
         edges = [(rows[table[:, c] >= 0], table[table[:, c] >= 0, c]) for c in (PREFIX, SUFFIX)]
