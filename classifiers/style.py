@@ -123,8 +123,13 @@ def shape(word: str) -> str:
     return "w"
 
 
-def _by_prefix(entries: dict[str, int]) -> tuple[dict[str, int], tuple[int, ...]]:
-    return entries, tuple(sorted({len(e) for e in entries}))
+Stems = tuple[dict[str, int], tuple[int, ...], frozenset[str]]
+
+
+def _by_prefix(entries: dict[str, int]) -> Stems:
+    """Stems with their lengths, and their first two letters: most words share those with
+    no stem, and are done after one set lookup."""
+    return entries, tuple(sorted({len(e) for e in entries})), frozenset(e[:2] for e in entries)
 
 
 # Style families: whole words, and stems (written with a trailing *) that match a word's start.
@@ -135,8 +140,10 @@ _FAMILY_STEMS = _by_prefix(
 _CUE_STEMS = _by_prefix(SINGLE_CUES)
 
 
-def _lookup(word: str, stems: tuple[dict[str, int], tuple[int, ...]]) -> int:
-    table, lengths = stems
+def _lookup(word: str, stems: Stems) -> int:
+    table, lengths, starts = stems
+    if word[:2] not in starts:
+        return -1
     return next((table[word[:n]] for n in lengths if word[:n] in table), -1)
 
 
