@@ -24,12 +24,11 @@ def classify_items(
         stored = classifications.insert(
             conn, model.version, [(r.id, p) for r, p in zip(rows, predictions, strict=True)]
         )
+        new = set(stored)
         rumours = [
             (r, p)
             for r, p in zip(rows, predictions, strict=True)
-            if r.id in set(stored)
-            and p.label == "rumour"
-            and p.probability >= alert_min_probability
+            if r.id in new and p.label == "rumour" and p.probability >= alert_min_probability
         ]
         alerts.queue_rumour_alerts(conn, rumours, public_url)
     return stored

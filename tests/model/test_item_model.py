@@ -2,11 +2,13 @@
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from classifiers import item_model
 from classifiers.item_model import ItemClassifier
 from classifiers.seed import load_seed
+from classifiers.style import DENSE, ItemFeatures
 from tracker.domain import TextForModel
 
 RUMOUR = TextForModel(
@@ -86,3 +88,39 @@ def test_metadata_records_the_data_and_the_validation_scores(model: ItemClassifi
     assert 0 < meta["trained_on_examples"] < meta["examples"]
     assert set(meta["validation"]) == {"macro_f1", "rumour_f1"}
     assert meta["sklearn_version"]
+
+
+def _features(documents: list[str]) -> ItemFeatures:
+    return ItemFeatures().fit(documents)
+
+
+def test_a_batch_has_the_features_its_items_have_one_by_one() -> None:
+    documents = [RUMOUR.title, "Ministry: the report is false", "", "Sources say? Yes!"]
+    features = _features(documents)
+    batch = features.transform(documents).toarray()
+    alone = np.vstack([features.transform([d]).toarray() for d in documents])
+    assert np.allclose(batch, alone)
+
+
+def test_links_handles_and_casing_leave_the_features_as_they_are() -> None:
+    plain = "Sources say the army is moving tanks"
+    noisy = "SOURCES say the Army is moving tanks https://t.co/x1 @watcher pic.twitter.com/a"
+    features = _features([plain])
+    assert np.array_equal(
+        features.transform([plain]).toarray(), features.transform([noisy]).toarray()
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "family", "count"),
+    [
+        ("Sources say the claims are not true", "cue_denial", 1),
+        ("Sources say the claims are not true", "cue_attribution", 2),  # "sources say", "claims"
+        ("MApN dezminte: nu este adevărat", "cue_denial", 2),  # a stem, and a phrase
+        ("Міністерство спростовує фейк", "cue_denial", 2),
+        ("Nobody said true", "cue_denial", 0),  # "not true" needs its words in a row
+    ],
+)
+def test_cue_phrases_and_stems_are_counted(text: str, family: str, count: int) -> None:
+    row = _features([text]).transform([text]).toarray()[0]
+    assert np.expm1(row[-len(DENSE) + DENSE.index(family)]) == pytest.approx(count)
