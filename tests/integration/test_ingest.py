@@ -302,6 +302,52 @@ def test_the_same_article_in_another_feed_is_linked_to_the_first_copy(
     assert rows == (6,)
 
 
+ARTICLE = "Ministry denies that reservists were called up in three counties overnight"
+
+
+def test_copies_found_by_text_or_by_a_copys_url_point_at_the_original(
+    conn: psycopg.Connection, server: FeedServer
+) -> None:
+    server.routes["/origin.xml"] = Route(
+        rss(f"<item><guid>o</guid><title>{ARTICLE}</title><link>https://o.example/1</link></item>")
+    )
+    # Same words, other punctuation and case, another URL: a copy by its text.
+    server.routes["/reworded.xml"] = Route(
+        rss(
+            f"<item><guid>r</guid><title>{ARTICLE.upper()}!</title>"
+            "<link>https://r.example/1</link></item>"
+        )
+    )
+    # Another text at the copy's URL: a copy of the copy, which points at the original.
+    server.routes["/mirror.xml"] = Route(
+        rss("<item><guid>m</guid><title>Other words</title><link>https://r.example/1</link></item>")
+    )
+    ids = [add(conn, server.url(f"/{n}.xml")) for n in ("origin", "reworded", "mirror")]
+    leases = lease_all(conn)
+    [origin], [reworded], [mirror] = (refresh(conn, leases[i]).new_item_ids for i in ids)
+    rows = conn.execute(
+        "SELECT id, duplicate_of FROM items WHERE id = ANY(%s) ORDER BY id",
+        ([origin, reworded, mirror],),
+    ).fetchall()
+    assert rows == [(origin, None), (reworded, origin), (mirror, origin)]
+
+
+def test_an_item_that_changes_into_a_copy_of_another_feeds_item_is_linked(
+    conn: psycopg.Connection, server: FeedServer
+) -> None:
+    server.routes["/first.xml"] = Route(rss(f"<item><guid>f</guid><title>{ARTICLE}</title></item>"))
+    server.routes["/later.xml"] = Route(rss("<item><guid>l</guid><title>Draft</title></item>"))
+    first, later = add(conn, server.url("/first.xml")), add(conn, server.url("/later.xml"))
+    leases = lease_all(conn)
+    [original] = refresh(conn, leases[first]).new_item_ids
+    [draft] = refresh(conn, leases[later]).new_item_ids
+    server.routes["/later.xml"] = Route(rss(f"<item><guid>l</guid><title>{ARTICLE}</title></item>"))
+    make_due(conn)
+    assert refresh(conn, lease_all(conn)[later]).new_item_ids == [draft]
+    row = conn.execute("SELECT duplicate_of FROM items WHERE id = %s", (draft,)).fetchone()
+    assert row == (original,)
+
+
 def test_no_more_than_the_per_host_limit_is_leased_at_once(conn: psycopg.Connection) -> None:
     for i in range(5):
         add(conn, f"http://one.example/{i}.xml")

@@ -1,11 +1,19 @@
+import html
 from datetime import UTC, datetime
 from pathlib import Path
 
+import nh3
 import pytest
 
 from tracker.demo import FEEDS_DIR
 from tracker.feeds.parse import NotAFeedError, canonical_url, describe_file, parse
-from tracker.feeds.sanitise import sanitise_html
+from tracker.feeds.sanitise import (
+    DROPPED_WITH_CONTENT,
+    normalise,
+    plain_text,
+    sanitise_html,
+    scrub,
+)
 
 RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>
 <item><title>With guid</title><guid>g-1</guid><link>http://a.example/1?utm_source=x</link>
@@ -101,8 +109,27 @@ def test_a_valid_feed_without_items_is_an_empty_feed_not_an_error() -> None:
 
 
 def test_a_base_url_alone_does_not_make_a_feed_bozo() -> None:
-    # feedparser calls HTTP headers without a Content-Type bozo; we pass the base as a header.
+    # feedparser calls HTTP headers without a Content-Type bozo.
     assert parse(RSS, base_url="https://a.example/feed").bozo_reason is None
+
+
+def test_a_feed_that_moved_keeps_the_identity_of_its_items_and_resolves_links_anew() -> None:
+    body = rss_item("<title>t</title><guid>42</guid><link>/news/42</link>")
+    old = parse(body, base_url="https://old.example/rss").entries[0]
+    new = parse(body, base_url="https://new.example/feed/rss").entries[0]
+    assert old.dedupe_key == new.dedupe_key == "42"
+    assert (old.url, new.url) == ("https://old.example/news/42", "https://new.example/news/42")
+
+
+def test_links_under_a_relative_xml_base_resolve_against_the_fetch_url() -> None:
+    body = (
+        b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom" xml:base="/blog/">'
+        b'<title>A</title><entry><id>urn:e</id><title>t</title><link href="posts/1"/>'
+        b'<link rel="enclosure" href="media/1.mp3"/></entry></feed>'
+    )
+    entry = parse(body, base_url="https://site.example/feeds/atom.xml").entries[0]
+    assert entry.url == "https://site.example/blog/posts/1"
+    assert entry.enclosures == ("https://site.example/blog/media/1.mp3",)
 
 
 def test_header_names_are_matched_whatever_their_case() -> None:
@@ -265,3 +292,23 @@ def test_describe_file_refuses_a_file_over_the_size_cap(tmp_path: Path) -> None:
     path = tmp_path / "big.xml"
     path.write_bytes(RSS)
     assert "larger than 100 bytes" in describe_file(path, max_bytes=100)["error"]
+
+
+MARKUP_FREE = [
+    "Plain headline",
+    "  spaced\t\r\nout  ",
+    "\ufeffA title after a byte order mark",
+    "\x00\ufeffNUL, then a mark",
+    "Quotes \" and ' and > alone",
+    "Control \x01\x0b\x7f characters",
+    "Lone surrogate \ud800 here",
+    "Diacritics: ș ț ă î â, Ελληνικά, кириллица 😀",
+    "\u2028line separator\xa0and no-break space\u200b",
+]
+
+
+@pytest.mark.parametrize("text", MARKUP_FREE)
+def test_text_without_markup_reads_as_the_sanitiser_would_read_it(text: str) -> None:
+    # The short cut for text with neither "<" nor "&" must not change what is stored.
+    stripped = nh3.clean(scrub(text), tags=set(), clean_content_tags=DROPPED_WITH_CONTENT)
+    assert plain_text(text) == normalise(html.unescape(stripped))

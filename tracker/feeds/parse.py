@@ -120,11 +120,14 @@ def _described_failure(error: str) -> dict[str, Any]:
 
 
 def _parse_xml(body: bytes, headers: dict[str, str], base_url: str | None) -> ParsedFeed:
-    if base_url:
-        headers["content-location"] = base_url
+    # The fetch URL is not handed to feedparser (as Content-Location): it would join it with
+    # the base of every element (a fifth of the parse) and resolve GUIDs against it, so a feed
+    # that moved would change every item's identity. Links, enclosures and markup are made
+    # absolute here, against the same base.
+    headers.pop("content-location", None)
     if headers:
-        # feedparser calls any HTTP response without a Content-Type bozo, including the one we
-        # make up to pass a base URL; XML without a charset is read as the XML itself declares.
+        # feedparser calls any HTTP response without a Content-Type bozo; XML without a
+        # charset is read as the XML itself declares.
         headers.setdefault("content-type", "application/xml")
     # Our own nh3 pass (sanitise.py) cleans and resolves every fragment we keep, more strictly
     # than feedparser's sanitiser; running both cost a third of the parse time for nothing.

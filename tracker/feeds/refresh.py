@@ -74,9 +74,7 @@ def _store(
 ) -> Outcome:
     with conn.transaction():
         entries = [_fingerprinted(e) for e in parsed.entries] if parsed else []
-        new_ids = items.upsert(conn, feed.id, entries)
-        if new_ids:
-            items.link_duplicates(conn, new_ids)
+        new_ids = items.upsert(conn, feed.id, entries, link_copies=True)
         status = _status(result, parsed)
         # Only new items change the posting rhythm; an unchanged feed skips the query.
         dates = items.published_dates(conn, feed.id) if new_ids else []

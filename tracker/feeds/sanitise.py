@@ -49,7 +49,12 @@ def plain_text(value: Any) -> str:
     decode entities."""
     if not value:
         return ""
-    spaced = TEXT_BREAK.sub(" <", scrub(str(value)[:MAX_HTML]))
+    text = str(value)
+    if "<" not in text and "&" not in text:
+        # Nothing to strip or decode (most titles): the sanitiser would return it unchanged,
+        # but for a leading byte order mark, which an HTML parser drops.
+        return normalise(scrub(text[:MAX_HTML]).removeprefix("\ufeff"))
+    spaced = TEXT_BREAK.sub(" <", scrub(text[:MAX_HTML]))
     stripped = nh3.clean(spaced, tags=set(), clean_content_tags=DROPPED_WITH_CONTENT)
     return normalise(html.unescape(stripped))
 

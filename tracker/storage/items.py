@@ -46,18 +46,36 @@ COLUMNS = (
     "text_hash",
 )
 # unnest() cannot take arrays of arrays of varying length: list columns travel joined by
-# the unit separator and are split again in SQL.
-ROWS = """unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                 %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
-                 %s::text[], %s::text[], %s::text[])
+# the unit separator and are split again in SQL. The arrays travel in binary (%b): as text
+# literals they cost the worker and the server several times more to quote and parse.
+ROWS = """unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+                 %b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::timestamptz[],
+                 %b::text[], %b::text[], %b::text[])
           AS e(dedupe_key, guid, url, title, summary, language, published_at, content_hash,
                content_html, author, updated_at, categories, enclosures, text_hash)"""
+# The first earlier item of another feed with the same canonical URL or the same text, as the
+# item to point at (its own original, if it is a copy too). Looked up while inserting, on the
+# url and text_hash indexes, so a duplicate is written once, not written and then updated.
+FIRST_COPY = """LEFT JOIN LATERAL (
+                SELECT coalesce(o.duplicate_of, o.id) AS id FROM items o
+                WHERE o.id = least(
+                    (SELECT min(u.id) FROM items u WHERE u.url = e.url AND u.feed_id <> %s),
+                    (SELECT min(t.id) FROM items t
+                     WHERE t.text_hash = e.text_hash AND t.feed_id <> %s))) d ON true"""
 SPLIT = "coalesce(string_to_array(nullif(e.{0}, ''), chr(31)), '{{}}')"
 
 
-def upsert(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedEntry]) -> list[int]:
+def upsert(
+    conn: psycopg.Connection,
+    feed_id: int,
+    entries: Sequence[ParsedEntry],
+    *,
+    link_copies: bool = False,
+) -> list[int]:
     """Store entries; returns ids of items that are new or changed. A changed item keeps its
-    id and its earlier text as a revision. Call inside a transaction."""
+    id and its earlier text as a revision. With `link_copies`, each such item is pointed
+    at the first earlier copy in another feed (see `link_duplicates`). Call inside a
+    transaction."""
     # One entry per key: a feed that repeats a GUID would otherwise update its own row twice.
     unique = list({e.dedupe_key: e for e in entries}.values())
     if not unique:
@@ -67,14 +85,18 @@ def upsert(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedEntry
     changed = [
         e for e in unique if e.dedupe_key in stored and stored[e.dedupe_key] != e.content_hash
     ]
-    return _insert(conn, feed_id, new) + _update(conn, feed_id, changed)
+    inserted = _insert(conn, feed_id, new, link_copies)
+    updated = _update(conn, feed_id, changed)
+    if updated and link_copies:
+        link_duplicates(conn, updated)
+    return inserted + updated
 
 
 def _stored_hashes(conn: psycopg.Connection, feed_id: int, keys: list[str]) -> dict[str, str]:
     with conn.cursor() as cur:
         cur.execute(
             """SELECT dedupe_key, content_hash FROM items
-               WHERE feed_id = %s AND dedupe_key = ANY(%s)""",
+               WHERE feed_id = %s AND dedupe_key = ANY(%b::text[])""",
             (feed_id, keys),
         )
         return {row[0]: row[1] for row in cur.fetchall()}
@@ -100,18 +122,22 @@ def _arrays(entries: Sequence[ParsedEntry]) -> list[list[object]]:
     ]
 
 
-def _insert(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedEntry]) -> list[int]:
+def _insert(
+    conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedEntry], link_copies: bool
+) -> list[int]:
     if not entries:
         return []
+    copies = (FIRST_COPY, [feed_id, feed_id]) if link_copies else ("", [])
     with conn.cursor() as cur:
         cur.execute(
-            f"""INSERT INTO items (feed_id, {", ".join(COLUMNS)})
+            f"""INSERT INTO items (feed_id, {", ".join(COLUMNS)}, duplicate_of)
                 SELECT %s, e.dedupe_key, e.guid, e.url, e.title, e.summary, e.language,
                        e.published_at, e.content_hash, e.content_html, e.author, e.updated_at,
-                       {SPLIT.format("categories")}, {SPLIT.format("enclosures")}, e.text_hash
-                FROM {ROWS}
+                       {SPLIT.format("categories")}, {SPLIT.format("enclosures")}, e.text_hash,
+                       {"d.id" if link_copies else "NULL::bigint"}
+                FROM {ROWS} {copies[0]}
                 ON CONFLICT (feed_id, dedupe_key) DO NOTHING RETURNING id""",
-            [feed_id, *_arrays(entries)],
+            [feed_id, *_arrays(entries), *copies[1]],
         )
         return [row[0] for row in cur.fetchall()]
 

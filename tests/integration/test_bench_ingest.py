@@ -1,0 +1,62 @@
+"""The ingest benchmark on a tiny corpus: its server, statuses and CPU figures, never timed."""
+
+import ipaddress
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tracker.bench.ingest import CorpusServer, bench, feed_bytes
+from tracker.feeds.fetch import FetchError, FetchPolicy, fetch
+
+LOOPBACK = FetchPolicy(5, 1_000_000, "test", (ipaddress.ip_network("127.0.0.0/8"),))
+
+
+@pytest.fixture
+def corpus() -> Iterator[CorpusServer]:
+    server = CorpusServer()
+    server.warm("feed", range(2))
+    yield server
+    server.close()
+
+
+def test_the_corpus_server_answers_with_the_feed_and_honours_its_etag(
+    corpus: CorpusServer,
+) -> None:
+    first = fetch(corpus.url("feed", 0), LOOPBACK)
+    assert first.body == feed_bytes(0) and first.etag == corpus.etag_of("feed", 0)
+    assert fetch(corpus.url("feed", 0), LOOPBACK, etag=first.etag).status_code == 304
+    assert fetch(corpus.url("feed", 0), LOOPBACK, etag='"other"').status_code == 200
+
+
+def test_odd_feeds_have_no_validators_and_unknown_paths_are_not_found(
+    corpus: CorpusServer,
+) -> None:
+    assert fetch(corpus.url("small", 3), LOOPBACK).etag is None  # rendered on demand
+    with pytest.raises(FetchError, match="404"):
+        fetch(corpus.url("feed", 0).replace("/feed/0", "/nothing"), LOOPBACK)
+
+
+@pytest.fixture(scope="module")
+def figures(session_db_url: str) -> dict[str, Any]:
+    # The benchmark makes (and drops) a database of its own on the same server.
+    return bench(session_db_url, n_feeds=6, repoll_feeds=20)
+
+
+def test_every_feed_is_ingested_and_every_unchanged_one_spared_a_parse(
+    figures: dict[str, Any],
+) -> None:
+    assert figures["one_worker"]["statuses"] == {"ok": 6}
+    assert figures["two_workers"]["statuses"] == {"ok": 6}
+    assert figures["repoll"]["statuses"] == {"not_modified": 10, "unchanged": 10}
+    assert figures["repoll"]["spared_parse_fraction"] == 1.0
+
+
+def test_cpu_is_accounted_to_workers_their_sessions_and_the_server(
+    figures: dict[str, Any],
+) -> None:
+    cpu = figures["two_workers"]["cpu_s"]
+    assert cpu["workers"] > 0 and cpu["corpus_server"] >= 0
+    assert cpu["machine_capacity"] > 0
+    # Sessions are measured only when PostgreSQL runs on this machine, as in the tests.
+    assert cpu["worker_db_sessions"] is None or cpu["worker_db_sessions"] > 0
