@@ -10,6 +10,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from tracker.storage import subscriptions
+from tracker.storage.items import ITEM_FOR_MODEL, ItemForModel
 
 SUGGESTED = "clarification_suggested"
 CONFIRMED = "clarification_confirmed"
@@ -67,6 +68,137 @@ def upsert(
     if event:
         subscriptions.queue_pair_alerts(conn, [row[0]], event)
     return True
+
+
+@dataclass(frozen=True)
+class NewPair:
+    rumour_id: int
+    clarification_id: int
+    score: float
+    explanation: dict[str, Any]
+    status: str  # suggested or confirmed
+
+
+def upsert_many(conn: psycopg.Connection, new: Sequence[NewPair], scorer_version: str) -> int:
+    """`upsert` for many pairs in one statement; returns how many were new. Followers of the
+    rumours' stories are alerted in the same transaction."""
+    if not new:
+        return 0
+    with conn.cursor() as cur:
+        cur.execute(
+            """INSERT INTO pairs
+                   (rumour_id, clarification_id, score, explanation, scorer_version, status)
+               SELECT r, c, s, e, %s, st
+               FROM unnest(%s::bigint[], %s::bigint[], %s::float8[], %s::jsonb[], %s::text[])
+                   AS n(r, c, s, e, st)
+               ON CONFLICT (rumour_id, clarification_id) DO NOTHING RETURNING id, status""",
+            (
+                scorer_version,
+                [p.rumour_id for p in new],
+                [p.clarification_id for p in new],
+                [p.score for p in new],
+                [Jsonb(p.explanation) for p in new],
+                [p.status for p in new],
+            ),
+        )
+        added = cur.fetchall()
+    for status, event in (("suggested", SUGGESTED), ("confirmed", CONFIRMED)):
+        subscriptions.queue_pair_alerts(conn, [i for i, st in added if st == status], event)
+    return len(added)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    label: str
+    item: ItemForModel
+
+
+# Candidates for pairing and for stories in one query: both labels share the text match, so
+# the index is searched and the rows are read once. `match` is the distinctive terms of the
+# query item (chosen by the caller); the rank still weighs all its terms (`rank`): ts_rank, as
+# ts_rank_cd costs ten times more per row and found no more items of the same event. The week
+# of each item is a lexeme of the same GIN index (0004), so text and time window are
+# intersected inside the index, led by the rarest terms.
+CANDIDATES = (
+    """WITH weeks AS (
+        SELECT string_agg(DISTINCT quote_literal(item_week(day)), ' | ')::tsquery AS q
+        FROM generate_series(%(around)s - make_interval(days => %(days)s),
+                             %(around)s + make_interval(days => %(days)s), interval '1 day') day
+    ),
+    found AS (
+        SELECT i.id, c.label,
+               row_number() OVER (PARTITION BY c.label
+                                  ORDER BY ts_rank(i.tsv, to_tsquery('simple', %(rank)s)) DESC,
+                                           i.id DESC) AS n
+        FROM items i
+        JOIN classifications c ON c.item_id = i.id AND c.model_version = %(version)s
+        WHERE c.label = ANY(%(labels)s) AND i.id <> %(exclude)s
+          AND (i.tsv || array_to_tsvector(ARRAY[item_week(coalesce(i.published_at,
+                                                                   i.fetched_at))]))
+              @@ (to_tsquery('simple', %(match)s) && (SELECT q FROM weeks))
+          -- Exact window, checked on the rows found. Written so it cannot use items_seen: a
+          -- B-tree bitmap of every item in the window would cost more than the rows it saves.
+          AND coalesce(i.published_at, i.fetched_at) - %(around)s
+              BETWEEN -make_interval(days => %(days)s) AND make_interval(days => %(days)s)
+    )
+    SELECT found.label, """
+    + ITEM_FOR_MODEL.removeprefix("SELECT ")
+    + """ JOIN found ON found.id = i.id
+    WHERE found.n <= %(limit)s
+    ORDER BY found.label, found.n"""
+)
+
+
+def candidates(
+    conn: psycopg.Connection,
+    *,
+    match_terms: Sequence[str],
+    rank_terms: Sequence[str],
+    labels: Sequence[str],
+    model_version: str,
+    around: datetime,
+    window_days: int,
+    exclude_id: int,
+    limit: int = 50,
+) -> dict[str, list[ItemForModel]]:
+    """Per label, up to `limit` items with that label under `model_version` within
+    `window_days` of `around` that share one of `match_terms`, best FTS rank over
+    `rank_terms` first."""
+    found: dict[str, list[ItemForModel]] = {label: [] for label in labels}
+    if not match_terms:
+        return found
+    with conn.cursor() as cur:
+        cur.execute(
+            CANDIDATES,
+            {
+                "match": " | ".join(match_terms),
+                "rank": " | ".join(rank_terms),
+                "labels": list(labels),
+                "version": model_version,
+                "exclude": exclude_id,
+                "around": around,
+                "days": window_days,
+                "limit": limit,
+            },
+        )
+        for label, *columns in cur.fetchall():
+            found[label].append(ItemForModel(*columns))
+    return found
+
+
+def term_frequencies(conn: psycopg.Connection) -> dict[str, float]:
+    """The share of items containing each of the commonest words, from the planner's
+    statistics (pg_stats, kept fresh by autovacuum; empty before the first ANALYZE)."""
+    rows = conn.execute(
+        """SELECT e.term, e.freq
+           FROM pg_stats p,
+                unnest(p.most_common_elems::text::text[], p.most_common_elem_freqs)
+                    AS e(term, freq)
+           WHERE p.schemaname = current_schema() AND p.tablename = 'items'
+             AND p.attname = 'tsv'"""
+    ).fetchall()
+    # The array of frequencies ends with three summary figures: they pair with no term.
+    return {str(term): float(freq) for term, freq in rows if term is not None}
 
 
 def list_pairs(
