@@ -42,6 +42,7 @@ from classifiers.text import (
 from tracker.domain import FEED_KINDS, PairScore, TextForModel
 
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+NUMBERISH = re.compile(r"\w*\d\w*")
 CAPITALISED = re.compile(r"\b[A-Z][\w'-]+|\b[A-Z]{2,}\b")
 # Clarification minus rumour, in days: a debunk usually follows within days, rarely before.
 GAP_EDGES = (-30, -3, 0, 3, 14, 60)
@@ -165,9 +166,17 @@ def _idf(counts: sparse.csr_matrix) -> np.ndarray:
 def _tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
     weighted = counts.astype(np.float32)
     weighted.data = np.log1p(weighted.data) * idf[weighted.indices]
-    norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+    return unit_rows(weighted)
+
+
+def unit_rows(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+    """Rows scaled to length 1 (empty rows stay empty), in place on a CSR matrix."""
+    lengths = np.diff(matrix.indptr)
+    rows = np.repeat(np.arange(matrix.shape[0]), lengths)
+    norms = np.sqrt(np.bincount(rows, weights=matrix.data**2, minlength=matrix.shape[0]))
     norms[norms == 0] = 1
-    return sparse.csr_matrix(sparse.diags(1 / norms) @ weighted)
+    matrix.data = (matrix.data / norms[rows]).astype(matrix.dtype, copy=False)
+    return matrix
 
 
 def feature_names() -> list[str]:
@@ -250,7 +259,16 @@ class PairFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
 def _rowwise(
     a: sparse.csr_matrix, a_rows: np.ndarray, b: sparse.csr_matrix, b_rows: np.ndarray
 ) -> np.ndarray:
+    if a.shape[0] <= GRAM_UP_TO:
+        # Scoring one item's candidates: all dot products at once, then the pairs' cells.
+        gram: np.ndarray = (a @ b.T).toarray()
+        picked: np.ndarray = gram[a_rows, b_rows]
+        return picked
     return np.asarray(a[a_rows].multiply(b[b_rows]).sum(axis=1)).ravel()
+
+
+# Up to this many distinct texts, the dot products of all of them are cheaper than row picking.
+GRAM_UP_TO = 1000
 
 
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
@@ -281,6 +299,8 @@ class TextFacts:
     entities: frozenset[str]
     concepts: frozenset[str]
     cues: tuple[float, ...]
+    # Words with a digit ("f-16s" gives "16s"): the story scorer's evidence of one event.
+    numberish: frozenset[str]
 
 
 def _text_facts(text: str) -> TextFacts:
@@ -292,6 +312,7 @@ def _text_facts(text: str) -> TextFacts:
         entities=frozenset(fold(e) for e in CAPITALISED.findall(text)),
         concepts=_concepts(folded),
         cues=tuple(math.log1p(count) for count in cue_counts(text).values()),
+        numberish=frozenset(NUMBERISH.findall(folded)),
     )
 
 
@@ -396,6 +417,13 @@ def text_vectors(texts: Sequence[str]) -> TextVectors:
     )
 
 
+def text_facts(texts: Sequence[str]) -> list[TextFacts]:
+    """The facts part of `text_vectors`, without building the matrices."""
+    if any(_cache.get(t) is None for t in texts):
+        return text_vectors(texts).facts
+    return [entry.facts for entry in (_cache.get(t) for t in texts) if entry is not None]
+
+
 def _vectorise(texts: Sequence[str]) -> TextVectors:
     facts = [_text_facts(t) for t in texts]
     chars = char_counts([f.folded for f in facts])
@@ -479,7 +507,7 @@ class PairRanker:
         if not pairs:
             return []
         # The texts were just vectorised for the features: their facts come from the cache.
-        facts = text_vectors([pair_text(query), *(pair_text(c) for c in candidates)]).facts
+        facts = text_facts([pair_text(query), *(pair_text(c) for c in candidates)])
         shared = [
             _shared(facts[0], f) if query_is_rumour else _shared(f, facts[0]) for f in facts[1:]
         ]
@@ -501,7 +529,7 @@ class PairRanker:
 
 def explain(rumour: TextForModel, clarification: TextForModel) -> tuple[str, ...]:
     """What the two texts share: words, numbers and cross-language concepts."""
-    return _shared(*text_vectors([pair_text(rumour), pair_text(clarification)]).facts)
+    return _shared(*text_facts([pair_text(rumour), pair_text(clarification)]))
 
 
 def _shared(a: TextFacts, b: TextFacts) -> tuple[str, ...]:

@@ -7,19 +7,16 @@ candidates are vectorised once for the story and the re-ranker alike.
 """
 
 import math
-import re
 from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import sparse
 
-from classifiers.pair_model import pair_text, text_vectors
+from classifiers.pair_model import pair_text, text_vectors, unit_rows
 from classifiers.text import STOPWORDS, WORD, fold
 from tracker.domain import PairScore, TextForModel
 
 VERSION = "pair-lexical-1"
-NUMBERISH = re.compile(r"\w*\d\w*")
 
 
 class LexicalPairScorer:
@@ -33,27 +30,20 @@ class LexicalPairScorer:
         if not candidates:
             return []
         vectors = text_vectors([pair_text(query), *(pair_text(c) for c in candidates)])
-        chars = _unit_rows(vectors.chars)
+        chars = unit_rows(vectors.chars)
         char_cos = np.asarray((chars[1:] @ chars[0].T).todense()).ravel()
         query_facts, *facts = vectors.facts
         query_words = Counter(query_facts.words)
-        query_numbers = set(NUMBERISH.findall(query_facts.folded))
         scores = []
         for i, candidate in enumerate(facts):
             words = Counter(candidate.words)
             shared = query_words.keys() & words.keys()
             # Shared numbers ("F-16", "2023") are strong evidence two texts speak of one event.
-            bonus = 0.1 if query_numbers & set(NUMBERISH.findall(candidate.folded)) else 0.0
+            bonus = 0.1 if query_facts.numberish & candidate.numberish else 0.0
             word_cos = _cosine(query_words, words, shared)
             value = float(np.clip(0.55 * char_cos[i] + 0.45 * word_cos + bonus, 0.0, 1.0))
             scores.append(PairScore(score=round(value, 4), shared_terms=tuple(sorted(shared))))
         return scores
-
-
-def _unit_rows(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
-    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-    norms[norms == 0] = 1
-    return sparse.csr_matrix(sparse.diags(1 / norms) @ matrix)
 
 
 def _cosine(a: Counter[str], b: Counter[str], shared: set[str]) -> float:

@@ -42,7 +42,11 @@ OTHER_LABEL = {"rumour": "clarification", "clarification": "rumour"}
 # each other.
 DISTINCTIVE_BELOW = 0.01
 DISTINCTIVE_AT_LEAST = 3
-CANDIDATES_PER_LABEL = 50
+# Candidates scored per item: for pairing, and near-duplicate rumours for its story. Scoring
+# is most of the time of pairing an item, and the same event's items rank near the top
+# (`same_event_recall` of `tracker bench pairing`).
+PAIR_CANDIDATES = 30
+STORY_CANDIDATES = 30
 
 
 def pair_items(
@@ -72,17 +76,18 @@ def retrieve(
 ) -> dict[str, list[ItemForModel]]:
     """Candidates of the other label and, for a rumour, near-duplicate rumours, in one query."""
     terms = query_terms(to_model_text(row))
-    wanted = [OTHER_LABEL[label], *(["rumour"] if label == "rumour" else [])]
+    limits = {OTHER_LABEL[label]: PAIR_CANDIDATES}
+    if label == "rumour":
+        limits["rumour"] = STORY_CANDIDATES
     return pairs.candidates(
         conn,
         match_terms=distinctive(terms, _frequencies(conn)),
         rank_terms=terms,
-        labels=wanted,
+        limits=limits,
         model_version=config.model_version,
         around=row.seen_at,
         window_days=config.window_days,
         exclude_id=row.id,
-        limit=CANDIDATES_PER_LABEL,
     )
 
 

@@ -144,7 +144,7 @@ CANDIDATES = (
     SELECT found.label, """
     + ITEM_FOR_MODEL.removeprefix("SELECT ")
     + """ JOIN found ON found.id = i.id
-    WHERE found.n <= %(limit)s
+    WHERE found.n <= (%(limits)s::int[])[array_position(%(labels)s::text[], found.label)]
     ORDER BY found.label, found.n"""
 )
 
@@ -154,16 +154,16 @@ def candidates(
     *,
     match_terms: Sequence[str],
     rank_terms: Sequence[str],
-    labels: Sequence[str],
+    limits: dict[str, int],
     model_version: str,
     around: datetime,
     window_days: int,
     exclude_id: int,
-    limit: int = 50,
 ) -> dict[str, list[ItemForModel]]:
-    """Per label, up to `limit` items with that label under `model_version` within
-    `window_days` of `around` that share one of `match_terms`, best FTS rank over
+    """Per label of `limits`, up to that many items with the label under `model_version`
+    within `window_days` of `around` that share one of `match_terms`, best FTS rank over
     `rank_terms` first."""
+    labels = list(limits)
     found: dict[str, list[ItemForModel]] = {label: [] for label in labels}
     if not match_terms:
         return found
@@ -173,12 +173,12 @@ def candidates(
             {
                 "match": " | ".join(match_terms),
                 "rank": " | ".join(rank_terms),
-                "labels": list(labels),
+                "labels": labels,
+                "limits": [limits[label] for label in labels],
                 "version": model_version,
                 "exclude": exclude_id,
                 "around": around,
                 "days": window_days,
-                "limit": limit,
             },
         )
         for label, *columns in cur.fetchall():
