@@ -115,31 +115,49 @@ class Candidate:
 
 # Candidates for pairing and for stories in one query: both labels share the text match, so
 # the index is searched and the rows are read once. `match` is the distinctive terms of the
-# query item (chosen by the caller); the rank still weighs all its terms (`rank`): ts_rank, as
-# ts_rank_cd costs ten times more per row and found no more items of the same event. The week
-# of each item is a lexeme of the same GIN index (0004), so text and time window are
-# intersected inside the index, led by the rarest terms.
+# query item (chosen by the caller), looked up tagged with each week of the window in the
+# index of week-tagged terms (0007), so the index yields only the window's items; the rank
+# still weighs all the item's terms (`rank`): ts_rank, as ts_rank_cd costs ten times more per
+# row and found no more items of the same event.
+# Matches are ranked before their labels are read, `POOL_PER_CANDIDATE` per candidate wanted:
+# reading the label of each of the window's matches (a thousand or two at a million items)
+# costs more than ranking them, and the labels not wanted ("other") take about half of them.
+POOL_PER_CANDIDATE = 5
 CANDIDATES = (
     """WITH weeks AS (
-        SELECT string_agg(DISTINCT quote_literal(item_week(day)), ' | ')::tsquery AS q
+        SELECT DISTINCT item_week(day) AS week
         FROM generate_series(%(around)s - make_interval(days => %(days)s),
                              %(around)s + make_interval(days => %(days)s), interval '1 day') day
     ),
-    found AS (
-        SELECT i.id, c.label,
-               row_number() OVER (PARTITION BY c.label
-                                  ORDER BY ts_rank(i.tsv, to_tsquery('simple', %(rank)s)) DESC,
-                                           i.id DESC) AS n
+    match AS (
+        -- The lexemes to_tsquery would make of the terms, each tagged with each week and
+        -- quoted as tsquery input: a tagged lexeme must not be parsed again.
+        SELECT string_agg(
+                   chr(39)
+                   || replace(replace(t.lexeme || '@' || w.week, chr(92), repeat(chr(92), 2)),
+                              chr(39), repeat(chr(39), 2))
+                   || chr(39),
+                   ' | ')::tsquery AS q
+        FROM unnest(to_tsvector('simple', %(match)s)) AS t, weeks w
+    ),
+    ranked AS (
+        SELECT i.id, ts_rank(i.tsv, to_tsquery('simple', %(rank)s)) AS rank
         FROM items i
-        JOIN classifications c ON c.item_id = i.id AND c.model_version = %(version)s
-        WHERE c.label = ANY(%(labels)s) AND i.id <> %(exclude)s
-          AND (i.tsv || array_to_tsvector(ARRAY[item_week(coalesce(i.published_at,
-                                                                   i.fetched_at))]))
-              @@ (to_tsquery('simple', %(match)s) && (SELECT q FROM weeks))
-          -- Exact window, checked on the rows found. Written so it cannot use items_seen: a
-          -- B-tree bitmap of every item in the window would cost more than the rows it saves.
+        WHERE i.id <> %(exclude)s
+          AND item_week_terms(i.tsv, coalesce(i.published_at, i.fetched_at))
+              @@ (SELECT q FROM match)
+          -- Exact window, checked on the rows found (the weeks overhang it).
           AND coalesce(i.published_at, i.fetched_at) - %(around)s
               BETWEEN -make_interval(days => %(days)s) AND make_interval(days => %(days)s)
+        ORDER BY rank DESC, i.id DESC
+        LIMIT %(pool)s
+    ),
+    found AS (
+        SELECT r.id, c.label,
+               row_number() OVER (PARTITION BY c.label ORDER BY r.rank DESC, r.id DESC) AS n
+        FROM ranked r
+        JOIN classifications c ON c.item_id = r.id AND c.model_version = %(version)s
+        WHERE c.label = ANY(%(labels)s)
     )
     SELECT found.label, """
     + ITEM_FOR_MODEL.removeprefix("SELECT ")
@@ -168,18 +186,23 @@ def candidates(
     if not match_terms:
         return found
     with conn.cursor() as cur:
+        # Never prepared: a generic plan, made without the terms and the window, took two to
+        # four times longer than plans for the actual ones (psycopg prepares a query once it
+        # has run five times on a connection).
         cur.execute(
             CANDIDATES,
             {
-                "match": " | ".join(match_terms),
+                "match": " ".join(match_terms),
                 "rank": " | ".join(rank_terms),
                 "labels": labels,
                 "limits": [limits[label] for label in labels],
+                "pool": POOL_PER_CANDIDATE * sum(limits.values()),
                 "version": model_version,
                 "exclude": exclude_id,
                 "around": around,
                 "days": window_days,
             },
+            prepare=False,
         )
         for label, *columns in cur.fetchall():
             found[label].append(ItemForModel(*columns))
