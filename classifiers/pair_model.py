@@ -6,12 +6,14 @@ entities and cross-language concepts), their time gap and sources, and how each 
 stands against the other candidates of the same query, which matters more than its raw value.
 """
 
+import contextlib
 import hashlib
 import io
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -21,21 +23,32 @@ import numpy as np
 import sklearn
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.feature_extraction import FeatureHasher
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_curve
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from classifiers.evaluate import in_validation, ranked, retrieval_metrics
-from classifiers.text import CUES, WORD, concepts, content_words, cue_counts, fold, strip_links
+from classifiers.text import (
+    _STEM_CONCEPT,
+    CUES,
+    WORD,
+    content_words,
+    cue_counts,
+    fold,
+    strip_links,
+)
 from tracker.domain import FEED_KINDS, PairScore, TextForModel
 
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+NUMBERISH = re.compile(r"\w*\d\w*")
+DIGIT = re.compile(r"\d")
 CAPITALISED = re.compile(r"\b[A-Z][\w'-]+|\b[A-Z]{2,}\b")
 # Clarification minus rumour, in days: a debunk usually follows within days, rarely before.
 GAP_EDGES = (-30, -3, 0, 3, 14, 60)
-BUCKETS = 2**18
+BUCKET_BITS = 18
+BUCKETS = 2**BUCKET_BITS
 
 
 @dataclass(frozen=True)
@@ -49,27 +62,103 @@ class PairExample:
 
 
 def pair_text(item: TextForModel) -> str:
-    return strip_links(f"{item.title}. {item.summary}")
+    text = f"{item.title}. {item.summary}"
+    # strip_links scans every position of the text; most texts have nothing it would strip,
+    # which plain substring tests tell at a fraction of the cost.
+    lowered = text.lower()
+    if any(mark in lowered for mark in _LINK_MARKS):
+        return strip_links(text)
+    return text
+
+
+# Every match of text.LINK contains one of these (in lower case).
+_LINK_MARKS = ("://", "www.", "pic.twitter.com/", "@", "#")
 
 
 def _word_grams(text: str) -> list[str]:
-    words = content_words(text)
+    return _grams_of_words(content_words(text))
+
+
+def _grams_of_words(words: list[str]) -> list[str]:
     return words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
 
 
-def _hashing(analyzer: str) -> HashingVectorizer:
-    if analyzer == "char":
-        return HashingVectorizer(
-            preprocessor=fold,
-            analyzer="char_wb",
-            ngram_range=(3, 5),
-            n_features=BUCKETS,
-            alternate_sign=False,
-            norm=None,
-        )
-    return HashingVectorizer(
-        analyzer=_word_grams, n_features=BUCKETS, alternate_sign=False, norm=None
-    )
+def _char_grams(text: str) -> list[str]:
+    """scikit-learn's `char_wb` 3-5-grams of the folded text: how models fitted before
+    CHAR_HASHING saw characters (see `_legacy_char_counts`)."""
+    grams: list[str] = []
+    for word in fold(text).split():
+        padded = f" {word} "
+        size = len(padded)
+        for n in (3, 4, 5):
+            if size <= n:  # a short word counts once, whole
+                grams.append(padded)
+                break
+            grams += [padded[i : i + n] for i in range(size - n + 1)]
+    return grams
+
+
+# Which hash turns character n-grams into buckets; a fitted model records the one it saw.
+CHAR_HASHING = "poly64-1"
+_PRIME = np.uint64(0x100000001B3)
+
+
+def char_counts(folded: Sequence[str]) -> sparse.csr_matrix:
+    """Counts of the `char_wb` 3-5-grams of accent-folded texts (each word padded with a
+    space, n-grams inside words; a word shorter than n counts once, whole), hashed into
+    BUCKETS columns. All texts at once in numpy: a polynomial hash of each n-gram's code
+    points, mixed, instead of a Python string and a MurmurHash per n-gram, which took most of
+    the time of scoring a candidate."""
+    padded = [f" {'  '.join(words)} " if (words := t.split()) else "" for t in folded]
+    sizes = np.fromiter((len(p) for p in padded), dtype=np.int64, count=len(padded))
+    points = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32)
+    points = points.astype(np.uint64)
+    owner = np.repeat(np.arange(len(folded), dtype=np.uint64), sizes)
+    space = points == ord(" ")
+    # closing[k]: how many words end (their closing space) before position k. An n-gram
+    # stays inside one padded word when no word closes before its last character.
+    closing = np.zeros(points.size + 1, dtype=np.int64)
+    closing[2:] = np.cumsum(space[1:] & ~space[:-1])
+    keys = []
+    for n in (3, 4, 5):
+        starts = np.arange(max(points.size - n + 1, 0))
+        starts = starts[closing[starts + n - 1] == closing[starts]]
+        hashed = np.full(starts.size, n, dtype=np.uint64)
+        for k in range(n):
+            hashed = hashed * _PRIME + points[starts + k]
+        bucket = _mix(hashed) >> np.uint64(64 - BUCKET_BITS)
+        keys.append(owner[starts] << np.uint64(BUCKET_BITS) | bucket)
+    return _counts_matrix(np.concatenate(keys), len(folded))
+
+
+def _counts_matrix(keys: np.ndarray, n_rows: int) -> sparse.csr_matrix:
+    """A CSR matrix of counts from keys `row << BUCKET_BITS | column`, one per occurrence."""
+    unique, counts = np.unique(keys, return_counts=True)
+    rows = (unique >> np.uint64(BUCKET_BITS)).astype(np.int64)
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum(np.bincount(rows, minlength=n_rows))
+    columns = (unique & np.uint64(BUCKETS - 1)).astype(np.int32)
+    return sparse.csr_matrix((counts.astype(np.float32), columns, indptr), shape=(n_rows, BUCKETS))
+
+
+def _mix(hashed: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: every input bit reaches the top bits taken as the bucket."""
+    hashed = (hashed ^ (hashed >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    hashed = (hashed ^ (hashed >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    mixed: np.ndarray = hashed ^ (hashed >> np.uint64(31))
+    return mixed
+
+
+def _legacy_char_counts(texts: Sequence[str]) -> sparse.csr_matrix:
+    return sparse.csr_matrix(_HASHER.transform(_char_grams(t) for t in texts))
+
+
+def word_counts(texts: Sequence[str]) -> sparse.csr_matrix:
+    """Counts of content words and their bigrams, hashed into BUCKETS columns."""
+    return sparse.csr_matrix(_HASHER.transform(_word_grams(t) for t in texts))
+
+
+_HASHER = FeatureHasher(BUCKETS, input_type="string", alternate_sign=False, dtype=np.float32)
 
 
 def _idf(counts: sparse.csr_matrix) -> np.ndarray:
@@ -82,9 +171,17 @@ def _idf(counts: sparse.csr_matrix) -> np.ndarray:
 def _tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
     weighted = counts.astype(np.float32)
     weighted.data = np.log1p(weighted.data) * idf[weighted.indices]
-    norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+    return unit_rows(weighted)
+
+
+def unit_rows(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+    """Rows scaled to length 1 (empty rows stay empty), in place on a CSR matrix."""
+    lengths = np.diff(matrix.indptr)
+    rows = np.repeat(np.arange(matrix.shape[0]), lengths)
+    norms = np.sqrt(np.bincount(rows, weights=matrix.data**2, minlength=matrix.shape[0]))
     norms[norms == 0] = 1
-    return sparse.csr_matrix(sparse.diags(1 / norms) @ weighted)
+    matrix.data = (matrix.data / norms[rows]).astype(matrix.dtype, copy=False)
+    return matrix
 
 
 def feature_names() -> list[str]:
@@ -111,10 +208,13 @@ class PairFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
 
     def fit(self, pairs: Sequence[PairExample], y: Any = None) -> "PairFeatures":
         texts = list({pair_text(t): None for p in pairs for t in (p.rumour, p.clarification)})
-        self.char_idf_ = _idf(_hashing("char").transform(texts))
-        words = _hashing("word").transform(texts)
+        vectors = text_vectors(texts)
+        self.char_hashing_ = CHAR_HASHING
+        self.char_idf_ = _idf(vectors.chars)
+        words = vectors.words
         self.word_idf_ = _idf(words)
-        self.average_length_ = float(words.sum() / max(len(texts), 1)) or 1.0
+        total = float(words.data.sum(dtype=np.float64))
+        self.average_length_ = total / max(len(texts), 1) or 1.0
         return self
 
     def transform(self, pairs: Sequence[PairExample]) -> np.ndarray:
@@ -129,10 +229,12 @@ class PairFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         c = np.asarray([position[t] for t in clarifications])
         queries = np.where([p.query_is_rumour for p in pairs], r, c)
         documents = np.where([p.query_is_rumour for p in pairs], c, r)
-        chars = _tfidf(_hashing("char").transform(texts), self.char_idf_)
-        counts = _hashing("word").transform(texts)
+        vectors = text_vectors(texts)
+        legacy = getattr(self, "char_hashing_", None) != CHAR_HASHING
+        chars = _tfidf(_legacy_char_counts(texts) if legacy else vectors.chars, self.char_idf_)
+        counts = vectors.words
         words = _tfidf(counts, self.word_idf_)
-        facts = [_text_facts(text) for text in texts]
+        facts = vectors.facts
         pair_facts = np.asarray(
             [_pair_facts(p, facts[i], facts[j]) for p, i, j in zip(pairs, r, c, strict=True)]
         )
@@ -162,7 +264,16 @@ class PairFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
 def _rowwise(
     a: sparse.csr_matrix, a_rows: np.ndarray, b: sparse.csr_matrix, b_rows: np.ndarray
 ) -> np.ndarray:
+    if a.shape[0] <= GRAM_UP_TO:
+        # Scoring one item's candidates: all dot products at once, then the pairs' cells.
+        gram: np.ndarray = (a @ b.T).toarray()
+        picked: np.ndarray = gram[a_rows, b_rows]
+        return picked
     return np.asarray(a[a_rows].multiply(b[b_rows]).sum(axis=1)).ravel()
+
+
+# Up to this many distinct texts, the dot products of all of them are cheaper than row picking.
+GRAM_UP_TO = 1000
 
 
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
@@ -186,25 +297,162 @@ def _in_group(lexical: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _TextFacts:
+class TextFacts:
     folded: str
+    words: tuple[str, ...]  # content words, in order
     numbers: frozenset[str]
     entities: frozenset[str]
     concepts: frozenset[str]
     cues: tuple[float, ...]
+    # Words with a digit ("f-16s" gives "16s"): the story scorer's evidence of one event.
+    numberish: frozenset[str]
 
 
-def _text_facts(text: str) -> _TextFacts:
-    return _TextFacts(
-        folded=fold(text),
+def _text_facts(text: str) -> TextFacts:
+    folded = fold(text)
+    return TextFacts(
+        folded=folded,
+        words=tuple(content_words(text)),
         numbers=frozenset(NUMBER.findall(text)),
         entities=frozenset(fold(e) for e in CAPITALISED.findall(text)),
-        concepts=concepts(text),
+        concepts=_concepts(folded),
         cues=tuple(math.log1p(count) for count in cue_counts(text).values()),
+        # NUMBERISH.findall retries inside every word without a digit: the words of a
+        # text that hold one, found from the words, are the same and cheaper.
+        numberish=frozenset(w for w in WORD.findall(folded) if DIGIT.search(w)),
     )
 
 
-def _pair_facts(pair: PairExample, rumour: _TextFacts, clarification: _TextFacts) -> list[float]:
+def _stems_by_prefix() -> dict[str, tuple[tuple[str, str], ...]]:
+    found: dict[str, list[tuple[str, str]]] = {}
+    for stem, concept in _STEM_CONCEPT:
+        if WORD.fullmatch(stem):
+            found.setdefault(stem[:3], []).append((stem, concept))
+    return {prefix: tuple(stems) for prefix, stems in found.items()}
+
+
+# text.concepts tests every stem against the text; a one-word stem can only match at the
+# start of a word, so each word looks up the few stems that begin as it does. Stems with a
+# space are tested as text.concepts does.
+_WORD_STEMS = _stems_by_prefix()
+_PHRASE_STEMS = tuple((s, c) for s, c in _STEM_CONCEPT if not WORD.fullmatch(s))
+
+
+def _concepts(folded: str) -> frozenset[str]:
+    """text.concepts of a text, from its folded form, in a tenth of the time."""
+    words = WORD.findall(folded)
+    found = {
+        concept
+        for word in set(words)
+        for stem, concept in _WORD_STEMS.get(word[:3], ())
+        if word.startswith(stem)
+    }
+    padded = f" {' '.join(words)} "
+    found.update(concept for stem, concept in _PHRASE_STEMS if f" {stem}" in padded)
+    return frozenset(found)
+
+
+@dataclass(frozen=True)
+class _Cached:
+    chars: tuple[np.ndarray, np.ndarray]  # (bucket indices, counts) of the char n-grams
+    words: tuple[np.ndarray, np.ndarray]  # the same of the word uni- and bigrams
+    facts: TextFacts
+
+
+@dataclass(frozen=True)
+class TextVectors:
+    """Raw hashed counts (one row per text, before any model's IDF) and facts of texts."""
+
+    chars: sparse.csr_matrix
+    words: sparse.csr_matrix
+    facts: list[TextFacts]
+
+
+class _TextCache:
+    """The vectors of recently seen texts, least recently used dropped first. A worker meets
+    the same candidates again and again (every new item of a day searches the same window);
+    the counts depend on the text alone, not on a model, so they stay valid across models.
+    About 7 KB a text (measured with tracemalloc): 10,000 texts hold about 70 MB."""
+
+    def __init__(self, capacity: int = 10_000):
+        self.capacity = capacity
+        self._entries: OrderedDict[str, _Cached] = OrderedDict()
+
+    def get(self, text: str) -> _Cached | None:
+        found = self._entries.get(text)
+        if found is not None:
+            self._entries.move_to_end(text)
+        return found
+
+    def put(self, text: str, entry: _Cached) -> None:
+        self._entries[text] = entry
+        self._entries.move_to_end(text)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+
+_cache = _TextCache()
+
+
+@contextlib.contextmanager
+def fresh_cache() -> Iterator[None]:
+    """An empty text cache inside the block and the previous one after it: for timing a step
+    on texts it has just seen without the cache flattering it."""
+    global _cache
+    saved, _cache = _cache, _TextCache(_cache.capacity)
+    try:
+        yield
+    finally:
+        _cache = saved
+
+
+def text_vectors(texts: Sequence[str]) -> TextVectors:
+    """Vectors of pair texts (`pair_text`), computed once per distinct text and then cached.
+    Large batches (training, evaluation) are vectorised whole and not cached."""
+    if len(texts) > _cache.capacity:
+        return _vectorise(texts)
+    entries = [_cache.get(t) for t in texts]
+    missing = list(dict.fromkeys(t for t, e in zip(texts, entries, strict=True) if e is None))
+    if missing:
+        fresh = _vectorise(missing)
+        for i, text in enumerate(missing):
+            _cache.put(text, _Cached(_row(fresh.chars, i), _row(fresh.words, i), fresh.facts[i]))
+        entries = [_cache.get(t) for t in texts]
+    found = [e for e in entries if e is not None]
+    return TextVectors(
+        _stack([e.chars for e in found]), _stack([e.words for e in found]), [e.facts for e in found]
+    )
+
+
+def text_facts(texts: Sequence[str]) -> list[TextFacts]:
+    """The facts part of `text_vectors`, without building the matrices."""
+    if any(_cache.get(t) is None for t in texts):
+        return text_vectors(texts).facts
+    return [entry.facts for entry in (_cache.get(t) for t in texts) if entry is not None]
+
+
+def _vectorise(texts: Sequence[str]) -> TextVectors:
+    facts = [_text_facts(t) for t in texts]
+    chars = char_counts([f.folded for f in facts])
+    words = _HASHER.transform(_grams_of_words(list(f.words)) for f in facts)
+    return TextVectors(chars, sparse.csr_matrix(words), facts)
+
+
+def _row(matrix: sparse.csr_matrix, i: int) -> tuple[np.ndarray, np.ndarray]:
+    start, end = matrix.indptr[i], matrix.indptr[i + 1]
+    return matrix.indices[start:end].copy(), matrix.data[start:end].copy()
+
+
+def _stack(rows: list[tuple[np.ndarray, np.ndarray]]) -> sparse.csr_matrix:
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([len(i) for i, _ in rows])
+    empty = np.zeros(0, dtype=np.float32)
+    indices = np.concatenate([i for i, _ in rows]) if rows else empty.astype(np.int32)
+    data = np.concatenate([d for _, d in rows]) if rows else empty
+    return sparse.csr_matrix((data, indices, indptr), shape=(len(rows), BUCKETS))
+
+
+def _pair_facts(pair: PairExample, rumour: TextFacts, clarification: TextFacts) -> list[float]:
     rumour_item, clarification_item = pair.rumour, pair.clarification
     shared_entities = rumour.entities & clarification.entities
     author = {w for w in WORD.findall(fold(rumour_item.author or "")) if len(w) > 2}
@@ -263,9 +511,16 @@ class PairRanker:
             PairExample(query, c, 0) if query_is_rumour else PairExample(c, query, 0, False)
             for c in candidates
         ]
+        if not pairs:
+            return []
+        # The texts were just vectorised for the features: their facts come from the cache.
+        facts = text_facts([pair_text(query), *(pair_text(c) for c in candidates)])
+        shared = [
+            _shared(facts[0], f) if query_is_rumour else _shared(f, facts[0]) for f in facts[1:]
+        ]
         return [
-            PairScore(score=round(float(s), 4), shared_terms=explain(p.rumour, p.clarification))
-            for p, s in zip(pairs, self.score_pairs(pairs), strict=True)
+            PairScore(score=round(float(s), 4), shared_terms=terms)
+            for terms, s in zip(shared, self.score_pairs(pairs), strict=True)
         ]
 
     def to_bytes(self) -> bytes:
@@ -281,10 +536,12 @@ class PairRanker:
 
 def explain(rumour: TextForModel, clarification: TextForModel) -> tuple[str, ...]:
     """What the two texts share: words, numbers and cross-language concepts."""
-    a, b = pair_text(rumour), pair_text(clarification)
-    words = set(content_words(a)) & set(content_words(b))
-    words |= set(NUMBER.findall(a)) & set(NUMBER.findall(b))
-    shared_concepts = {f"~{c}" for c in concepts(a) & concepts(b)}
+    return _shared(*text_facts([pair_text(rumour), pair_text(clarification)]))
+
+
+def _shared(a: TextFacts, b: TextFacts) -> tuple[str, ...]:
+    words = (set(a.words) & set(b.words)) | (a.numbers & b.numbers)
+    shared_concepts = {f"~{c}" for c in a.concepts & b.concepts}
     return tuple(sorted(words)) + tuple(sorted(shared_concepts))
 
 

@@ -1,36 +1,26 @@
 """Lexical similarity between two items: groups near-duplicate rumours into stories.
 
 Unsupervised on purpose: near-duplicates need no labelled data. Rumour-clarification pairs are
-scored by the learned re-ranker (pair_model.py) behind the same `score_many` contract.
+scored by the learned re-ranker (pair_model.py) behind the same `score_many` contract. Both
+read the same cached vectors of each text (`pair_model.text_vectors`), so a rumour's
+candidates are vectorised once for the story and the re-ranker alike.
 """
 
-import re
+import math
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.feature_extraction.text import HashingVectorizer
 
-from classifiers.text import STOPWORDS, WORD, content_words, fold
+from classifiers.pair_model import pair_text, text_vectors, unit_rows
+from classifiers.text import STOPWORDS, WORD, fold
 from tracker.domain import PairScore, TextForModel
 
 VERSION = "pair-lexical-1"
-NUMBERISH = re.compile(r"\w*\d\w*")
 
 
 class LexicalPairScorer:
     version = VERSION
-
-    def __init__(self) -> None:
-        self._chars = HashingVectorizer(
-            preprocessor=fold,
-            analyzer="char_wb",
-            ngram_range=(3, 5),
-            n_features=2**20,
-            alternate_sign=False,
-        )
-        self._words = HashingVectorizer(
-            analyzer=content_words, n_features=2**20, alternate_sign=False
-        )
 
     def score_many(
         self, query: TextForModel, candidates: Sequence[TextForModel], query_is_rumour: bool = True
@@ -39,24 +29,28 @@ class LexicalPairScorer:
         which side the query is on does not matter."""
         if not candidates:
             return []
-        docs = [_doc(query)] + [_doc(c) for c in candidates]
-        char_cos = (self._chars.transform(docs[:1]) @ self._chars.transform(docs[1:]).T).toarray()[
-            0
-        ]
-        word_cos = (self._words.transform(docs[:1]) @ self._words.transform(docs[1:]).T).toarray()[
-            0
-        ]
-        query_words = set(content_words(docs[0]))
-        query_numbers = set(NUMBERISH.findall(fold(docs[0])))
+        vectors = text_vectors([pair_text(query), *(pair_text(c) for c in candidates)])
+        chars = unit_rows(vectors.chars)
+        char_cos = np.asarray((chars[1:] @ chars[0].T).todense()).ravel()
+        query_facts, *facts = vectors.facts
+        query_words = Counter(query_facts.words)
         scores = []
-        for i, candidate in enumerate(docs[1:]):
-            shared = query_words & set(content_words(candidate))
-            numbers = query_numbers & set(NUMBERISH.findall(fold(candidate)))
+        for i, candidate in enumerate(facts):
+            words = Counter(candidate.words)
+            shared = query_words.keys() & words.keys()
             # Shared numbers ("F-16", "2023") are strong evidence two texts speak of one event.
-            bonus = 0.1 if numbers else 0.0
-            value = float(np.clip(0.55 * char_cos[i] + 0.45 * word_cos[i] + bonus, 0.0, 1.0))
+            bonus = 0.1 if query_facts.numberish & candidate.numberish else 0.0
+            word_cos = _cosine(query_words, words, shared)
+            value = float(np.clip(0.55 * char_cos[i] + 0.45 * word_cos + bonus, 0.0, 1.0))
             scores.append(PairScore(score=round(value, 4), shared_terms=tuple(sorted(shared))))
         return scores
+
+
+def _cosine(a: Counter[str], b: Counter[str], shared: set[str]) -> float:
+    dot = sum(a[w] * b[w] for w in shared)
+    if not dot:
+        return 0.0
+    return dot / math.sqrt(sum(v * v for v in a.values()) * sum(v * v for v in b.values()))
 
 
 def query_terms(item: TextForModel, limit: int = 24) -> list[str]:

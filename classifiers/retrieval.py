@@ -5,7 +5,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from classifiers.pair_model import _hashing, _idf, _tfidf, pair_text
+from classifiers.pair_model import _idf, _tfidf, char_counts, pair_text, word_counts
+from classifiers.text import fold
 from tracker.domain import TextForModel
 
 
@@ -15,17 +16,15 @@ class SparseIndex:
     def __init__(self, ids: Sequence[str], texts: Sequence[TextForModel]):
         documents = [pair_text(t) for t in texts]
         self.ids = list(ids)
-        self._chars = _hashing("char")
-        char_counts = self._chars.transform(documents)
-        self._char_idf = _idf(char_counts)
-        self._char_matrix = _tfidf(char_counts, self._char_idf).T.tocsr()
-        self._words = _hashing("word")
-        word_counts = self._words.transform(documents).tocsr().astype(np.float32)
-        word_idf = _idf(word_counts)
-        lengths = np.asarray(word_counts.sum(axis=1)).ravel()
+        chars = char_counts([fold(d) for d in documents])
+        self._char_idf = _idf(chars)
+        self._char_matrix = _tfidf(chars, self._char_idf).T.tocsr()
+        words = word_counts(documents)
+        word_idf = _idf(words)
+        lengths = np.asarray(words.sum(axis=1)).ravel()
         k1, b = 1.2, 0.75
         norm = k1 * (1 - b + b * lengths / max(float(lengths.mean()), 1.0))
-        coo = word_counts.tocoo()
+        coo = words.tocoo()
         coo.data = word_idf[coo.col] * coo.data * (k1 + 1) / (coo.data + norm[coo.row])
         self._bm25_matrix = coo.T.tocsr()
 
@@ -33,8 +32,9 @@ class SparseIndex:
         """Positions in the collection of each query's candidates: the union of the top k by
         character cosine and the top k/2 by BM25."""
         documents = [pair_text(q) for q in queries]
-        chars = _tfidf(self._chars.transform(documents), self._char_idf) @ self._char_matrix
-        words = (self._words.transform(documents) > 0).astype(np.float32) @ self._bm25_matrix
+        chars = _tfidf(char_counts([fold(d) for d in documents]), self._char_idf)
+        chars = chars @ self._char_matrix
+        words = (word_counts(documents) > 0).astype(np.float32) @ self._bm25_matrix
         found = []
         for row in range(len(documents)):
             best = set(_top(chars[row].toarray().ravel(), k))

@@ -133,13 +133,20 @@ def bench_pairing(
         int, typer.Option("--classify", min=100, help="Items for the throughput figure.")
     ] = 20_000,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    reuse: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep the loaded items in this database; later runs measure at N only.",
+        ),
+    ] = None,
 ) -> None:
     """Classification throughput on one core; pairing latency at N/10 and N stored items."""
     from tracker.bench.pairing import bench
 
     with database_url(settings()) as url:
         typer.echo(f"benchmarking pairing at {n_items // 10} and {n_items} items ...", err=True)
-        figures = bench(url, n_items, new, classify_n, lambda line: typer.echo(line, err=True))
+        echo = lambda line: typer.echo(line, err=True)  # noqa: E731
+        figures = bench(url, n_items, new, classify_n, echo, reuse)
     if as_json:
         print_json(figures)
         return

@@ -1,6 +1,8 @@
 """Pairing stage: match each new rumour with clarifications (and each clarification with
 rumours), and group near-duplicate rumours from different outlets into one story."""
 
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,6 +35,18 @@ class PairingConfig:
 
 
 STORY_SCORER = LexicalPairScorer()
+OTHER_LABEL = {"rumour": "clarification", "clarification": "rumour"}
+# A candidate must share a distinctive term with the query: one in under 1% of items, or else
+# one of the query's three least common. Ranking every item of the window that shares any word
+# ("officials", "posted") takes about a second at a million items, and such items rarely answer
+# each other.
+DISTINCTIVE_BELOW = 0.01
+DISTINCTIVE_AT_LEAST = 3
+# Candidates scored per item: for pairing, and near-duplicate rumours for its story. Scoring
+# is most of the time of pairing an item, and the same event's items rank near the top
+# (`same_event_recall` of `tracker bench pairing`).
+PAIR_CANDIDATES = 30
+STORY_CANDIDATES = 30
 
 
 def pair_items(
@@ -47,76 +61,116 @@ def pair_items(
         labels = classifications.labels(conn, config.model_version, item_ids)
         for row in items.for_model(conn, item_ids):
             label = labels.get(row.id, ("other", 0.0))[0]
+            if label not in OTHER_LABEL:
+                continue
+            found = retrieve(conn, row, label, config)
             if label == "rumour":
-                _join_story(conn, row, config)
-                created += _pair(conn, row, "clarification", scorer, config)
-            elif label == "clarification":
-                created += _pair(conn, row, "rumour", scorer, config)
+                _join_story(conn, row, found["rumour"], config)
+            created += _pair(conn, row, label, found[OTHER_LABEL[label]], scorer, config)
         created += pairs.spread_to_stories(conn, item_ids)
     return created
+
+
+def retrieve(
+    conn: psycopg.Connection, row: ItemForModel, label: str, config: PairingConfig
+) -> dict[str, list[ItemForModel]]:
+    """Candidates of the other label and, for a rumour, near-duplicate rumours, in one query."""
+    terms = query_terms(to_model_text(row))
+    limits = {OTHER_LABEL[label]: PAIR_CANDIDATES}
+    if label == "rumour":
+        limits["rumour"] = STORY_CANDIDATES
+    return pairs.candidates(
+        conn,
+        match_terms=distinctive(terms, _frequencies(conn)),
+        rank_terms=terms,
+        limits=limits,
+        model_version=config.model_version,
+        around=row.seen_at,
+        window_days=config.window_days,
+        exclude_id=row.id,
+    )
+
+
+def distinctive(terms: Sequence[str], frequencies: dict[str, float]) -> list[str]:
+    """The terms in under DISTINCTIVE_BELOW of items, or at least the DISTINCTIVE_AT_LEAST
+    least common; terms not among the commonest count as rare."""
+
+    def share(term: str) -> float:
+        return frequencies.get(term.lower(), 0.0)
+
+    ordered = sorted(terms, key=lambda t: (share(t), -len(t), t))
+    keep = max(sum(share(t) < DISTINCTIVE_BELOW for t in terms), DISTINCTIVE_AT_LEAST)
+    return ordered[:keep]
+
+
+# Word frequencies change only when the table is analysed: read them once a few minutes per
+# database rather than in every candidate query.
+FREQUENCIES_TTL_S = 300.0
+_frequencies_lock = threading.Lock()
+_frequencies_cache: dict[str, tuple[float, dict[str, float]]] = {}
+
+
+def _frequencies(conn: psycopg.Connection) -> dict[str, float]:
+    key = f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
+    now = time.monotonic()
+    with _frequencies_lock:
+        cached = _frequencies_cache.get(key)
+    if cached is not None and now - cached[0] < FREQUENCIES_TTL_S:
+        return cached[1]
+    found = pairs.term_frequencies(conn)
+    with _frequencies_lock:
+        _frequencies_cache[key] = (now, found)
+    return found
 
 
 def _pair(
     conn: psycopg.Connection,
     row: ItemForModel,
-    other_label: str,
+    label: str,
+    found: list[ItemForModel],
     scorer: PairScorer,
     config: PairingConfig,
 ) -> int:
-    found = _scored_candidates(conn, row, other_label, scorer, config)
-    created = 0
-    for candidate, score in found:
+    new = []
+    for candidate, score in score_candidates(row, label == "rumour", found, scorer):
         if score.score < config.suggest_threshold:
             continue
-        rumour, clarification = (
-            (row, candidate) if other_label == "clarification" else (candidate, row)
-        )
-        explanation = {"shared_terms": list(score.shared_terms[:20])}
+        rumour, clarification = (row, candidate) if label == "rumour" else (candidate, row)
         status = "confirmed" if score.score >= config.autoconfirm_threshold else "suggested"
-        created += pairs.upsert(
-            conn, rumour.id, clarification.id, score.score, explanation, scorer.version, status
-        )
-    return created
+        explanation = {"shared_terms": list(score.shared_terms[:20])}
+        new.append(pairs.NewPair(rumour.id, clarification.id, score.score, explanation, status))
+    return pairs.upsert_many(conn, new, scorer.version)
 
 
-def _join_story(conn: psycopg.Connection, row: ItemForModel, config: PairingConfig) -> None:
+def _join_story(
+    conn: psycopg.Connection, row: ItemForModel, found: list[ItemForModel], config: PairingConfig
+) -> None:
     """Put a rumour in the story of its nearest near-duplicate from another outlet."""
-    items.lock_stories(conn)
-    current = items.for_model(conn, [row.id])
-    if not current or current[0].story_id is not None:
+    if row.story_id is not None:
         return
-    found = [
+    near = [
         (c, s)
-        for c, s in _scored_candidates(conn, row, "rumour", STORY_SCORER, config)
+        for c, s in score_candidates(row, True, found, STORY_SCORER)
         if c.feed_id != row.feed_id and s.score >= config.story_threshold
     ]
-    if not found:
+    if not near:
         return
-    nearest, _score = max(found, key=lambda cs: cs[1].score)
+    nearest = max(near, key=lambda cs: cs[1].score)[0]
+    items.lock_stories(conn)
+    # Read again under the lock: another worker may have put either in a story meanwhile.
+    current = {r.id: r for r in items.for_model(conn, [row.id, nearest.id])}
+    if row.id not in current or current[row.id].story_id is not None or nearest.id not in current:
+        return
+    nearest = current[nearest.id]
     story_id = nearest.story_id or items.create_story(
         conn, nearest.title, min(nearest.seen_at, row.seen_at)
     )
     items.set_story(conn, [nearest.id, row.id], story_id)
 
 
-def _scored_candidates(
-    conn: psycopg.Connection,
-    row: ItemForModel,
-    label: str,
-    scorer: PairScorer,
-    config: PairingConfig,
+def score_candidates(
+    row: ItemForModel, query_is_rumour: bool, found: list[ItemForModel], scorer: PairScorer
 ) -> list[tuple[ItemForModel, PairScore]]:
-    text = to_model_text(row)
-    found = items.candidates(
-        conn,
-        query_terms=query_terms(text),
-        label=label,
-        model_version=config.model_version,
-        around=row.seen_at,
-        window_days=config.window_days,
-        exclude_id=row.id,
-    )
-    # Candidates labelled rumour mean the query is the clarification, except for stories.
-    query_is_rumour = label == "clarification" or scorer is STORY_SCORER
-    scores = scorer.score_many(text, [to_model_text(c) for c in found], query_is_rumour)
+    texts = [to_model_text(c) for c in found]
+    scores = scorer.score_many(to_model_text(row), texts, query_is_rumour)
     return list(zip(found, scores, strict=True))

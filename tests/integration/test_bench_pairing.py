@@ -46,3 +46,30 @@ def test_memory_and_targets_are_reported(figures: dict[str, Any]) -> None:
         "worker_peak_rss_mb",
     }
     assert all(isinstance(t["met"], bool) and t["target"] for t in targets.values())
+
+
+def test_a_reused_database_is_restored_to_the_loaded_items_and_measured_at_n_only(
+    session_db_url: str,
+) -> None:
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    name = f"rt_bench_reuse_{uuid.uuid4().hex[:8]}"
+    try:
+        first = bench(session_db_url, n_items=600, new_items=10, classify_n=200, reuse=name)
+        again = bench(session_db_url, n_items=600, new_items=10, classify_n=200, reuse=name)
+        parts = urlsplit(session_db_url)
+        url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT count(*) FROM items").fetchone()
+    finally:
+        with psycopg.connect(session_db_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    assert len(first["pairing"]) == 2 and "reused" not in first["pairing"][-1]
+    [run] = again["pairing"]
+    # The new items of the first run were removed: the run met exactly the loaded items.
+    assert run["reused"] and run["stored_items"] == 600 and run["new_items"] == 10
+    assert again["pairing_p95_ratio_n_to_n_over_10"] == 0.0
+    assert row is not None and row[0] == 600 + 10 + 10  # loaded, warm-up, timed

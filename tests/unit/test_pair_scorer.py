@@ -33,3 +33,38 @@ def test_query_terms_skip_stop_words_and_keep_diacritics() -> None:
     assert "informațiile" in terms
     assert "despre" not in terms
     assert "16" in terms
+
+
+def _texts() -> list[str]:
+    from classifiers.pair_model import pair_text
+    from classifiers.seed import load_seed_pairs
+
+    pairs, _ = load_seed_pairs()
+    found = {pair_text(t) for p in pairs for t in (p.rumour, p.clarification)}
+    return [*sorted(found), "", "a", "x  yz\tabcd", "Apa și podul; dam  power cut, Cod Roșu!"]
+
+
+def test_the_fast_concept_lookup_finds_what_the_lexicon_scan_finds() -> None:
+    from classifiers.pair_model import _concepts
+    from classifiers.text import concepts, fold
+
+    texts = _texts()
+    assert sum(bool(concepts(t)) for t in texts) > 100
+    assert [_concepts(fold(t)) for t in texts] == [concepts(t) for t in texts]
+
+
+def test_character_counts_hold_the_same_n_grams_as_char_wb() -> None:
+    import numpy as np
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from classifiers.pair_model import char_counts
+    from classifiers.text import fold
+
+    texts = _texts()
+    reference = CountVectorizer(analyzer="char_wb", ngram_range=(3, 5), preprocessor=fold)
+    expected = np.asarray(reference.fit_transform(texts).sum(axis=1)).ravel()
+    counts = char_counts([fold(t) for t in texts])
+    assert np.array_equal(np.asarray(counts.sum(axis=1)).ravel(), expected)
+    # Hashing n-grams of one text into 2**18 buckets collides rarely.
+    distinct = (reference.transform(texts[:50]) > 0).sum()
+    assert counts[:50].nnz >= 0.99 * distinct

@@ -10,6 +10,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from tracker.storage import subscriptions
+from tracker.storage.items import ITEM_FOR_MODEL, ItemForModel
 
 SUGGESTED = "clarification_suggested"
 CONFIRMED = "clarification_confirmed"
@@ -67,6 +68,160 @@ def upsert(
     if event:
         subscriptions.queue_pair_alerts(conn, [row[0]], event)
     return True
+
+
+@dataclass(frozen=True)
+class NewPair:
+    rumour_id: int
+    clarification_id: int
+    score: float
+    explanation: dict[str, Any]
+    status: str  # suggested or confirmed
+
+
+def upsert_many(conn: psycopg.Connection, new: Sequence[NewPair], scorer_version: str) -> int:
+    """`upsert` for many pairs in one statement; returns how many were new. Followers of the
+    rumours' stories are alerted in the same transaction."""
+    if not new:
+        return 0
+    with conn.cursor() as cur:
+        cur.execute(
+            """INSERT INTO pairs
+                   (rumour_id, clarification_id, score, explanation, scorer_version, status)
+               SELECT r, c, s, e, %s, st
+               FROM unnest(%s::bigint[], %s::bigint[], %s::float8[], %s::jsonb[], %s::text[])
+                   AS n(r, c, s, e, st)
+               ON CONFLICT (rumour_id, clarification_id) DO NOTHING RETURNING id, status""",
+            (
+                scorer_version,
+                [p.rumour_id for p in new],
+                [p.clarification_id for p in new],
+                [p.score for p in new],
+                [Jsonb(p.explanation) for p in new],
+                [p.status for p in new],
+            ),
+        )
+        added = cur.fetchall()
+    for status, event in (("suggested", SUGGESTED), ("confirmed", CONFIRMED)):
+        subscriptions.queue_pair_alerts(conn, [i for i, st in added if st == status], event)
+    return len(added)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    label: str
+    item: ItemForModel
+
+
+# Candidates for pairing and for stories in one query: both labels share the text match, so
+# the index is searched and the rows are read once. `match` is the distinctive terms of the
+# query item (chosen by the caller), looked up tagged with each week of the window in the
+# index of week-tagged terms (0007), so the index yields only the window's items; the rank
+# still weighs all the item's terms (`rank`): ts_rank, as ts_rank_cd costs ten times more per
+# row and found no more items of the same event.
+# Matches are ranked before their labels are read, `POOL_PER_CANDIDATE` per candidate wanted:
+# reading the label of each of the window's matches (a thousand or two at a million items)
+# costs more than ranking them, and the labels not wanted ("other") take about half of them.
+POOL_PER_CANDIDATE = 5
+CANDIDATES = (
+    """WITH weeks AS (
+        SELECT DISTINCT item_week(day) AS week
+        FROM generate_series(%(around)s - make_interval(days => %(days)s),
+                             %(around)s + make_interval(days => %(days)s), interval '1 day') day
+    ),
+    match AS (
+        -- The lexemes to_tsquery would make of the terms, each tagged with each week and
+        -- quoted as tsquery input: a tagged lexeme must not be parsed again.
+        SELECT string_agg(
+                   chr(39)
+                   || replace(replace(t.lexeme || '@' || w.week, chr(92), repeat(chr(92), 2)),
+                              chr(39), repeat(chr(39), 2))
+                   || chr(39),
+                   ' | ')::tsquery AS q
+        FROM unnest(to_tsvector('simple', %(match)s)) AS t, weeks w
+    ),
+    ranked AS (
+        SELECT i.id, ts_rank(i.tsv, to_tsquery('simple', %(rank)s)) AS rank
+        FROM items i
+        WHERE i.id <> %(exclude)s
+          AND item_week_terms(i.tsv, coalesce(i.published_at, i.fetched_at))
+              @@ (SELECT q FROM match)
+          -- Exact window, checked on the rows found (the weeks overhang it).
+          AND coalesce(i.published_at, i.fetched_at) - %(around)s
+              BETWEEN -make_interval(days => %(days)s) AND make_interval(days => %(days)s)
+        ORDER BY rank DESC, i.id DESC
+        LIMIT %(pool)s
+    ),
+    found AS (
+        SELECT r.id, c.label,
+               row_number() OVER (PARTITION BY c.label ORDER BY r.rank DESC, r.id DESC) AS n
+        FROM ranked r
+        JOIN classifications c ON c.item_id = r.id AND c.model_version = %(version)s
+        WHERE c.label = ANY(%(labels)s)
+    )
+    SELECT found.label, """
+    + ITEM_FOR_MODEL.removeprefix("SELECT ")
+    + """ JOIN found ON found.id = i.id
+    WHERE found.n <= (%(limits)s::int[])[array_position(%(labels)s::text[], found.label)]
+    ORDER BY found.label, found.n"""
+)
+
+
+def candidates(
+    conn: psycopg.Connection,
+    *,
+    match_terms: Sequence[str],
+    rank_terms: Sequence[str],
+    limits: dict[str, int],
+    model_version: str,
+    around: datetime,
+    window_days: int,
+    exclude_id: int,
+) -> dict[str, list[ItemForModel]]:
+    """Per label of `limits`, up to that many items with the label under `model_version`
+    within `window_days` of `around` that share one of `match_terms`, best FTS rank over
+    `rank_terms` first."""
+    labels = list(limits)
+    found: dict[str, list[ItemForModel]] = {label: [] for label in labels}
+    if not match_terms:
+        return found
+    with conn.cursor() as cur:
+        # Never prepared: a generic plan, made without the terms and the window, took two to
+        # four times longer than plans for the actual ones (psycopg prepares a query once it
+        # has run five times on a connection).
+        cur.execute(
+            CANDIDATES,
+            {
+                "match": " ".join(match_terms),
+                "rank": " | ".join(rank_terms),
+                "labels": labels,
+                "limits": [limits[label] for label in labels],
+                "pool": POOL_PER_CANDIDATE * sum(limits.values()),
+                "version": model_version,
+                "exclude": exclude_id,
+                "around": around,
+                "days": window_days,
+            },
+            prepare=False,
+        )
+        for label, *columns in cur.fetchall():
+            found[label].append(ItemForModel(*columns))
+    return found
+
+
+def term_frequencies(conn: psycopg.Connection) -> dict[str, float]:
+    """The share of items containing each of the commonest words, from the planner's
+    statistics (pg_stats, kept fresh by autovacuum; empty before the first ANALYZE)."""
+    rows = conn.execute(
+        """SELECT e.term, e.freq
+           FROM pg_stats p,
+                unnest(p.most_common_elems::text::text[], p.most_common_elem_freqs)
+                    AS e(term, freq)
+           WHERE p.schemaname = current_schema() AND p.tablename = 'items'
+             AND p.attname = 'tsv'"""
+    ).fetchall()
+    # The array of frequencies ends with three summary figures: they pair with no term.
+    return {str(term): float(freq) for term, freq in rows if term is not None}
 
 
 def list_pairs(
