@@ -164,10 +164,8 @@ LEFT JOIN LATERAL (
 
 _SEEN = "coalesce(i.published_at, i.fetched_at)"
 _ITEM_CONDITIONS = {
-    # Written as the expression of the items_tsv_week GIN index (migration 0004) so that index
-    # serves it; the week lexeme it adds starts with '~', which no query word can produce.
-    "q": f"""(i.tsv || array_to_tsvector(ARRAY[item_week({_SEEN})]))
-             @@ websearch_to_tsquery('simple', %(q)s)""",
+    # Served by the items_tsv GIN index (migration 0008).
+    "q": "i.tsv @@ websearch_to_tsquery('simple', %(q)s)",
     "label": "cl.label = %(label)s",
     "language": "split_part(lower(i.language), '-', 1) = %(language)s",
     "feed_id": "i.feed_id = %(feed_id)s",

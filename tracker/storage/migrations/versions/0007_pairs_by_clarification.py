@@ -1,7 +1,7 @@
 """Pairing retrieval by week-tagged terms; pairs found from the clarification's side.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 
 Candidates share a distinctive term with the new item within ±N days. With each item's week
 as one more lexeme beside its terms (0004), GIN still reads a term's postings for the whole
@@ -18,7 +18,7 @@ with the rumour, so without an index on the clarification each run reads the who
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 
 UPGRADE = """
 -- Array functions, not unnest and array_agg: twice as fast to build the index. The
