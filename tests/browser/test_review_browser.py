@@ -1,6 +1,7 @@
 """The review queue in a real browser: Debian's Chromium driven by Playwright, against the app
 served by uvicorn on loopback with the test database."""
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -115,6 +116,12 @@ def status(db_url: str, pair_id: int) -> tuple[Any, ...]:
     return tuple(row)
 
 
+def claimed(db_url: str) -> set[int]:
+    with psycopg.connect(db_url) as conn:
+        found = conn.execute("SELECT id FROM pairs WHERE claimed_by IS NOT NULL").fetchall()
+    return {int(row[0]) for row in found}
+
+
 def test_an_analyst_works_the_queue_by_keyboard(page: Page, db_url: str) -> None:
     add_user(db_url, "ana@newsroom.example", "analyst")
     first = add_pair(db_url, 0.9)
@@ -127,6 +134,8 @@ def test_an_analyst_works_the_queue_by_keyboard(page: Page, db_url: str) -> None
     expect(page.locator("article.pair.current")).to_have_id(f"pair-{first}")
     page.keyboard.press("j")
     expect(page.locator("article.pair.current")).to_have_id(f"pair-{second}")
+    expect(page.locator(f"#pair-{second}")).to_have_class(re.compile(r"\bclaimed\b"))
+    assert claimed(db_url) == {second}, "moving to a pair claims it (and frees the last one)"
     page.keyboard.press("j")
     page.keyboard.press("k")
     expect(page.locator("article.pair.current")).to_have_id(f"pair-{second}")

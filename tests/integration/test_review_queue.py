@@ -325,3 +325,23 @@ def test_a_form_cannot_send_the_browser_off_site(web: Web) -> None:
     ana = log_in(web, "ana@newsroom.example")
     response = post(ana, f"/pairs/{pair}/decision", decision="skip", back="//evil.example/")
     assert response.headers["location"] == "/"
+
+
+def test_moving_to_a_pair_claims_it_unless_someone_else_holds_it(web: Web) -> None:
+    ana_id = add_user(web.db_url, "ana@newsroom.example", "analyst")
+    add_user(web.db_url, "bo@newsroom.example", "analyst")
+    first = add_pair(web.db_url, 0.9)
+    second = add_pair(web.db_url, 0.8)
+    ana, bo = log_in(web, "ana@newsroom.example"), log_in(web, "bo@newsroom.example")
+    assert shown_pairs(ana.get("/")) == [first, second]  # ana holds the first
+    headers = {"accept": "application/json", "x-csrf-token": token(ana)}
+    response = ana.post(f"/pairs/{second}/claim", headers=headers)
+    assert response.status_code == 200
+    assert response.json()["pair_id"] == second
+    claims = dict(rows(web.db_url, "SELECT id, claimed_by FROM pairs"))
+    assert claims == {first: None, second: ana_id}, "one pair at a time"
+    bo_headers = {"accept": "application/json", "x-csrf-token": token(bo)}
+    refused = bo.post(f"/pairs/{second}/claim", headers=bo_headers)
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == "Another analyst is reviewing this pair right now."
+    assert bo.post("/pairs/999999/claim", headers=bo_headers).status_code == 404

@@ -163,7 +163,8 @@ def claim(conn: psycopg.Connection, pair_id: int, user_id: int, now: datetime) -
     return taken
 
 
-def _why_not(conn: psycopg.Connection, pair_id: int) -> Outcome:
+def refusal(conn: psycopg.Connection, pair_id: int) -> Outcome:
+    """Why a claim or decision on this pair did not match: gone, decided, or held."""
     with conn.cursor() as cur:
         cur.execute("SELECT status FROM pairs WHERE id = %s", (pair_id,))
         row = cur.fetchone()
@@ -192,7 +193,7 @@ def decide(
             {"status": new_status, "id": pair_id, "me": user_id, "now": now},
         )
         if cur.rowcount != 1:
-            return _why_not(conn, pair_id)
+            return refusal(conn, pair_id)
         cur.execute(
             """INSERT INTO reviews (pair_id, user_id, decision, reason, previous_status)
                VALUES (%s, %s, %s, %s, 'suggested')""",

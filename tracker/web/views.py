@@ -306,6 +306,25 @@ def decide(
     return done(request, back, pair_id=pair_id, decision=decision)
 
 
+@router.post("/pairs/{pair_id}/claim", response_model=None)
+def claim(
+    request: Request,
+    pair_id: Annotated[int, PathParam(ge=1, le=MAX_BIGINT)],
+    user: Decider,
+    pool: Pool,
+    back: FormText = "/",
+) -> Response:
+    """Hold a pair while working it (our script calls this as the analyst moves to a pair).
+    A lease, not a decision: it expires by itself, so it is not written to the audit log."""
+    now = auth.now(request)
+    with pool.connection() as conn, conn.transaction():
+        if not reviews.claim(conn, pair_id, user.id, now):
+            outcome = reviews.refusal(conn, pair_id)
+            raise HTTPException(status_code=OUTCOME_STATUS[outcome], detail=OUTCOME_TEXT[outcome])
+    until = (now + reviews.CLAIM_LEASE).isoformat()
+    return done(request, back, pair_id=pair_id, claimed_until=until)
+
+
 @router.post("/reviews/undo", response_model=None)
 def undo(request: Request, user: Decider, pool: Pool, back: FormText = "/") -> Response:
     """Take back this analyst's last decision (confirm, reject or skip)."""

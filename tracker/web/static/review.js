@@ -38,12 +38,37 @@
     chosen.classList.add("current");
     chosen.focus({ preventScroll: true });
     chosen.scrollIntoView({ block: "nearest" });
+    claim(chosen);
     return chosen;
   }
 
+  function claim(article) {
+    // Hold the pair we moved to, so no other analyst works it meanwhile. The server already
+    // holds the first pair of the page for us; a refusal marks the pair as someone else's.
+    var url = article.getAttribute("data-claim");
+    if (!url || article.classList.contains("claimed")) {
+      return;
+    }
+    send(url, new URLSearchParams({ csrf_token: csrf })).then(function (result) {
+      if (result.ok) {
+        // The server holds one pair per analyst: the one held before is free again.
+        pairs().forEach(function (p) {
+          p.classList.remove("claimed");
+        });
+        article.classList.add("claimed");
+      } else {
+        article.classList.add("taken");
+        say(String(result.data.detail || "This pair is not free."));
+      }
+    }, function () {});
+  }
+
   function post(form) {
-    var body = new URLSearchParams(new FormData(form));
-    return fetch(form.action, {
+    return send(form.action, new URLSearchParams(new FormData(form)));
+  }
+
+  function send(url, body) {
+    return fetch(url, {
       method: "POST",
       body: body,
       credentials: "same-origin",
