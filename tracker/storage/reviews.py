@@ -74,7 +74,36 @@ class SavedView:
     query: str
 
 
-QUEUE_SQL = """
+FILTERED = """
+FROM pairs p
+JOIN items r ON r.id = p.rumour_id JOIN feeds rf ON rf.id = r.feed_id
+JOIN items c ON c.id = p.clarification_id JOIN feeds cf ON cf.id = c.feed_id
+WHERE (%(status)s::text IS NULL OR p.status = %(status)s)
+  AND (%(language)s::text IS NULL OR r.language = %(language)s OR c.language = %(language)s)
+  AND (%(kind)s::text IS NULL OR rf.kind = %(kind)s OR cf.kind = %(kind)s)
+  AND (%(tag)s::text IS NULL OR %(tag)s = ANY(rf.tags) OR %(tag)s = ANY(cf.tags))
+  AND (%(score_min)s::real IS NULL OR p.score >= %(score_min)s)
+  AND (%(score_max)s::real IS NULL OR p.score <= %(score_max)s)
+  AND (%(date_from)s::date IS NULL OR p.created_at >= %(date_from)s::date)
+  AND (%(date_to)s::date IS NULL OR p.created_at < %(date_to)s::date + 1)
+"""
+
+# Two steps so the rank index does the work: first the best `pick` pairs by score (the page's
+# limit plus as many as this analyst skipped and others hold, since those sort after the rest),
+# and the pair this analyst holds; then only those few are joined, measured and ordered.
+QUEUE_SQL = (
+    """
+WITH picked AS (
+  (SELECT p.id"""
+    + FILTERED
+    + """
+   ORDER BY p.score DESC, p.created_at DESC, p.id DESC
+   LIMIT %(pick)s)
+  UNION
+  (SELECT p.id"""
+    + FILTERED
+    + """
+     AND p.claimed_by = %(me)s AND p.claimed_until > %(now)s))
 SELECT p.id, p.score, p.status, p.created_at, p.explanation,
        r.id AS rumour_id, r.title AS rumour_title, r.summary AS rumour_summary,
        r.url AS rumour_url, coalesce(rf.title, rf.url) AS rumour_feed, rf.kind AS rumour_kind,
@@ -92,7 +121,7 @@ SELECT p.id, p.score, p.status, p.created_at, p.explanation,
        CASE WHEN p.claimed_until > %(now)s THEN p.claimed_until END AS claimed_until,
        EXISTS (SELECT 1 FROM reviews s WHERE s.pair_id = p.id AND s.user_id = %(me)s
                AND s.decision = 'skip' AND s.undone_at IS NULL) AS skipped_by_me
-FROM pairs p
+FROM picked JOIN pairs p ON p.id = picked.id
 JOIN items r ON r.id = p.rumour_id JOIN feeds rf ON rf.id = r.feed_id
 JOIN items c ON c.id = p.clarification_id JOIN feeds cf ON cf.id = c.feed_id
 LEFT JOIN users u ON u.id = p.claimed_by
@@ -100,14 +129,6 @@ LEFT JOIN LATERAL (
     SELECT count(DISTINCT s.feed_id)::int AS outlets,
            min(coalesce(s.published_at, s.fetched_at)) AS first_seen
     FROM items s WHERE s.story_id = r.story_id) spread ON r.story_id IS NOT NULL
-WHERE (%(status)s::text IS NULL OR p.status = %(status)s)
-  AND (%(language)s::text IS NULL OR r.language = %(language)s OR c.language = %(language)s)
-  AND (%(kind)s::text IS NULL OR rf.kind = %(kind)s OR cf.kind = %(kind)s)
-  AND (%(tag)s::text IS NULL OR %(tag)s = ANY(rf.tags) OR %(tag)s = ANY(cf.tags))
-  AND (%(score_min)s::real IS NULL OR p.score >= %(score_min)s)
-  AND (%(score_max)s::real IS NULL OR p.score <= %(score_max)s)
-  AND (%(date_from)s::date IS NULL OR p.created_at >= %(date_from)s::date)
-  AND (%(date_to)s::date IS NULL OR p.created_at < %(date_to)s::date + 1)
 ORDER BY
   -- The pair this analyst holds comes first, pairs others hold last, skipped ones before those.
   (p.claimed_by = %(me)s AND p.claimed_until > %(now)s) DESC NULLS LAST,
@@ -117,6 +138,7 @@ ORDER BY
   p.score DESC, p.created_at DESC, p.id DESC
 LIMIT %(limit)s
 """
+)
 
 
 def queue(
@@ -136,9 +158,25 @@ def queue(
         "date_to": where.date_to,
         "limit": limit,
     }
+    # A number, not a subquery, in LIMIT: the planner then walks the rank index for a few rows.
+    params["pick"] = limit + _sorted_last(conn, user_id, now)
     with conn.cursor(row_factory=class_row(QueuePair)) as cur:
         cur.execute(QUEUE_SQL, params)
         return cur.fetchall()
+
+
+def _sorted_last(conn: psycopg.Connection, user_id: int, now: datetime) -> int:
+    """How many pairs may sort after better-scored ones: skipped by this analyst, held by others."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT (SELECT count(*) FROM reviews WHERE user_id = %(me)s AND decision = 'skip'
+                       AND undone_at IS NULL)
+                    + (SELECT count(*) FROM pairs WHERE claimed_by IS NOT NULL
+                       AND claimed_by <> %(me)s AND claimed_until > %(now)s)""",
+            {"me": user_id, "now": now},
+        )
+        row = cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 def claim(conn: psycopg.Connection, pair_id: int, user_id: int, now: datetime) -> bool:

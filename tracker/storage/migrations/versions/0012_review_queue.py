@@ -18,6 +18,7 @@ ALTER TABLE pairs
     ADD COLUMN claimed_until timestamptz;
 CREATE INDEX pairs_suggested_rank ON pairs (score DESC, created_at DESC, id DESC)
     WHERE status = 'suggested';
+CREATE INDEX pairs_claimed ON pairs (claimed_by, claimed_until) WHERE claimed_by IS NOT NULL;
 
 ALTER TABLE reviews
     -- What the pair was before this review, so undo can put it back.
@@ -39,7 +40,7 @@ DOWNGRADE = """
 DROP TABLE saved_views;
 DROP INDEX reviews_user_recent;
 ALTER TABLE reviews DROP COLUMN undone_at, DROP COLUMN previous_status;
-DROP INDEX pairs_suggested_rank;
+DROP INDEX pairs_claimed, pairs_suggested_rank;
 ALTER TABLE pairs DROP COLUMN claimed_until, DROP COLUMN claimed_by;
 """
 
