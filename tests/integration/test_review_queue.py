@@ -345,3 +345,18 @@ def test_moving_to_a_pair_claims_it_unless_someone_else_holds_it(web: Web) -> No
     assert refused.status_code == 409
     assert refused.json()["detail"] == "Another analyst is reviewing this pair right now."
     assert bo.post("/pairs/999999/claim", headers=bo_headers).status_code == 404
+
+
+def test_a_short_page_still_puts_skipped_and_held_pairs_after_the_rest(web: Web, conn: Any) -> None:
+    ana = add_user(web.db_url, "ana@newsroom.example", "analyst")
+    bo = add_user(web.db_url, "bo@newsroom.example", "analyst")
+    best, good, fair = (add_pair(web.db_url, score) for score in (0.9, 0.8, 0.7))
+    now = datetime.now(UTC)
+    assert reviews.decide(conn, best, ana, "skip", None, now) == "ok"
+    assert reviews.claim(conn, good, bo, now)
+    page = reviews.queue(conn, ana, now, reviews.QueueFilter(), limit=1)
+    assert [p.id for p in page] == [fair]
+    assert reviews.claim(conn, best, ana, now)
+    assert [p.id for p in reviews.queue(conn, ana, now, reviews.QueueFilter(), limit=1)] == [best]
+    everything = reviews.queue(conn, ana, now, reviews.QueueFilter(), limit=3)
+    assert [p.id for p in everything] == [best, fair, good]

@@ -131,9 +131,9 @@ LEFT JOIN LATERAL (
     FROM items s WHERE s.story_id = r.story_id) spread ON r.story_id IS NOT NULL
 ORDER BY
   -- The pair this analyst holds comes first, pairs others hold last, skipped ones before those.
-  (p.claimed_by = %(me)s AND p.claimed_until > %(now)s) DESC NULLS LAST,
-  (p.claimed_by IS NOT NULL AND p.claimed_by <> %(me)s AND p.claimed_until > %(now)s)
-      ASC NULLS FIRST,
+  -- coalesce: an unclaimed pair's comparisons are NULL, which would sort apart from false.
+  coalesce(p.claimed_by = %(me)s AND p.claimed_until > %(now)s, false) DESC,
+  coalesce(p.claimed_by <> %(me)s AND p.claimed_until > %(now)s, false) ASC,
   skipped_by_me ASC,
   p.score DESC, p.created_at DESC, p.id DESC
 LIMIT %(limit)s
