@@ -6,24 +6,34 @@ from pathlib import Path
 from typing import Annotated, Any, get_args
 
 import jinja2
+import psycopg
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
 from fastapi import Path as PathParam
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from psycopg_pool import ConnectionPool
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tracker.domain import ROLES, PairStatus
-from tracker.storage import audit, feeds, pairs, users
+from tracker.domain import FEED_KINDS, LABELS, ROLES, PairStatus
+from tracker.storage import audit, feeds, labels, pairs, reviews, users
 from tracker.storage.pairs import PairView
 from tracker.storage.users import User
 from tracker.web import auth, throttle
+from tracker.web.review_filters import filter_query, highlight, review_filter
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 PAIR_STATUSES: tuple[str, ...] = get_args(PairStatus)
 DECIDERS = ("analyst", "admin")
-DECISIONS = ("confirm", "reject")
+DECISIONS = ("confirm", "reject", "skip")
+MAX_VIEW_NAME = 100
+OUTCOME_STATUS = {"missing": 404, "claimed": 409, "decided": 409}
+OUTCOME_TEXT = {
+    "missing": "There is no such pair.",
+    "claimed": "Another analyst is reviewing this pair right now.",
+    "decided": "This pair has already been decided.",
+}
 MAX_REASON_CHARS = 1000
 MAX_BIGINT = 2**63 - 1
 
@@ -98,7 +108,15 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(when=when, score=lambda value: f"{value:.2f}")
-    env.globals.update(sides=sides, shared_terms=shared_terms)
+    env.globals.update(
+        sides=sides,
+        shared_terms=shared_terms,
+        http_url=http_url,
+        highlight=highlight,
+        feed_kinds=FEED_KINDS,
+        labels=LABELS,
+        statuses=PAIR_STATUSES,
+    )
     return env
 
 
@@ -215,9 +233,39 @@ def change_password(
 
 @router.get("/", response_class=HTMLResponse)
 def queue(request: Request, user: AnyUser, pool: Pool) -> HTMLResponse:
+    where, problems = review_filter(request.query_params)
+    now = auth.now(request)
     with pool.connection() as conn:
-        found = pairs.list_pairs(conn, status="suggested")
-    return render(request, "pairs.html", user, pairs=found, status="suggested", queue=True)
+        found = reviews.queue(conn, user.id, now, where)
+        # Hold the first pair nobody else holds, so two analysts never work the same one.
+        claiming = user.role in DECIDERS and where.status == "suggested"
+        if claiming and _claim_first(conn, found, user.id, now):
+            found = reviews.queue(conn, user.id, now, where)
+        views_saved = reviews.saved_views(conn, user.id)
+    return render(
+        request,
+        "queue.html",
+        user,
+        pairs=found,
+        where=where,
+        problems=problems,
+        query=str(request.url.query),
+        saved=views_saved,
+        me=user.id,
+    )
+
+
+def _claim_first(
+    conn: psycopg.Connection, found: list[reviews.QueuePair], user_id: int, now: datetime
+) -> bool:
+    """Claim the first pair not held by someone else; True when a claim changed."""
+    for pair in found:
+        if pair.claimed_by == user_id:
+            reviews.claim(conn, pair.id, user_id, now)  # renew the lease, same order
+            return False
+        if pair.claimed_by is None and reviews.claim(conn, pair.id, user_id, now):
+            return True
+    return False
 
 
 @router.get("/pairs", response_class=HTMLResponse)
@@ -236,23 +284,124 @@ def feed_health(request: Request, user: AnyUser, pool: Pool) -> HTMLResponse:
     return render(request, "feeds.html", user, feeds=found)
 
 
-@router.post("/pairs/{pair_id}/decision")
+@router.post("/pairs/{pair_id}/decision", response_model=None)
 def decide(
+    request: Request,
     pair_id: Annotated[int, PathParam(ge=1, le=MAX_BIGINT)],
     user: Decider,
     pool: Pool,
     decision: FormText = "",
     reason: FormText = "",
-) -> RedirectResponse:
+    back: FormText = "/",
+) -> Response:
     if decision not in DECISIONS:
-        raise HTTPException(status_code=400, detail="Choose confirm or reject.")
+        raise HTTPException(status_code=400, detail="Choose confirm, reject or skip.")
     note = reason.strip()[:MAX_REASON_CHARS] or None
     # The review and its audit entry commit together or not at all.
     with pool.connection() as conn, conn.transaction():
-        if not pairs.decide(conn, pair_id, user.id, decision, note):
-            raise HTTPException(status_code=404, detail="There is no such pair.")
+        outcome = reviews.decide(conn, pair_id, user.id, decision, note, auth.now(request))
+        if outcome != "ok":
+            raise HTTPException(status_code=OUTCOME_STATUS[outcome], detail=OUTCOME_TEXT[outcome])
         audit.record(conn, user.email, f"pair.{decision}", f"pair:{pair_id}", {"reason": note})
-    return see_other("/")
+    return done(request, back, pair_id=pair_id, decision=decision)
+
+
+@router.post("/pairs/{pair_id}/claim", response_model=None)
+def claim(
+    request: Request,
+    pair_id: Annotated[int, PathParam(ge=1, le=MAX_BIGINT)],
+    user: Decider,
+    pool: Pool,
+    back: FormText = "/",
+) -> Response:
+    """Hold a pair while working it (our script calls this as the analyst moves to a pair).
+    A lease, not a decision: it expires by itself, so it is not written to the audit log."""
+    now = auth.now(request)
+    with pool.connection() as conn, conn.transaction():
+        if not reviews.claim(conn, pair_id, user.id, now):
+            outcome = reviews.refusal(conn, pair_id)
+            raise HTTPException(status_code=OUTCOME_STATUS[outcome], detail=OUTCOME_TEXT[outcome])
+    until = (now + reviews.CLAIM_LEASE).isoformat()
+    return done(request, back, pair_id=pair_id, claimed_until=until)
+
+
+@router.post("/reviews/undo", response_model=None)
+def undo(request: Request, user: Decider, pool: Pool, back: FormText = "/") -> Response:
+    """Take back this analyst's last decision (confirm, reject or skip)."""
+    with pool.connection() as conn, conn.transaction():
+        undone = reviews.undo_last(conn, user.id)
+        if undone is None:
+            raise HTTPException(status_code=409, detail="There is no decision of yours to undo.")
+        target = f"pair:{undone.pair_id}"
+        audit.record(conn, user.email, "pair.undo", target, {"decision": undone.decision})
+    return done(request, back, pair_id=undone.pair_id, decision=undone.decision)
+
+
+@router.post("/items/{item_id}/label", response_model=None)
+def relabel(
+    request: Request,
+    item_id: Annotated[int, PathParam(ge=1, le=MAX_BIGINT)],
+    user: Decider,
+    pool: Pool,
+    label: FormText = "",
+    back: FormText = "/",
+) -> Response:
+    """An analyst's label for an item; training reads it (tracker.storage.labels)."""
+    if label not in LABELS:
+        raise HTTPException(status_code=400, detail="Choose rumour, clarification or other.")
+    with pool.connection() as conn, conn.transaction():
+        if not reviews.item_exists(conn, item_id):
+            raise HTTPException(status_code=404, detail="There is no such item.")
+        labels.add_item_label(conn, item_id, label, user.id)
+        audit.record(conn, user.email, "item.relabel", f"item:{item_id}", {"label": label})
+    return done(request, back, item_id=item_id, label=label)
+
+
+@router.post("/views", response_model=None)
+def save_view(
+    request: Request, user: AnyUser, pool: Pool, name: FormText = "", query: FormText = ""
+) -> Response:
+    """Save the queue's current filters under a name, for this user only."""
+    name = name.strip()[:MAX_VIEW_NAME]
+    if not name:
+        raise HTTPException(status_code=400, detail="Give the view a name.")
+    # Re-encoded from what it parses to: a saved view holds only known filters.
+    where, problems = review_filter(QueryParams(query.lstrip("?")))
+    if problems:
+        raise HTTPException(status_code=400, detail=" ".join(problems))
+    clean = filter_query(where)
+    with pool.connection() as conn, conn.transaction():
+        view_id = reviews.save_view(conn, user.id, name, clean)
+        audit.record(conn, user.email, "view.save", f"view:{view_id}", {"query": clean})
+    return done(request, "/?" + clean, view_id=view_id)
+
+
+@router.post("/views/{view_id}/delete", response_model=None)
+def delete_view(
+    request: Request,
+    view_id: Annotated[int, PathParam(ge=1, le=MAX_BIGINT)],
+    user: AnyUser,
+    pool: Pool,
+) -> Response:
+    with pool.connection() as conn, conn.transaction():
+        if not reviews.delete_view(conn, user.id, view_id):
+            raise HTTPException(status_code=404, detail="There is no such saved view.")
+        audit.record(conn, user.email, "view.delete", f"view:{view_id}")
+    return done(request, "/", view_id=view_id)
+
+
+def done(request: Request, back: str, **result: Any) -> Response:
+    """JSON for our script's fetch calls, a redirect back to the page for plain forms."""
+    if not auth.wants_html(request):
+        return JSONResponse({"ok": True, **result})
+    return see_other(local_path(back))
+
+
+def local_path(back: str) -> str:
+    # Only a path on this site: a form field must not turn into an open redirect.
+    if back.startswith("/") and not back.startswith(("//", "/\\")) and "\\" not in back:
+        return back
+    return "/"
 
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -1,0 +1,217 @@
+"""The review queue in a real browser: Debian's Chromium driven by Playwright, against the app
+served by uvicorn on loopback with the test database."""
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from pydantic import SecretStr
+
+from tests.conftest import free_port
+from tests.integration.test_review_queue import PASSWORD, add_pair, add_user
+from tracker.config import Settings
+from tracker.web.app import create_app
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+XSS_TITLE = "<script>window.__pwned = 1; alert('title')</script> troops"
+XSS_CONTENT = "<img src=x onerror=\"window.__pwned = 2; alert('content')\"> border"
+
+
+class Served:
+    """The app on a free loopback port, in a thread, for as long as the test runs."""
+
+    def __init__(self, db_url: str) -> None:
+        settings = Settings(database_url=SecretStr(db_url), secret_key=SecretStr("x" * 40))
+        self.port = free_port()
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "Served":
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the web app did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def app_url(db_url: str) -> Iterator[str]:
+    with Served(db_url) as served:
+        yield served.url
+
+
+@pytest.fixture
+def page(browser: Browser, app_url: str) -> Iterator[Page]:
+    context = browser.new_context(base_url=app_url)
+    # Nothing leaves loopback: any other address is refused before it is requested.
+    context.route(
+        "**/*",
+        lambda route: route.continue_() if route.request.url.startswith(app_url) else route.abort(),
+    )
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def log_in(page: Page, email: str) -> None:
+    page.goto("/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/")
+
+
+def status(db_url: str, pair_id: int) -> tuple[Any, ...]:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT p.status, r.reason FROM pairs p LEFT JOIN reviews r ON r.pair_id = p.id "
+            "AND r.undone_at IS NULL WHERE p.id = %s",
+            (pair_id,),
+        ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def claimed(db_url: str) -> set[int]:
+    with psycopg.connect(db_url) as conn:
+        found = conn.execute("SELECT id FROM pairs WHERE claimed_by IS NOT NULL").fetchall()
+    return {int(row[0]) for row in found}
+
+
+def test_an_analyst_works_the_queue_by_keyboard(page: Page, db_url: str) -> None:
+    add_user(db_url, "ana@newsroom.example", "analyst")
+    first = add_pair(db_url, 0.9)
+    second = add_pair(db_url, 0.8)
+    third = add_pair(db_url, 0.7)
+    log_in(page, "ana@newsroom.example")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "queue.png"), full_page=True)
+
+    expect(page.locator("article.pair.current")).to_have_id(f"pair-{first}")
+    page.keyboard.press("j")
+    expect(page.locator("article.pair.current")).to_have_id(f"pair-{second}")
+    expect(page.locator(f"#pair-{second}")).to_have_class(re.compile(r"\bclaimed\b"))
+    assert claimed(db_url) == {second}, "moving to a pair claims it (and frees the last one)"
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    expect(page.locator("article.pair.current")).to_have_id(f"pair-{second}")
+
+    page.keyboard.press("a")  # confirm, in place
+    expect(page.locator(f"#pair-{second}")).to_have_count(0)
+    expect(page.locator("#queue-status")).to_contain_text("confirm")
+    assert status(db_url, second) == ("confirmed", None)
+    expect(page.locator("article.pair.current")).to_have_id(f"pair-{third}")
+
+    page.keyboard.press("r")  # reject: the reason field takes the typing
+    expect(page.locator(f"#pair-{third} input[name=reason]")).to_be_focused()
+    page.keyboard.type("a different event")
+    page.keyboard.press("Enter")
+    expect(page.locator(f"#pair-{third}")).to_have_count(0)
+    assert status(db_url, third) == ("rejected", "a different event")
+
+    page.reload()  # the decided pairs have left the queue for good
+    expect(page.locator("article.pair")).to_have_count(1)
+    page.keyboard.press("u")  # undo the rejection: the pair comes back
+    expect(page.locator(f"#pair-{third}")).to_have_count(1)
+    assert status(db_url, third) == ("suggested", None)
+
+    page.keyboard.press("?")
+    expect(page.locator("#help")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#help")).to_be_hidden()
+
+
+def test_confirming_with_the_plain_form_works_without_javascript(
+    browser: Browser, app_url: str, db_url: str
+) -> None:
+    add_user(db_url, "ana@newsroom.example", "analyst")
+    pair = add_pair(db_url, 0.9)
+    context = browser.new_context(base_url=app_url, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        log_in(page, "ana@newsroom.example")
+        page.click(f"#pair-{pair} button.confirm")
+        page.wait_for_url("**/?*")
+        expect(page.locator(f"#pair-{pair}")).to_have_count(0)
+        assert status(db_url, pair) == ("confirmed", None)
+    finally:
+        context.close()
+
+
+def test_markup_in_a_feed_items_title_and_content_renders_inert(page: Page, db_url: str) -> None:
+    add_user(db_url, "ana@newsroom.example", "analyst")
+    pair = add_pair(db_url, 0.9, rumour=XSS_TITLE, clarification=XSS_CONTENT)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    log_in(page, "ana@newsroom.example")
+    rumour = page.locator(f"#pair-{pair} .side-rumour .item-title")
+    expect(rumour).to_contain_text("<script>window.__pwned = 1;")
+    clarification = page.locator(f"#pair-{pair} .side-clarification .item-title")
+    expect(clarification).to_contain_text("<img src=x onerror=")
+    page.wait_for_timeout(300)  # give an onerror handler the time it would need to fire
+    assert dialogs == []
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    scripts = page.eval_on_selector_all("script", "els => els.map(e => e.getAttribute('src'))")
+    assert scripts == ["/static/review.js"]
+    assert page.locator("img").count() == 0
+
+
+def test_a_post_without_the_csrf_token_is_refused(page: Page, db_url: str) -> None:
+    add_user(db_url, "ana@newsroom.example", "analyst")
+    pair = add_pair(db_url, 0.9)
+    log_in(page, "ana@newsroom.example")
+    # The session cookie goes along (same browser context); only the token is missing.
+    response = page.request.post(f"/pairs/{pair}/decision", form={"decision": "confirm"})
+    assert response.status == 403
+    from_page = page.evaluate(
+        """id => fetch('/pairs/' + id + '/decision', {method: 'POST',
+               headers: {'Content-Type': 'application/x-www-form-urlencoded'},
+               body: 'decision=confirm'}).then(r => r.status)""",
+        pair,
+    )
+    assert from_page == 403
+    assert status(db_url, pair) == ("suggested", None)

@@ -1,0 +1,362 @@
+"""The review queue on a real PostgreSQL: ranking, claims, decisions, undo, relabel, filters."""
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from psycopg.types.json import Jsonb
+from pydantic import SecretStr
+
+from tracker.config import Settings
+from tracker.storage import labels, reviews, users
+from tracker.web.app import create_app
+from tracker.web.auth import hash_password
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "a long enough password"
+CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
+PAIR_ARTICLE = re.compile(r'<article class="pair[^"]*" id="pair-(\d+)"')
+
+
+@dataclass
+class Clock:
+    moment: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+
+@dataclass
+class Web:
+    db_url: str
+    clock: Clock
+    clients: list[TestClient]
+
+    def client(self) -> TestClient:
+        settings = Settings(database_url=SecretStr(self.db_url), secret_key=SecretStr("x" * 40))
+        client = TestClient(create_app(settings, clock=self.clock), follow_redirects=False)
+        client.__enter__()
+        self.clients.append(client)
+        return client
+
+
+@pytest.fixture
+def web(db_url: str) -> Iterator[Web]:
+    found = Web(db_url, Clock(), [])
+    yield found
+    for client in found.clients:
+        client.__exit__(None, None, None)
+
+
+def one(conn: psycopg.Connection, statement: str, *params: Any) -> Any:
+    row = conn.execute(statement, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def rows(db_url: str, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(statement, params).fetchall()
+
+
+def add_user(db_url: str, email: str, role: str) -> int:
+    with psycopg.connect(db_url) as conn:
+        return users.create(conn, email, hash_password(PASSWORD), role).id
+
+
+def log_in(web: Web, email: str) -> TestClient:
+    client = web.client()
+    form = {"email": email, "password": PASSWORD, "csrf_token": token(client, "/login")}
+    assert client.post("/login", data=form).status_code == 303
+    return client
+
+
+def token(client: TestClient, path: str = "/") -> str:
+    found = CSRF_INPUT.search(client.get(path).text)
+    assert found, f"no CSRF field on {path}"
+    return found.group(1)
+
+
+def shown_pairs(response: httpx.Response) -> list[int]:
+    assert response.status_code == 200, response.text
+    return [int(found) for found in PAIR_ARTICLE.findall(response.text)]
+
+
+def post(client: TestClient, path: str, **form: str) -> httpx.Response:
+    return client.post(path, data={"csrf_token": token(client), **form})
+
+
+def add_pair(
+    db_url: str,
+    score: float,
+    *,
+    rumour: str = "Troops are massing at the border",
+    clarification: str = "Ministry: no troops at the border",
+    language: str = "en",
+    kind: str = "official",
+    tags: tuple[str, ...] = (),
+    terms: tuple[str, ...] = ("troops", "border"),
+    created_at: datetime | None = None,
+) -> int:
+    with psycopg.connect(db_url) as conn:
+        n = one(conn, "SELECT count(*) FROM feeds")
+        media = one(
+            conn,
+            "INSERT INTO feeds (url, title, kind) VALUES (%s, 'Courier', 'media') RETURNING id",
+            f"https://courier{n}.example/rss",
+        )
+        official = one(
+            conn,
+            "INSERT INTO feeds (url, title, kind, tags) VALUES (%s, 'Ministry', %s, %s) "
+            "RETURNING id",
+            f"https://ministry{n}.example/rss",
+            kind,
+            list(tags),
+        )
+        story = one(conn, "INSERT INTO stories (title) VALUES (%s) RETURNING id", rumour)
+        item = (
+            "INSERT INTO items (feed_id, dedupe_key, title, summary, content_hash, story_id, "
+            "language, published_at) VALUES (%s, %s, %s, %s, 'h', %s, %s, %s) RETURNING id"
+        )
+        seen = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+        rumour_id = one(conn, item, media, f"r{n}", rumour, "", story, language, seen)
+        one(conn, item, official, f"e{n}", "echo " + rumour, "", story, language, seen)
+        clarification_id = one(
+            conn, item, official, f"c{n}", clarification, "", None, language, seen
+        )
+        return int(
+            one(
+                conn,
+                """INSERT INTO pairs (rumour_id, clarification_id, score, explanation,
+                       scorer_version, created_at)
+                   VALUES (%s, %s, %s, %s, 'test', coalesce(%s, now())) RETURNING id""",
+                rumour_id,
+                clarification_id,
+                score,
+                Jsonb({"shared_terms": list(terms)}),
+                created_at,
+            )
+        )
+
+
+def test_the_queue_ranks_by_score_then_recency_and_shows_spread_and_language(web: Web) -> None:
+    add_user(web.db_url, "vic@newsroom.example", "viewer")
+    old = datetime(2026, 11, 1, tzinfo=UTC)
+    low = add_pair(web.db_url, 0.40)
+    high_old = add_pair(web.db_url, 0.90, created_at=old, language="ro")
+    high_new = add_pair(web.db_url, 0.90)
+    page = log_in(web, "vic@newsroom.example").get("/")
+    assert shown_pairs(page) == [high_new, high_old, low]
+    assert "Story seen in 2 outlets, first seen 2026-11-30 08:00 UTC" in page.text
+    assert ">ro<" in page.text and ">en<" in page.text
+    assert "<mark>troops</mark>" in page.text.lower()
+    assert 'value="confirm"' not in page.text, "a viewer gets no buttons"
+
+
+def test_shared_terms_are_highlighted_inside_escaped_item_text(web: Web) -> None:
+    add_user(web.db_url, "ana@newsroom.example", "analyst")
+    add_pair(
+        web.db_url,
+        0.8,
+        rumour='<b onmouseover="x()">F-16</b> <script>alert(1)</script>',
+        terms=("f-16", "<script>"),
+    )
+    page = log_in(web, "ana@newsroom.example").get("/").text
+    assert "&lt;b onmouseover=&#34;x()&#34;&gt;<mark>F-16</mark>&lt;/b&gt;" in page
+    assert "<mark>&lt;script&gt;</mark>alert(1)&lt;/script&gt;" in page
+    assert "<b " not in page and "<script>" not in page
+
+
+def test_two_analysts_are_given_different_pairs_and_cannot_decide_each_others(web: Web) -> None:
+    ana_id = add_user(web.db_url, "ana@newsroom.example", "analyst")
+    add_user(web.db_url, "bo@newsroom.example", "analyst")
+    first = add_pair(web.db_url, 0.9)
+    second = add_pair(web.db_url, 0.8)
+    ana, bo = log_in(web, "ana@newsroom.example"), log_in(web, "bo@newsroom.example")
+    assert shown_pairs(ana.get("/")) == [first, second]
+    page = bo.get("/")
+    assert shown_pairs(page) == [second, first], "bo's first pair is the one nobody holds"
+    assert "being reviewed by ana@newsroom.example" in page.text
+    claims = rows(web.db_url, "SELECT id, claimed_by FROM pairs ORDER BY id")
+    assert dict(claims)[first] == ana_id
+    refused = post(bo, f"/pairs/{first}/decision", decision="confirm")
+    assert refused.status_code == 409
+    assert rows(web.db_url, "SELECT status FROM pairs WHERE id = %s", first) == [("suggested",)]
+    # The lease runs out: the pair is free again for anyone.
+    web.clock.moment += reviews.CLAIM_LEASE + timedelta(seconds=1)
+    assert post(bo, f"/pairs/{first}/decision", decision="confirm").status_code == 303
+
+
+def test_a_claim_is_a_conditional_update_only_one_racer_wins(web: Web, conn: Any) -> None:
+    ana = add_user(web.db_url, "ana@newsroom.example", "analyst")
+    bo = add_user(web.db_url, "bo@newsroom.example", "analyst")
+    pair = add_pair(web.db_url, 0.9)
+    now = datetime.now(UTC)
+    assert reviews.claim(conn, pair, ana, now)
+    assert not reviews.claim(conn, pair, bo, now)
+    assert reviews.claim(conn, pair, ana, now), "the holder renews"
+    assert reviews.claim(conn, pair, bo, now + reviews.CLAIM_LEASE)
+
+
+def test_reject_with_reason_skip_and_undo_are_recorded_and_audited(web: Web) -> None:
+    add_user(web.db_url, "ana@newsroom.example", "analyst")
+    first = add_pair(web.db_url, 0.9)
+    second = add_pair(web.db_url, 0.8)
+    ana = log_in(web, "ana@newsroom.example")
+    assert post(ana, f"/pairs/{first}/decision", decision="skip").status_code == 303
+    assert shown_pairs(ana.get("/")) == [second, first], "a skipped pair goes to the back"
+    response = post(ana, f"/pairs/{second}/decision", decision="reject", reason="other event")
+    assert response.status_code == 303
+    assert rows(web.db_url, "SELECT status FROM pairs WHERE id = %s", second) == [("rejected",)]
+    assert shown_pairs(ana.get("/")) == [first]
+    assert post(ana, "/reviews/undo").status_code == 303
+    assert rows(web.db_url, "SELECT status FROM pairs WHERE id = %s", second) == [("suggested",)]
+    assert post(ana, "/reviews/undo").status_code == 303, "then the skip is undone"
+    assert shown_pairs(ana.get("/")) == [first, second]
+    assert post(ana, "/reviews/undo").status_code == 409, "nothing left to undo"
+    audit = rows(web.db_url, "SELECT action, target, details FROM audit_log ORDER BY id")
+    assert audit == [
+        ("pair.skip", f"pair:{first}", {"reason": None}),
+        ("pair.reject", f"pair:{second}", {"reason": "other event"}),
+        ("pair.undo", f"pair:{second}", {"decision": "reject"}),
+        ("pair.undo", f"pair:{first}", {"decision": "skip"}),
+    ]
+    standing = rows(web.db_url, "SELECT count(*) FROM reviews WHERE undone_at IS NULL")
+    assert standing == [(0,)]
+
+
+def test_undo_leaves_a_pair_alone_that_someone_else_decided_since(web: Web) -> None:
+    add_user(web.db_url, "ana@newsroom.example", "analyst")
+    add_user(web.db_url, "bo@newsroom.example", "analyst")
+    pair = add_pair(web.db_url, 0.9)
+    ana, bo = log_in(web, "ana@newsroom.example"), log_in(web, "bo@newsroom.example")
+    assert post(ana, f"/pairs/{pair}/decision", decision="reject", reason="no").status_code == 303
+    assert post(bo, "/reviews/undo").status_code == 409, "bo has nothing to undo"
+    assert post(bo, f"/pairs/{pair}/decision", decision="confirm").status_code == 409
+
+
+def test_relabelling_an_item_is_read_by_training_and_audited(web: Web) -> None:
+    add_user(web.db_url, "ana@newsroom.example", "analyst")
+    pair = add_pair(web.db_url, 0.9)
+    rumour_id = rows(web.db_url, "SELECT rumour_id FROM pairs WHERE id = %s", pair)[0][0]
+    ana = log_in(web, "ana@newsroom.example")
+    assert post(ana, f"/items/{rumour_id}/label", label="other").status_code == 303
+    assert post(ana, f"/items/{rumour_id}/label", label="nonsense").status_code == 400
+    assert post(ana, "/items/999999/label", label="other").status_code == 404
+    with psycopg.connect(web.db_url) as conn:
+        assert labels.item_labels(conn)[rumour_id] == "other"
+    audit = rows(web.db_url, "SELECT action, target FROM audit_log")
+    assert audit == [("item.relabel", f"item:{rumour_id}")]
+
+
+def test_a_viewer_can_look_but_not_act(web: Web) -> None:
+    add_user(web.db_url, "vic@newsroom.example", "viewer")
+    pair = add_pair(web.db_url, 0.9)
+    vic = log_in(web, "vic@newsroom.example")
+    assert shown_pairs(vic.get("/")) == [pair]
+    for path, form in (
+        (f"/pairs/{pair}/decision", {"decision": "confirm"}),
+        ("/reviews/undo", {}),
+        (f"/items/{pair}/label", {"label": "other"}),
+    ):
+        assert post(vic, path, **form).status_code == 403, path
+    assert rows(web.db_url, "SELECT claimed_by, status FROM pairs") == [(None, "suggested")]
+
+
+def test_fetch_calls_get_json_back(web: Web) -> None:
+    add_user(web.db_url, "ana@newsroom.example", "analyst")
+    pair = add_pair(web.db_url, 0.9)
+    ana = log_in(web, "ana@newsroom.example")
+    headers = {"accept": "application/json", "x-csrf-token": token(ana)}
+    response = ana.post(f"/pairs/{pair}/decision", data={"decision": "confirm"}, headers=headers)
+    assert response.json() == {"ok": True, "pair_id": pair, "decision": "confirm"}
+    again = ana.post(f"/pairs/{pair}/decision", data={"decision": "confirm"}, headers=headers)
+    assert again.status_code == 409
+    assert again.json()["detail"] == "This pair has already been decided."
+
+
+def test_the_filters_narrow_the_queue(web: Web) -> None:
+    add_user(web.db_url, "vic@newsroom.example", "viewer")
+    ro = add_pair(web.db_url, 0.9, language="ro", kind="factcheck", tags=("balkans",))
+    en = add_pair(web.db_url, 0.5, created_at=datetime(2026, 11, 1, 12, tzinfo=UTC))
+    vic = log_in(web, "vic@newsroom.example")
+    assert shown_pairs(vic.get("/?language=ro")) == [ro]
+    assert shown_pairs(vic.get("/?language=EN")) == [en]
+    assert shown_pairs(vic.get("/?kind=factcheck")) == [ro]
+    assert shown_pairs(vic.get("/?tag=balkans")) == [ro]
+    assert shown_pairs(vic.get("/?score_min=0.6")) == [ro]
+    assert shown_pairs(vic.get("/?score_max=0.6")) == [en]
+    assert shown_pairs(vic.get("/?from=2026-11-01&to=2026-11-01")) == [en]
+    assert shown_pairs(vic.get("/?status=confirmed")) == []
+    assert shown_pairs(vic.get("/?status=all")) == [ro, en]
+    page = vic.get("/?kind=nope&score_min=2&from=yesterday&language=%3Cx%3E")
+    assert shown_pairs(page) == [ro, en], "bad filters are ignored, with a message"
+    assert "Unknown feed kind &#39;nope&#39;." in page.text
+    assert "score_min must be a number from 0 to 1." in page.text
+    assert "<x>" not in page.text
+
+
+def test_saved_views_belong_to_their_user(web: Web) -> None:
+    add_user(web.db_url, "ana@newsroom.example", "analyst")
+    add_user(web.db_url, "bo@newsroom.example", "analyst")
+    ana, bo = log_in(web, "ana@newsroom.example"), log_in(web, "bo@newsroom.example")
+    response = post(ana, "/views", name="Romanian", query="language=ro&junk=1&kind=media")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/?language=ro&kind=media"
+    assert '<a href="/?language=ro&amp;kind=media">Romanian</a>' in ana.get("/").text
+    assert "Romanian" not in bo.get("/").text
+    assert post(ana, "/views", name="bad", query="score_min=7").status_code == 400
+    view_id = rows(web.db_url, "SELECT id FROM saved_views")[0][0]
+    assert post(bo, f"/views/{view_id}/delete").status_code == 404
+    assert post(ana, f"/views/{view_id}/delete").status_code == 303
+    assert rows(web.db_url, "SELECT count(*) FROM saved_views") == [(0,)]
+
+
+def test_a_form_cannot_send_the_browser_off_site(web: Web) -> None:
+    add_user(web.db_url, "ana@newsroom.example", "analyst")
+    pair = add_pair(web.db_url, 0.9)
+    ana = log_in(web, "ana@newsroom.example")
+    response = post(ana, f"/pairs/{pair}/decision", decision="skip", back="//evil.example/")
+    assert response.headers["location"] == "/"
+
+
+def test_moving_to_a_pair_claims_it_unless_someone_else_holds_it(web: Web) -> None:
+    ana_id = add_user(web.db_url, "ana@newsroom.example", "analyst")
+    add_user(web.db_url, "bo@newsroom.example", "analyst")
+    first = add_pair(web.db_url, 0.9)
+    second = add_pair(web.db_url, 0.8)
+    ana, bo = log_in(web, "ana@newsroom.example"), log_in(web, "bo@newsroom.example")
+    assert shown_pairs(ana.get("/")) == [first, second]  # ana holds the first
+    headers = {"accept": "application/json", "x-csrf-token": token(ana)}
+    response = ana.post(f"/pairs/{second}/claim", headers=headers)
+    assert response.status_code == 200
+    assert response.json()["pair_id"] == second
+    claims = dict(rows(web.db_url, "SELECT id, claimed_by FROM pairs"))
+    assert claims == {first: None, second: ana_id}, "one pair at a time"
+    bo_headers = {"accept": "application/json", "x-csrf-token": token(bo)}
+    refused = bo.post(f"/pairs/{second}/claim", headers=bo_headers)
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == "Another analyst is reviewing this pair right now."
+    assert bo.post("/pairs/999999/claim", headers=bo_headers).status_code == 404
+
+
+def test_a_short_page_still_puts_skipped_and_held_pairs_after_the_rest(web: Web, conn: Any) -> None:
+    ana = add_user(web.db_url, "ana@newsroom.example", "analyst")
+    bo = add_user(web.db_url, "bo@newsroom.example", "analyst")
+    best, good, fair = (add_pair(web.db_url, score) for score in (0.9, 0.8, 0.7))
+    now = datetime.now(UTC)
+    assert reviews.decide(conn, best, ana, "skip", None, now) == "ok"
+    assert reviews.claim(conn, good, bo, now)
+    page = reviews.queue(conn, ana, now, reviews.QueueFilter(), limit=1)
+    assert [p.id for p in page] == [fair]
+    assert reviews.claim(conn, best, ana, now)
+    assert [p.id for p in reviews.queue(conn, ana, now, reviews.QueueFilter(), limit=1)] == [best]
+    everything = reviews.queue(conn, ana, now, reviews.QueueFilter(), limit=3)
+    assert [p.id for p in everything] == [best, fair, good]

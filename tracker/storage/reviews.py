@@ -1,0 +1,303 @@
+"""The analysts' review queue: ranked, filtered pairs, claims, decisions, undo, saved views."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+import psycopg
+from psycopg.rows import class_row
+
+from tracker.storage import subscriptions
+from tracker.storage.pairs import CONFIRMED
+
+CLAIM_LEASE = timedelta(minutes=10)
+DECIDED_STATUS = {"confirm": "confirmed", "reject": "rejected"}
+Outcome = Literal["ok", "missing", "claimed", "decided"]
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """What the queue is narrowed to; None means no restriction."""
+
+    status: str | None = "suggested"
+    language: str | None = None
+    feed_kind: str | None = None
+    tag: str | None = None
+    score_min: float | None = None
+    score_max: float | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+
+@dataclass(frozen=True)
+class QueuePair:
+    id: int
+    score: float
+    status: str
+    created_at: datetime
+    explanation: dict[str, Any]
+    rumour_id: int
+    rumour_title: str
+    rumour_summary: str
+    rumour_url: str | None
+    rumour_feed: str
+    rumour_kind: str
+    rumour_language: str | None
+    rumour_seen_at: datetime
+    clarification_id: int
+    clarification_title: str
+    clarification_summary: str
+    clarification_url: str | None
+    clarification_feed: str
+    clarification_kind: str
+    clarification_language: str | None
+    clarification_seen_at: datetime
+    story_id: int | None
+    story_outlets: int
+    story_first_seen: datetime | None
+    claimed_by: int | None
+    claimed_by_email: str | None
+    claimed_until: datetime | None
+    skipped_by_me: bool
+
+
+@dataclass(frozen=True)
+class Undone:
+    pair_id: int
+    decision: str
+
+
+@dataclass(frozen=True)
+class SavedView:
+    id: int
+    name: str
+    query: str
+
+
+FILTERED = """
+FROM pairs p
+JOIN items r ON r.id = p.rumour_id JOIN feeds rf ON rf.id = r.feed_id
+JOIN items c ON c.id = p.clarification_id JOIN feeds cf ON cf.id = c.feed_id
+WHERE (%(status)s::text IS NULL OR p.status = %(status)s)
+  AND (%(language)s::text IS NULL OR r.language = %(language)s OR c.language = %(language)s)
+  AND (%(kind)s::text IS NULL OR rf.kind = %(kind)s OR cf.kind = %(kind)s)
+  AND (%(tag)s::text IS NULL OR %(tag)s = ANY(rf.tags) OR %(tag)s = ANY(cf.tags))
+  AND (%(score_min)s::real IS NULL OR p.score >= %(score_min)s)
+  AND (%(score_max)s::real IS NULL OR p.score <= %(score_max)s)
+  AND (%(date_from)s::date IS NULL OR p.created_at >= %(date_from)s::date)
+  AND (%(date_to)s::date IS NULL OR p.created_at < %(date_to)s::date + 1)
+"""
+
+# Two steps so the rank index does the work: first the best `pick` pairs by score (the page's
+# limit plus as many as this analyst skipped and others hold, since those sort after the rest),
+# and the pair this analyst holds; then only those few are joined, measured and ordered.
+QUEUE_SQL = (
+    """
+WITH picked AS (
+  (SELECT p.id"""
+    + FILTERED
+    + """
+   ORDER BY p.score DESC, p.created_at DESC, p.id DESC
+   LIMIT %(pick)s)
+  UNION
+  (SELECT p.id"""
+    + FILTERED
+    + """
+     AND p.claimed_by = %(me)s AND p.claimed_until > %(now)s))
+SELECT p.id, p.score, p.status, p.created_at, p.explanation,
+       r.id AS rumour_id, r.title AS rumour_title, r.summary AS rumour_summary,
+       r.url AS rumour_url, coalesce(rf.title, rf.url) AS rumour_feed, rf.kind AS rumour_kind,
+       r.language AS rumour_language,
+       coalesce(r.published_at, r.fetched_at) AS rumour_seen_at,
+       c.id AS clarification_id, c.title AS clarification_title,
+       c.summary AS clarification_summary, c.url AS clarification_url,
+       coalesce(cf.title, cf.url) AS clarification_feed, cf.kind AS clarification_kind,
+       c.language AS clarification_language,
+       coalesce(c.published_at, c.fetched_at) AS clarification_seen_at,
+       r.story_id, coalesce(spread.outlets, 0) AS story_outlets,
+       spread.first_seen AS story_first_seen,
+       CASE WHEN p.claimed_until > %(now)s THEN p.claimed_by END AS claimed_by,
+       CASE WHEN p.claimed_until > %(now)s THEN u.email END AS claimed_by_email,
+       CASE WHEN p.claimed_until > %(now)s THEN p.claimed_until END AS claimed_until,
+       EXISTS (SELECT 1 FROM reviews s WHERE s.pair_id = p.id AND s.user_id = %(me)s
+               AND s.decision = 'skip' AND s.undone_at IS NULL) AS skipped_by_me
+FROM picked JOIN pairs p ON p.id = picked.id
+JOIN items r ON r.id = p.rumour_id JOIN feeds rf ON rf.id = r.feed_id
+JOIN items c ON c.id = p.clarification_id JOIN feeds cf ON cf.id = c.feed_id
+LEFT JOIN users u ON u.id = p.claimed_by
+LEFT JOIN LATERAL (
+    SELECT count(DISTINCT s.feed_id)::int AS outlets,
+           min(coalesce(s.published_at, s.fetched_at)) AS first_seen
+    FROM items s WHERE s.story_id = r.story_id) spread ON r.story_id IS NOT NULL
+ORDER BY
+  -- The pair this analyst holds comes first, pairs others hold last, skipped ones before those.
+  -- coalesce: an unclaimed pair's comparisons are NULL, which would sort apart from false.
+  coalesce(p.claimed_by = %(me)s AND p.claimed_until > %(now)s, false) DESC,
+  coalesce(p.claimed_by <> %(me)s AND p.claimed_until > %(now)s, false) ASC,
+  skipped_by_me ASC,
+  p.score DESC, p.created_at DESC, p.id DESC
+LIMIT %(limit)s
+"""
+)
+
+
+def queue(
+    conn: psycopg.Connection, user_id: int, now: datetime, where: QueueFilter, limit: int = 50
+) -> list[QueuePair]:
+    """Pairs best score first, newest first among equals, as `user_id` should work them."""
+    params = {
+        "me": user_id,
+        "now": now,
+        "status": where.status,
+        "language": where.language,
+        "kind": where.feed_kind,
+        "tag": where.tag,
+        "score_min": where.score_min,
+        "score_max": where.score_max,
+        "date_from": where.date_from,
+        "date_to": where.date_to,
+        "limit": limit,
+    }
+    # A number, not a subquery, in LIMIT: the planner then walks the rank index for a few rows.
+    params["pick"] = limit + _sorted_last(conn, user_id, now)
+    with conn.cursor(row_factory=class_row(QueuePair)) as cur:
+        cur.execute(QUEUE_SQL, params)
+        return cur.fetchall()
+
+
+def _sorted_last(conn: psycopg.Connection, user_id: int, now: datetime) -> int:
+    """How many pairs may sort after better-scored ones: skipped by this analyst, held by others."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT (SELECT count(*) FROM reviews WHERE user_id = %(me)s AND decision = 'skip'
+                       AND undone_at IS NULL)
+                    + (SELECT count(*) FROM pairs WHERE claimed_by IS NOT NULL
+                       AND claimed_by <> %(me)s AND claimed_until > %(now)s)""",
+            {"me": user_id, "now": now},
+        )
+        row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def claim(conn: psycopg.Connection, pair_id: int, user_id: int, now: datetime) -> bool:
+    """Take (or renew) the lease on a suggested pair; False when someone else holds it.
+
+    The conditional UPDATE is the lock: of two analysts racing, only one matches the row."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """UPDATE pairs SET claimed_by = %(me)s, claimed_until = %(until)s
+               WHERE id = %(id)s AND status = 'suggested'
+                 AND (claimed_by IS NULL OR claimed_by = %(me)s OR claimed_until <= %(now)s)""",
+            {"me": user_id, "until": now + CLAIM_LEASE, "id": pair_id, "now": now},
+        )
+        taken = cur.rowcount == 1
+        if taken:
+            # One pair at a time: whatever else this analyst held is free again.
+            cur.execute(
+                "UPDATE pairs SET claimed_by = NULL, claimed_until = NULL "
+                "WHERE claimed_by = %s AND id <> %s",
+                (user_id, pair_id),
+            )
+    return taken
+
+
+def refusal(conn: psycopg.Connection, pair_id: int) -> Outcome:
+    """Why a claim or decision on this pair did not match: gone, decided, or held."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT status FROM pairs WHERE id = %s", (pair_id,))
+        row = cur.fetchone()
+    if row is None:
+        return "missing"
+    return "decided" if row[0] != "suggested" else "claimed"
+
+
+def decide(
+    conn: psycopg.Connection,
+    pair_id: int,
+    user_id: int,
+    decision: str,
+    reason: str | None,
+    now: datetime,
+) -> Outcome:
+    """Confirm, reject or skip a suggested pair that nobody else holds. The caller's
+    transaction also holds the audit row; a confirmation queues its alerts in it."""
+    new_status = DECIDED_STATUS.get(decision, "suggested")
+    with conn.cursor() as cur:
+        cur.execute(
+            """UPDATE pairs SET status = %(status)s, claimed_by = NULL, claimed_until = NULL,
+                   updated_at = now()
+               WHERE id = %(id)s AND status = 'suggested'
+                 AND (claimed_by IS NULL OR claimed_by = %(me)s OR claimed_until <= %(now)s)""",
+            {"status": new_status, "id": pair_id, "me": user_id, "now": now},
+        )
+        if cur.rowcount != 1:
+            return refusal(conn, pair_id)
+        cur.execute(
+            """INSERT INTO reviews (pair_id, user_id, decision, reason, previous_status)
+               VALUES (%s, %s, %s, %s, 'suggested')""",
+            (pair_id, user_id, decision, reason),
+        )
+    if decision == "confirm":
+        subscriptions.queue_pair_alerts(conn, [pair_id], CONFIRMED)
+    return "ok"
+
+
+def undo_last(conn: psycopg.Connection, user_id: int) -> Undone | None:
+    """Take back this analyst's latest review still standing; None when there is none, or when
+    the pair has since changed (someone else decided it again), which is left alone."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT id, pair_id, decision, previous_status FROM reviews
+               WHERE user_id = %s AND undone_at IS NULL AND previous_status IS NOT NULL
+               ORDER BY id DESC LIMIT 1 FOR UPDATE""",
+            (user_id,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            return None
+        review_id, pair_id, decision, previous = row
+        if decision in DECIDED_STATUS:
+            cur.execute(
+                """UPDATE pairs SET status = %s, updated_at = now()
+                   WHERE id = %s AND status = %s""",
+                (previous, pair_id, DECIDED_STATUS[decision]),
+            )
+            if cur.rowcount != 1:
+                return None
+        cur.execute("UPDATE reviews SET undone_at = now() WHERE id = %s", (review_id,))
+    return Undone(int(pair_id), str(decision))
+
+
+def item_exists(conn: psycopg.Connection, item_id: int) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM items WHERE id = %s", (item_id,))
+        return cur.fetchone() is not None
+
+
+def saved_views(conn: psycopg.Connection, user_id: int) -> list[SavedView]:
+    with conn.cursor(row_factory=class_row(SavedView)) as cur:
+        cur.execute(
+            "SELECT id, name, query FROM saved_views WHERE user_id = %s ORDER BY name",
+            (user_id,),
+        )
+        return cur.fetchall()
+
+
+def save_view(conn: psycopg.Connection, user_id: int, name: str, query: str) -> int:
+    """Store a named query string for this user; the same name replaces the old one."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """INSERT INTO saved_views (user_id, name, query) VALUES (%s, %s, %s)
+               ON CONFLICT (user_id, name) DO UPDATE SET query = EXCLUDED.query
+               RETURNING id""",
+            (user_id, name, query),
+        )
+        row = cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def delete_view(conn: psycopg.Connection, user_id: int, view_id: int) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM saved_views WHERE id = %s AND user_id = %s", (view_id, user_id))
+        return cur.rowcount == 1
