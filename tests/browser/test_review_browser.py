@@ -1,6 +1,7 @@
 """The review queue in a real browser: Debian's Chromium driven by Playwright, against the app
 served by uvicorn on loopback with the test database."""
 
+import os
 import re
 import threading
 import time
@@ -69,7 +70,11 @@ class Served:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+        missing = f"{CHROMIUM} is missing: apt-get install -y chromium"
+        # CI installs it (.ci/run), so there a missing browser is a failure, not a skip.
+        if os.environ.get("CI") == "true":
+            pytest.fail(missing)
+        pytest.skip(missing)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
