@@ -19,7 +19,7 @@ from tracker import alert_ops, alerts
 from tracker.alerts import SmtpMailer
 from tracker.config import Settings
 from tracker.domain import Prediction
-from tracker.storage import items, outbox, pairs, subscriptions
+from tracker.storage import items, outbox, pairs, reviews, subscriptions
 from tracker.storage.subscriptions import Rule
 from tracker.web.app import create_app
 
@@ -193,8 +193,8 @@ def test_a_followed_story_emails_when_a_clarification_is_suggested_and_when_it_i
         (rumours[0], clarification),
     ).fetchone() or (None,)
     with conn.transaction():
-        assert pairs.decide(conn, pair_id, None, "confirm")
-        pairs.decide(conn, pair_id, None, "confirm")
+        assert reviews.decide(conn, pair_id, None, "confirm", None, datetime.now(UTC)) == "ok"
+        reviews.decide(conn, pair_id, None, "confirm", None, datetime.now(UTC))
     with SmtpSink() as smtp:
         assert relay(conn, smtp.port) == 5
     got = sorted((m["To"], m["Subject"]) for m in smtp.messages)

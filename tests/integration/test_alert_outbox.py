@@ -20,7 +20,7 @@ from tracker import alerts
 from tracker.alerts import SmtpMailer
 from tracker.config import Settings
 from tracker.domain import Prediction
-from tracker.storage import items, outbox, pairs, subscriptions
+from tracker.storage import items, outbox, pairs, reviews, subscriptions
 from tracker.storage.subscriptions import Rule
 
 pytestmark = pytest.mark.integration
@@ -163,7 +163,7 @@ def test_an_alert_exists_exactly_when_its_event_commits(conn: psycopg.Connection
         pairs.upsert(conn, rumour, clarification, 0.9, {}, "test")
     (pair,) = pairs.list_pairs(conn)
     with pytest.raises(Crash), conn.transaction():
-        assert pairs.decide(conn, pair.id, None, "confirm")
+        assert reviews.decide(conn, pair.id, None, "confirm", None, datetime.now(UTC)) == "ok"
         raise Crash
     assert pairs.list_pairs(conn)[0].status == "suggested"
     kinds = [r[0] for r in conn.execute("SELECT kind FROM alert_outbox").fetchall()]

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from tests.conftest import free_port
 from tracker.config import Settings
-from tracker.storage import api_tokens, labels, users
+from tracker.storage import api_tokens, labels, reviews, users
 from tracker.web import auth
 from tracker.web.app import create_app
 
@@ -282,6 +282,22 @@ def test_a_rejection_needs_a_reason_and_keeps_it(api: Api) -> None:
     )
     assert missing.status_code == 404
     assert api.conn.execute("SELECT count(*) FROM audit_log").fetchone() == (1,)
+
+
+def test_an_api_decision_respects_another_analysts_claim_and_a_decided_pair(api: Api) -> None:
+    feeds = pair_world(api.conn)
+    r = add_item(api.conn, feeds["media"], "F-16s over Ukraine")
+    pair_id = add_pair(api.conn, r, add_item(api.conn, feeds["official"], "False"))
+    (admin_id,) = api.conn.execute("SELECT id FROM users WHERE role = 'admin'").fetchone()
+    assert reviews.claim(api.conn, pair_id, admin_id, datetime.now(UTC))
+    client, path = api.client(), f"/api/v1/pairs/{pair_id}/decision"
+    taken = client.post(path, json={"decision": "confirm"}, headers=bearer(api.tokens["analyst"]))
+    assert taken.status_code == 409
+    mine = client.post(path, json={"decision": "confirm"}, headers=bearer(api.tokens["admin"]))
+    assert mine.status_code == 200
+    again = client.post(path, json={"decision": "confirm"}, headers=bearer(api.tokens["admin"]))
+    assert again.status_code == 409
+    assert again.json() == {"detail": "This pair has already been decided."}
 
 
 def test_a_viewer_token_may_read_but_not_decide(api: Api) -> None:

@@ -3,7 +3,7 @@ alerts and the outbox, through the same forms a browser posts; delivery to a rea
 
 import re
 from collections.abc import Iterator
-from datetime import time
+from datetime import UTC, datetime, time
 from types import ModuleType
 from typing import Any
 
@@ -24,7 +24,7 @@ from tests.smtpsink import SmtpSink
 from tests.workerenv import smtp_port, worker_tasks
 from tracker import alerts
 from tracker.domain import Prediction
-from tracker.storage import items, outbox, pairs, subscriptions
+from tracker.storage import items, outbox, reviews, subscriptions
 from tracker.storage.subscriptions import Rule, Subscription
 
 pytestmark = pytest.mark.integration
@@ -354,7 +354,7 @@ def test_following_a_story_on_the_web_emails_its_confirmed_clarification(
     form = {found.group(1): found.group(2), "csrf_token": csrf_token(client, "/")}
     assert client.post("/alerts/follow", data=form).status_code == 303
     with conn.transaction():
-        assert pairs.decide(conn, pair_id, None, "confirm")
+        assert reviews.decide(conn, pair_id, None, "confirm", None, datetime.now(UTC)) == "ok"
     with SmtpSink(smtp_port()) as smtp:
         assert tasks.relay_outbox() == 1
     (mail,) = smtp.messages

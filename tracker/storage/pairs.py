@@ -254,32 +254,6 @@ def list_pairs(
         return cur.fetchall()
 
 
-def decide(
-    conn: psycopg.Connection,
-    pair_id: int,
-    user_id: int | None,
-    decision: str,
-    reason: str | None = None,
-) -> bool:
-    """Record an analyst's confirm / reject on a pair; False when the pair does not exist."""
-    status = {"confirm": "confirmed", "reject": "rejected"}[decision]
-    with conn.cursor() as cur:
-        cur.execute(
-            "UPDATE pairs SET status = %s, updated_at = now() WHERE id = %s RETURNING id",
-            (status, pair_id),
-        )
-        if cur.fetchone() is None:
-            return False
-        cur.execute(
-            "INSERT INTO reviews (pair_id, user_id, decision, reason) VALUES (%s, %s, %s, %s)",
-            (pair_id, user_id, decision, reason),
-        )
-    if decision == "confirm":
-        # In the decision's transaction: the alert exists exactly when the confirmation does.
-        subscriptions.queue_pair_alerts(conn, [pair_id], CONFIRMED)
-    return True
-
-
 def spread_to_stories(conn: psycopg.Connection, item_ids: Sequence[int]) -> int:
     """Pair each clarification of a story's rumour with every rumour of that story, so the
     story is answered for every outlet that carried it. Touches the stories of `item_ids`

@@ -214,7 +214,7 @@ def refusal(conn: psycopg.Connection, pair_id: int) -> Outcome:
 def decide(
     conn: psycopg.Connection,
     pair_id: int,
-    user_id: int,
+    user_id: int | None,
     decision: str,
     reason: str | None,
     now: datetime,

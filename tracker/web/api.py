@@ -20,7 +20,7 @@ from fastapi.responses import StreamingResponse
 from psycopg_pool import ConnectionPool
 
 from tracker.domain import ROLES, FeedKind, Label, PairStatus
-from tracker.storage import audit, browse, exports, feeds, models, pairs
+from tracker.storage import audit, browse, exports, feeds, models, reviews
 from tracker.storage.pairs import PairView
 from tracker.storage.users import User
 from tracker.web import auth
@@ -41,6 +41,7 @@ from tracker.web.api_models import (
     StoryClarificationOut,
     StoryOut,
 )
+from tracker.web.views import OUTCOME_STATUS, OUTCOME_TEXT
 
 PREFIX = "/api/v1"
 OPENAPI_PATH = "/api/openapi.json"
@@ -195,14 +196,17 @@ def get_pair(pair_id: Id, user: Viewer, pool: Pool) -> PairOut:
 
 
 @router.post("/pairs/{pair_id}/decision")
-def decide(pair_id: Id, body: DecisionIn, user: Decider, pool: Pool) -> PairOut:
-    """Confirm or reject a pair (a rejection needs a reason), as the queue's form does."""
+def decide(request: Request, pair_id: Id, body: DecisionIn, user: Decider, pool: Pool) -> PairOut:
+    """Confirm or reject a suggested pair (a rejection needs a reason) with the queue's own
+    function: another analyst's claim is respected and the decision can be undone."""
     note = (body.reason or "").strip() or None
     # The review and its audit entry commit together or not at all.
     with pool.connection() as conn:
         with conn.transaction():
-            if not pairs.decide(conn, pair_id, user.id, body.decision, note):
-                raise HTTPException(404, "There is no such pair.")
+            now = auth.now(request)
+            outcome = reviews.decide(conn, pair_id, user.id, body.decision, note, now)
+            if outcome != "ok":
+                raise HTTPException(OUTCOME_STATUS[outcome], OUTCOME_TEXT[outcome])
             details = {"reason": note, "via": "api"}
             audit.record(conn, user.email, f"pair.{body.decision}", f"pair:{pair_id}", details)
         pair = browse.get_pair(conn, pair_id)
