@@ -137,6 +137,20 @@ class StoryOut(BaseModel):
     clarifications: list[StoryClarificationOut]
 
 
+class MergeIn(BaseModel):
+    source_id: int = Field(
+        ge=1, le=2**63 - 1, description="The story merged into this one (and then deleted)."
+    )
+
+
+class SplitIn(BaseModel):
+    item_ids: list[int] = Field(
+        min_length=1,
+        max_length=MAX_STORY_ITEMS,
+        description="Items of this story to move into a new story; at least one must stay.",
+    )
+
+
 class FeedOut(BaseModel):
     id: int
     url: str
