@@ -433,6 +433,9 @@ def test_the_api_merges_and_splits_with_an_analyst_token(web: Web) -> None:
     assert merged.status_code == 200, merged.text
     body = merged.json()
     assert body["id"] == w.a
+    assert [(d["pair_id"], d["decision"], d["reason"]) for d in body["decisions"]] == [
+        (w.pair, "confirm", "same claim")
+    ]
     assert sorted(i["id"] for i in body["items"]) == sorted(w.a_items + w.b_items)
     split = client.post(
         f"/api/v1/stories/{w.a}/split", json={"item_ids": w.b_items}, headers=headers

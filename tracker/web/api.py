@@ -26,6 +26,7 @@ from tracker.storage.pairs import PairView
 from tracker.storage.users import User
 from tracker.web import auth, story_views
 from tracker.web.api_models import (
+    MAX_STORY_DECISIONS,
     MAX_STORY_ITEMS,
     AnalystLabelOut,
     ClassificationOut,
@@ -42,6 +43,7 @@ from tracker.web.api_models import (
     SplitIn,
     SpreadDayOut,
     StoryClarificationOut,
+    StoryDecisionOut,
     StoryOut,
 )
 from tracker.web.views import OUTCOME_STATUS, OUTCOME_TEXT
@@ -283,6 +285,7 @@ def story_out(conn: psycopg.Connection, story_id: int) -> StoryOut | None:
     outlets = browse.story_outlets(conn, story_id)
     spread = browse.story_spread(conn, story_id)
     clarifications = browse.story_clarifications(conn, story_id)
+    decisions = browse.story_decisions(conn, story_id, MAX_STORY_DECISIONS)
     return StoryOut(
         id=story.id,
         title=story.title,
@@ -291,6 +294,7 @@ def story_out(conn: psycopg.Connection, story_id: int) -> StoryOut | None:
         outlets=[OutletOut(**asdict(o)) for o in outlets],
         spread=[SpreadDayOut(**asdict(d)) for d in spread],
         clarifications=[StoryClarificationOut(**asdict(c)) for c in clarifications],
+        decisions=[StoryDecisionOut(**asdict(d)) for d in decisions],
     )
 
 

@@ -11,11 +11,10 @@ from fastapi.responses import HTMLResponse
 
 from tracker.storage import audit, browse, pairs, stories
 from tracker.storage.users import User
-from tracker.web.api_models import MAX_STORY_ITEMS
+from tracker.web.api_models import MAX_STORY_DECISIONS, MAX_STORY_ITEMS
 from tracker.web.story_chart import spread_chart
 from tracker.web.views import MAX_BIGINT, AnyUser, Decider, Pool, render, see_other
 
-MAX_DECISIONS = 200
 StoryId = Annotated[int, PathParam(ge=1, le=MAX_BIGINT)]
 
 router = APIRouter()
@@ -31,7 +30,7 @@ def story_page(request: Request, story_id: StoryId, user: AnyUser, pool: Pool) -
         outlets = browse.story_outlets(conn, story_id)
         spread = browse.story_spread(conn, story_id)
         clarifications = browse.story_clarifications(conn, story_id)
-        decisions = browse.story_decisions(conn, story_id, MAX_DECISIONS)
+        decisions = browse.story_decisions(conn, story_id, MAX_STORY_DECISIONS)
     return render(
         request,
         "story.html",
