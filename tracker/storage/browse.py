@@ -356,3 +356,37 @@ def story_clarifications(conn: psycopg.Connection, story_id: int) -> list[StoryC
             (story_id,),
         )
         return cur.fetchall()
+
+
+@dataclass(frozen=True)
+class StoryDecision:
+    """An analyst's review of a pair whose rumour is in the story (undone ones included)."""
+
+    pair_id: int
+    rumour_title: str
+    clarification_title: str
+    pair_status: str
+    decision: str
+    reason: str | None
+    user_email: str | None
+    created_at: datetime
+    undone_at: datetime | None
+
+
+def story_decisions(conn: psycopg.Connection, story_id: int, limit: int) -> list[StoryDecision]:
+    """The story's reviews, newest first."""
+    with conn.cursor(row_factory=class_row(StoryDecision)) as cur:
+        cur.execute(
+            """SELECT p.id AS pair_id, r.title AS rumour_title, c.title AS clarification_title,
+                      p.status AS pair_status, v.decision, v.reason, u.email AS user_email,
+                      v.created_at, v.undone_at
+               FROM items r
+               JOIN pairs p ON p.rumour_id = r.id
+               JOIN reviews v ON v.pair_id = p.id
+               JOIN items c ON c.id = p.clarification_id
+               LEFT JOIN users u ON u.id = v.user_id
+               WHERE r.story_id = %s
+               ORDER BY v.created_at DESC, v.id DESC LIMIT %s""",
+            (story_id, limit),
+        )
+        return cur.fetchall()

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
@@ -23,8 +24,9 @@ from tracker.domain import ROLES, FeedKind, Label, PairStatus
 from tracker.storage import audit, browse, exports, feeds, models, reviews
 from tracker.storage.pairs import PairView
 from tracker.storage.users import User
-from tracker.web import auth
+from tracker.web import auth, story_views
 from tracker.web.api_models import (
+    MAX_STORY_DECISIONS,
     MAX_STORY_ITEMS,
     AnalystLabelOut,
     ClassificationOut,
@@ -32,13 +34,16 @@ from tracker.web.api_models import (
     FeedOut,
     ItemDetailOut,
     ItemOut,
+    MergeIn,
     ModelOut,
     OutletOut,
     Page,
     PairOut,
     PairSide,
+    SplitIn,
     SpreadDayOut,
     StoryClarificationOut,
+    StoryDecisionOut,
     StoryOut,
 )
 from tracker.web.views import OUTCOME_STATUS, OUTCOME_TEXT
@@ -265,14 +270,22 @@ def get_item(item_id: Id, user: Viewer, pool: Pool) -> ItemDetailOut:
 @router.get("/stories/{story_id}")
 def get_story(story_id: Id, user: Viewer, pool: Pool) -> StoryOut:
     with pool.connection() as conn:
-        story = browse.get_story(conn, story_id)
-        if story is None:
-            raise HTTPException(404, "There is no such story.")
-        where = browse.ItemFilter(story_id=story_id)
-        found = browse.list_items(conn, where, MAX_STORY_ITEMS)
-        outlets = browse.story_outlets(conn, story_id)
-        spread = browse.story_spread(conn, story_id)
-        clarifications = browse.story_clarifications(conn, story_id)
+        story = story_out(conn, story_id)
+    if story is None:
+        raise HTTPException(404, "There is no such story.")
+    return story
+
+
+def story_out(conn: psycopg.Connection, story_id: int) -> StoryOut | None:
+    story = browse.get_story(conn, story_id)
+    if story is None:
+        return None
+    where = browse.ItemFilter(story_id=story_id)
+    found = browse.list_items(conn, where, MAX_STORY_ITEMS)
+    outlets = browse.story_outlets(conn, story_id)
+    spread = browse.story_spread(conn, story_id)
+    clarifications = browse.story_clarifications(conn, story_id)
+    decisions = browse.story_decisions(conn, story_id, MAX_STORY_DECISIONS)
     return StoryOut(
         id=story.id,
         title=story.title,
@@ -281,7 +294,39 @@ def get_story(story_id: Id, user: Viewer, pool: Pool) -> StoryOut:
         outlets=[OutletOut(**asdict(o)) for o in outlets],
         spread=[SpreadDayOut(**asdict(d)) for d in spread],
         clarifications=[StoryClarificationOut(**asdict(c)) for c in clarifications],
+        decisions=[StoryDecisionOut(**asdict(d)) for d in decisions],
     )
+
+
+STORY_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Merging a story into itself, or a split that moves no or all items."},
+    404: {"description": "There is no such story."},
+}
+
+
+@router.post("/stories/{story_id}/merge", responses=STORY_ERRORS)
+def merge_story(story_id: Id, body: MergeIn, user: Decider, pool: Pool) -> StoryOut:
+    """Merge story `source_id` into this one: its items (and so their pairs) and its followers
+    move here, this story's clarifications are suggested for the moved rumours, and the source
+    story is deleted. Returns this story as it now is. Audited."""
+    with pool.connection() as conn:
+        with conn.transaction():
+            story_views.merge(conn, user, story_id, body.source_id, via="api")
+        story = story_out(conn, story_id)
+    assert story is not None
+    return story
+
+
+@router.post("/stories/{story_id}/split", responses=STORY_ERRORS)
+def split_story(story_id: Id, body: SplitIn, user: Decider, pool: Pool) -> StoryOut:
+    """Move `item_ids` out of this story into a new one, named after the earliest of them; the
+    story's followers follow the new one too. Returns the new story. Audited."""
+    with pool.connection() as conn:
+        with conn.transaction():
+            new_id = story_views.split(conn, user, story_id, body.item_ids, via="api")
+        story = story_out(conn, new_id)
+    assert story is not None
+    return story
 
 
 # --- feeds and models --------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field, model_validator
 
 MAX_REASON_CHARS = 1000
 MAX_STORY_ITEMS = 1000
+MAX_STORY_DECISIONS = 200
 
 T = TypeVar("T")
 
@@ -127,6 +128,18 @@ class StoryClarificationOut(BaseModel):
     confirmed: bool
 
 
+class StoryDecisionOut(BaseModel):
+    pair_id: int
+    rumour_title: str
+    clarification_title: str
+    pair_status: str
+    decision: str
+    reason: str | None
+    user_email: str | None
+    created_at: datetime
+    undone_at: datetime | None
+
+
 class StoryOut(BaseModel):
     id: int
     title: str
@@ -135,6 +148,23 @@ class StoryOut(BaseModel):
     outlets: list[OutletOut]
     spread: list[SpreadDayOut] = Field(description="Items and outlets per UTC day.")
     clarifications: list[StoryClarificationOut]
+    decisions: list[StoryDecisionOut] = Field(
+        description=f"Reviews of the story's pairs, newest first, at most {MAX_STORY_DECISIONS}."
+    )
+
+
+class MergeIn(BaseModel):
+    source_id: int = Field(
+        ge=1, le=2**63 - 1, description="The story merged into this one (and then deleted)."
+    )
+
+
+class SplitIn(BaseModel):
+    item_ids: list[int] = Field(
+        min_length=1,
+        max_length=MAX_STORY_ITEMS,
+        description="Items of this story to move into a new story; at least one must stay.",
+    )
 
 
 class FeedOut(BaseModel):
