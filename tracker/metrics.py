@@ -56,7 +56,7 @@ def metrics() -> Metrics:
     if path is not None:
         os.makedirs(path, exist_ok=True)
     registry = None if path else _own_registry()
-    return Metrics(
+    created = Metrics(
         items_ingested=Counter(
             f"{PREFIX}_items_ingested", "New feed items stored.", registry=registry
         ),
@@ -93,6 +93,15 @@ def metrics() -> Metrics:
             registry=registry,
         ),
     )
+    # Labelled series exist only once touched, and in multiprocess mode a family without a
+    # series is not listed at all: start the known ones at zero.
+    for outcome in ("ok", "not_modified", "unchanged"):
+        created.fetches.labels(outcome)
+    for decision in ("confirm", "reject", "skip"):
+        created.pair_decisions.labels(decision)
+    for outcome in ("sent", "failed"):
+        created.alerts.labels(outcome)
+    return created
 
 
 def feed_refreshed(outcome: str, new_items: int) -> None:
