@@ -56,13 +56,12 @@ def ping_workers(settings: Settings, timeout_s: float) -> dict[str, str]:
     """Worker name -> its reply, for every worker that answered within `timeout_s`."""
     app = Celery("rumour_tracker", set_as_current=False)
     app.conf.update(
-        broker_url=broker_url(settings),
-        broker_transport_options=transport_options(settings),
-        broker_connection_retry_on_startup=False,
-        broker_connection_max_retries=1,
+        broker_url=broker_url(settings), broker_transport_options=transport_options(settings)
     )
     try:
-        replies = app.control.ping(timeout=timeout_s)
+        # Our connection, which gives up after one retry: Celery's own retries for ever.
+        with connection(settings) as conn:
+            replies = app.control.ping(timeout=timeout_s, connection=conn)
     finally:
         app.close()
     found: dict[str, str] = {}
