@@ -112,10 +112,6 @@ class Settings(BaseSettings):
         return self.secret_key.get_secret_value() == DEFAULT_SECRET_KEY
 
     @property
-    def read_url(self) -> SecretStr | None:
-        return self.database_read_url or self.database_url
-
-    @property
     def embedded(self) -> bool:
         return self.database_url is None or self.broker_url is None
 

@@ -177,4 +177,5 @@ class _Union(Collector):
 
 def serve(port: int) -> None:
     """Serve this host's metrics on `port` from a daemon thread (Celery workers' main process)."""
+    metrics()  # every series listed from the start, at zero
     start_http_server(port, registry=_scrape_registry())

@@ -4,7 +4,9 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import httpx
 import psycopg
 
 from tests.conftest import free_port, run_tracker
@@ -28,11 +30,19 @@ def test_no_worker_answering_exits_1_and_still_shows_heartbeats(
     ]
 
 
-def test_a_running_worker_answers_the_ping(cli_env: dict[str, str]) -> None:
+def test_a_running_worker_answers_the_ping_and_serves_its_metrics(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {
+        **cli_env,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "TRACKER_WORKER_METRICS_PORT": str(port),
+    }
     argv = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", "solo"]
     worker = subprocess.Popen(
         [*argv, "-Q", "fetch", "-n", "status-probe@%h", "--loglevel", "WARNING"],
-        env=cli_env,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -45,6 +55,9 @@ def test_a_running_worker_answers_the_ping(cli_env: dict[str, str]) -> None:
         assert code == 0
         assert len(names) == 1 and str(names[0]).startswith("status-probe@")
         assert report["workers"][0]["reply"] == "pong"
+        served = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        assert "rumour_tracker_fetches_total" in served
+        assert "rumour_tracker_classification_seconds_bucket" in served
     finally:
         worker.terminate()
         worker.wait(timeout=60)

@@ -86,13 +86,6 @@ def test_an_unreadable_secret_file_is_reported(monkeypatch: pytest.MonkeyPatch) 
 # --- operations settings -----------------------------------------------------------------------
 
 
-def test_the_read_url_falls_back_to_the_primary() -> None:
-    primary = SecretStr("postgresql://u:pw@primary/db")
-    assert Settings(database_url=primary).read_url == primary
-    replica = SecretStr("postgresql://u:pw@replica/db")
-    assert Settings(database_url=primary, database_read_url=replica).read_url == replica
-
-
 def test_broker_transport_options_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert transport_options(Settings()) == {"visibility_timeout": 3600}
     monkeypatch.setenv("TRACKER_BROKER_URL", "sentinel://s1:26379;sentinel://s2:26379")
