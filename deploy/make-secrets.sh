@@ -15,5 +15,7 @@ random() { python3 -c 'import secrets; print(secrets.token_urlsafe(36))'; }
   printf 'postgresql://tracker:%s@db:5432/tracker\n' "$(cat "$dir/postgres_password")" >"$dir/database_url"
 [ -s "$dir/secret_key" ] || random >"$dir/secret_key"
 [ -s "$dir/flower_basic_auth" ] || printf 'admin:%s\n' "$(random)" >"$dir/flower_basic_auth"
-chmod 0644 "$dir"/postgres_password "$dir"/database_url "$dir"/secret_key "$dir"/flower_basic_auth
+[ -s "$dir/metrics_token" ] || random >"$dir/metrics_token"
+chmod 0644 "$dir"/postgres_password "$dir"/database_url "$dir"/secret_key "$dir"/flower_basic_auth \
+  "$dir"/metrics_token
 echo "secrets in $dir"

@@ -15,7 +15,7 @@ import psycopg
 import structlog
 
 from classifiers.text import WORD, fold
-from tracker import alert_mail
+from tracker import alert_mail, metrics
 from tracker.alert_mail import one_line as one_line  # re-exported: callers and tests use it
 from tracker.config import Settings
 from tracker.domain import Prediction
@@ -221,6 +221,7 @@ def relay(
         with conn.transaction():
             outbox.mark_sent(conn, row.id)
         sent += 1
+    metrics.alerts_relayed(sent, len(rows) - sent)
     return sent
 
 

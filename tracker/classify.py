@@ -1,10 +1,11 @@
 """Classification stage: label new items, and queue rumour alerts in the same transaction."""
 
+import time
 from collections.abc import Sequence
 
 import psycopg
 
-from tracker import alerts
+from tracker import alerts, metrics
 from tracker.domain import TextForModel
 from tracker.model_registry import item_classifier
 from tracker.storage import classifications, items
@@ -17,6 +18,7 @@ def classify_items(
     public_url: str | None,
 ) -> list[int]:
     """Classify items not yet classified by the active model; returns the ids classified now."""
+    started = time.perf_counter()
     model = item_classifier(conn)
     with conn.transaction():
         rows = items.for_model(conn, item_ids)
@@ -31,6 +33,7 @@ def classify_items(
             if r.id in new and p.label == "rumour" and p.probability >= alert_min_probability
         ]
         alerts.queue_rumour_alerts(conn, rumours, public_url)
+    metrics.batch_classified(time.perf_counter() - started, len(stored))
     return stored
 
 

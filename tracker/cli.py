@@ -16,6 +16,7 @@ from tracker.cli_alerts import alerts_app
 from tracker.cli_feeds import feeds_app, items_app
 from tracker.cli_models import eval_app, models_app, train_app
 from tracker.cli_users import users_app
+from tracker.cli_workers import workers_app
 from tracker.cliutil import broker_url, connect, database_url, fail, print_json, settings
 from tracker.config import Settings
 from tracker.logs import configure as configure_logs
@@ -40,6 +41,7 @@ app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
 app.add_typer(users_app, name="users")
+app.add_typer(workers_app, name="workers")
 
 DataDir = Annotated[
     Path | None,

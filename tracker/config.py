@@ -10,7 +10,14 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "insecure-development-key-change-me"  # noqa: S105 - refused in production
-SECRET_FIELDS = ("secret_key", "smtp_password", "database_url", "broker_url")
+SECRET_FIELDS = (
+    "secret_key",
+    "smtp_password",
+    "database_url",
+    "broker_url",
+    "database_read_url",
+    "metrics_token",
+)
 
 
 def default_data_dir() -> Path:
@@ -27,6 +34,12 @@ class Settings(BaseSettings):
     # None means "start the embedded PostgreSQL / Redis under data_dir".
     database_url: SecretStr | None = None
     broker_url: SecretStr | None = None
+    # A streaming replica for the web UI's read-only pages and API lists; None: the primary.
+    database_read_url: SecretStr | None = None
+    # Set with `sentinel://h1:26379;sentinel://h2:26379` as TRACKER_BROKER_URL.
+    broker_sentinel_master: str | None = None
+    # Longer than any task, so no task is redelivered merely for being slow.
+    broker_visibility_timeout_s: int = Field(default=3600, ge=60)
     data_dir: Path = Field(default_factory=default_data_dir)
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
 
@@ -73,6 +86,12 @@ class Settings(BaseSettings):
     ops_check_every_s: float = Field(default=60.0, gt=0)
     ops_backlog_limit: int = Field(default=1000, ge=1)
     ops_feed_failing_h: float = Field(default=6.0, gt=0)
+
+    log_format: Literal["json", "console"] = "console"
+    # Bearer token Prometheus sends to /metrics; None: /metrics answers 404.
+    metrics_token: SecretStr | None = None
+    # Celery workers serve their own processes' metrics on this port (0: not served).
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":

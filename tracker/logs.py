@@ -1,33 +1,86 @@
-"""structlog set-up: key=value lines through stdlib logging, shared with Celery and uvicorn."""
+"""structlog set-up: our events and every stdlib record (Celery, uvicorn, libraries) go through
+one handler that renders JSON lines or key=value lines, with secrets redacted."""
 
 import logging
+import re
 import sys
+from collections.abc import MutableMapping
+from typing import Any, Literal
 
 import structlog
 
+# scheme://user:password@host -> scheme://user:***@host, wherever a URL is logged.
+URL_PASSWORD = re.compile(r"(?P<prefix>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@", re.I)
+SECRET_KEYS = re.compile(r"pass(word)?|secret|token|authorization|cookie|api_?key", re.I)
+REDACTED = "***"
+HANDLER_NAME = "rumour-tracker"
 
-def configure(json_lines: bool = False) -> None:
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
-        if json_lines
-        else structlog.processors.KeyValueRenderer(key_order=["event"], sort_keys=True)
-    )
+
+def redact_text(text: str) -> str:
+    return URL_PASSWORD.sub(lambda m: f"{m.group('prefix')}{REDACTED}@", text)
+
+
+def _redact_value(key: str, value: Any) -> Any:
+    if SECRET_KEYS.search(key) and value is not None:
+        return REDACTED
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, BaseException):
+        return redact_text(str(value))
+    return value
+
+
+def redact(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A processor: secret-named keys are masked, passwords in URLs removed from any text."""
+    for key, value in list(event_dict.items()):
+        if not key.startswith("_"):
+            event_dict[key] = _redact_value(key, value)
+    return event_dict
+
+
+def _renderer(log_format: str) -> structlog.typing.Processor:
+    if log_format == "json":
+        return structlog.processors.JSONRenderer()
+    return structlog.processors.KeyValueRenderer(key_order=["timestamp", "event"], sort_keys=True)
+
+
+def configure(log_format: Literal["json", "console"] = "console") -> None:
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # Tracebacks are rendered into text before redaction sees them.
+        structlog.processors.format_exc_info,
+        redact,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.stdlib.add_log_level,
-            renderer,
-        ],
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            stream=sys.stderr,
-            level=logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(HANDLER_NAME)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                _renderer(log_format),
+            ],
         )
+    )
+    root = logging.getLogger()
+    # Configuring twice (a worker's init after the CLI's) replaces our handler, never doubles it.
+    root.handlers = [h for h in root.handlers if h.get_name() != HANDLER_NAME] + [handler]
+    root.setLevel(logging.INFO)
+    # uvicorn's own handlers would print plain text beside ours.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
     # httpx logs every request at INFO; one line per fetch is ours to write.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("pgserver").setLevel(logging.WARNING)

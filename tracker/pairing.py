@@ -10,6 +10,7 @@ from typing import Protocol
 import psycopg
 
 from classifiers.pair_scorer import LexicalPairScorer, query_terms
+from tracker import metrics
 from tracker.classify import to_model_text
 from tracker.domain import PairScore, TextForModel
 from tracker.storage import classifications, items, pairs
@@ -68,6 +69,7 @@ def pair_items(
                 _join_story(conn, row, found["rumour"], config)
             created += _pair(conn, row, label, found[OTHER_LABEL[label]], scorer, config)
         created += pairs.spread_to_stories(conn, item_ids)
+    metrics.pairs_suggested(created)
     return created
 
 

@@ -3,6 +3,7 @@
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -119,6 +120,12 @@ def child_env(
             "REMAP_SIGTERM": "SIGQUIT",
         }
     )
+    # Every role's processes count into one directory, so the web role's /metrics adds up the
+    # workers' metrics too. Emptied first: files of a previous run's processes would be summed.
+    metrics_dir = data_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     if secret_key_file is not None:
         env["TRACKER_SECRET_KEY_FILE"] = str(secret_key_file)
     if allow_networks:

@@ -4,11 +4,11 @@ from typing import Any
 
 from celery import Celery, signals
 
+from tracker import broker, metrics
+from tracker.broker import QUEUES as QUEUES  # re-exported: workers.tasks routes by queue
 from tracker.config import get_settings
 from tracker.logs import configure as configure_logs
 from tracker.storage.db import SchemaOutOfDateError, check_schema
-
-QUEUES = ("fetch", "classify")
 
 
 def celery_config() -> dict[str, Any]:
@@ -30,9 +30,8 @@ def celery_config() -> dict[str, Any]:
         "broker_connection_max_retries": None,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_hijack_root_logger": False,
-        # Longer than any task (the fetch deadline is far below it), so no task runs twice
-        # merely for being slow.
-        "broker_transport_options": {"visibility_timeout": 3600},
+        # The visibility timeout, and Sentinel's master name when the URL is sentinel://.
+        "broker_transport_options": broker.transport_options(settings),
         "task_routes": {
             "rt.classify_items": {"queue": "classify"},
             "rt.pair_items": {"queue": "classify"},
@@ -68,8 +67,8 @@ app.add_defaults(celery_config)
 
 
 def _start_process(**_: Any) -> None:
-    configure_logs(json_lines=get_settings().environment == "production")
     settings = get_settings()
+    configure_logs(settings.log_format)
     assert settings.database_url is not None
     try:
         check_schema(settings.database_url.get_secret_value())
@@ -78,5 +77,13 @@ def _start_process(**_: Any) -> None:
         raise SystemExit(f"error: {exc}") from exc
 
 
-signals.worker_init.connect(_start_process, weak=False)
+def _start_worker(**kwargs: Any) -> None:
+    _start_process(**kwargs)
+    port = get_settings().worker_metrics_port
+    if port:
+        # In the main process, before the pool forks: one endpoint adds up every child.
+        metrics.serve(port)
+
+
+signals.worker_init.connect(_start_worker, weak=False)
 signals.beat_init.connect(_start_process, weak=False)

@@ -35,12 +35,15 @@ CSRF_REFUSAL = "Missing or wrong CSRF token."
 LOCKED = "Too many failed logins"
 WEAKEST_FIRST = sorted(ROLES, key=auth.ROLE_RANK.__getitem__)
 
-# Routes anyone may call, each for a reason: logging in, health probes, our own CSS/JS, and the
-# one-click unsubscribe links of alert emails (their signed token is the authority).
+# Routes anyone may call, each for a reason: logging in, health probes (a probe cannot log in),
+# our own CSS/JS, the one-click unsubscribe links of alert emails (their signed token is the
+# authority) and /metrics (TRACKER_METRICS_TOKEN is the authority; test_ops_endpoints.py).
 PUBLIC_ROUTES = {
     ("GET", "/login"),
     ("POST", "/login"),
     ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
     ("GET", "/unsubscribe/{token}"),
     ("POST", "/unsubscribe/{token}"),
 }

@@ -1,8 +1,10 @@
 import os
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from tracker.broker import transport_options
 from tracker.config import DEFAULT_SECRET_KEY, Settings, _secrets_from_files
 
 
@@ -79,3 +81,33 @@ def test_an_unreadable_secret_file_is_reported(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("TRACKER_SMTP_PASSWORD_FILE", "/nonexistent/secret")
     with pytest.raises(ValueError, match="TRACKER_SMTP_PASSWORD_FILE"):
         _secrets_from_files()
+
+
+# --- operations settings -----------------------------------------------------------------------
+
+
+def test_broker_transport_options_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert transport_options(Settings()) == {"visibility_timeout": 3600}
+    monkeypatch.setenv("TRACKER_BROKER_URL", "sentinel://s1:26379;sentinel://s2:26379")
+    monkeypatch.setenv("TRACKER_BROKER_SENTINEL_MASTER", "tracker")
+    monkeypatch.setenv("TRACKER_BROKER_VISIBILITY_TIMEOUT_S", "7200")
+    assert transport_options(Settings()) == {"visibility_timeout": 7200, "master_name": "tracker"}
+
+
+def test_an_unknown_log_format_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKER_LOG_FORMAT", "xml")
+    with pytest.raises(ValidationError, match="log_format"):
+        Settings()
+
+
+def test_the_read_url_and_the_metrics_token_are_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token_file = tmp_path / "metrics_token"
+    token_file.write_text("t" * 40 + "\n", encoding="utf-8")
+    monkeypatch.setenv("TRACKER_METRICS_TOKEN_FILE", str(token_file))
+    monkeypatch.setenv("TRACKER_DATABASE_READ_URL", "postgresql://u:replica-pw@replica/db")
+    s = Settings(**_secrets_from_files())  # type: ignore[arg-type]
+    assert s.metrics_token is not None and s.metrics_token.get_secret_value() == "t" * 40
+    shown = str(s.masked())
+    assert "replica-pw" not in shown and "t" * 40 not in shown

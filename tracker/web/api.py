@@ -20,6 +20,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from psycopg_pool import ConnectionPool
 
+from tracker import metrics
 from tracker.domain import ROLES, FeedKind, Label, PairStatus
 from tracker.storage import audit, browse, exports, feeds, models, reviews
 from tracker.storage.pairs import PairView
@@ -84,6 +85,8 @@ Viewer = Annotated[User, Depends(ApiRole(frozenset(ROLES)))]
 Decider = Annotated[User, Depends(ApiRole(frozenset({"analyst", "admin"})))]
 Admin = Annotated[User, Depends(ApiRole(frozenset({"admin"})))]
 Pool = Annotated[ConnectionPool, Depends(auth.get_pool)]
+# Read-only lists and exports: the read replica when one is configured.
+ReadPool = Annotated[ConnectionPool, Depends(auth.get_read_pool)]
 Id = Annotated[int, PathParam(ge=1, le=MAX_BIGINT)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Language = Annotated[str | None, Query(min_length=2, max_length=8, pattern="^[A-Za-z]+$")]
@@ -158,7 +161,7 @@ def pair_out(pair: PairView) -> PairOut:
 @router.get("/pairs")
 def list_pairs(
     user: Viewer,
-    pool: Pool,
+    pool: ReadPool,
     status: PairStatus | None = None,
     language: Language = None,
     feed_kind: FeedKind | None = None,
@@ -192,7 +195,7 @@ def list_pairs(
 
 
 @router.get("/pairs/{pair_id}")
-def get_pair(pair_id: Id, user: Viewer, pool: Pool) -> PairOut:
+def get_pair(pair_id: Id, user: Viewer, pool: ReadPool) -> PairOut:
     with pool.connection() as conn:
         pair = browse.get_pair(conn, pair_id)
     if pair is None:
@@ -214,6 +217,7 @@ def decide(request: Request, pair_id: Id, body: DecisionIn, user: Decider, pool:
                 raise HTTPException(OUTCOME_STATUS[outcome], OUTCOME_TEXT[outcome])
             details = {"reason": note, "via": "api"}
             audit.record(conn, user.email, f"pair.{body.decision}", f"pair:{pair_id}", details)
+        metrics.pair_decided(body.decision)
         pair = browse.get_pair(conn, pair_id)
     assert pair is not None
     return pair_out(pair)
@@ -229,7 +233,7 @@ def item_out(item: browse.ItemRow) -> ItemOut:
 @router.get("/items")
 def list_items(
     user: Viewer,
-    pool: Pool,
+    pool: ReadPool,
     q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     label: Label | None = None,
     language: Language = None,
@@ -252,7 +256,7 @@ def list_items(
 
 
 @router.get("/items/{item_id}")
-def get_item(item_id: Id, user: Viewer, pool: Pool) -> ItemDetailOut:
+def get_item(item_id: Id, user: Viewer, pool: ReadPool) -> ItemDetailOut:
     """An item with every model's classification of it and analysts' relabels, oldest first."""
     with pool.connection() as conn:
         item = browse.get_item(conn, item_id)
@@ -268,7 +272,7 @@ def get_item(item_id: Id, user: Viewer, pool: Pool) -> ItemDetailOut:
 
 
 @router.get("/stories/{story_id}")
-def get_story(story_id: Id, user: Viewer, pool: Pool) -> StoryOut:
+def get_story(story_id: Id, user: Viewer, pool: ReadPool) -> StoryOut:
     with pool.connection() as conn:
         story = story_out(conn, story_id)
     if story is None:
@@ -333,7 +337,7 @@ def split_story(story_id: Id, body: SplitIn, user: Decider, pool: Pool) -> Story
 
 
 @router.get("/feeds")
-def list_feeds(user: Viewer, pool: Pool) -> list[FeedOut]:
+def list_feeds(user: Viewer, pool: ReadPool) -> list[FeedOut]:
     """Every feed with its health: status, errors, last and next poll."""
     with pool.connection() as conn:
         found = feeds.list_all(conn)
@@ -425,24 +429,24 @@ JSONL_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/export/pairs.csv", response_class=StreamingResponse, responses=CSV_RESPONSE)
-def export_pairs_csv(user: Viewer, pool: Pool) -> StreamingResponse:
+def export_pairs_csv(user: Viewer, pool: ReadPool) -> StreamingResponse:
     """Every confirmed pair with both items' text, source, time and the score."""
     return _export(pool, exports.stream_confirmed_pairs, PAIR_FIELDS, "pairs.csv")
 
 
 @router.get("/export/pairs.jsonl", response_class=StreamingResponse, responses=JSONL_RESPONSE)
-def export_pairs_jsonl(user: Viewer, pool: Pool) -> StreamingResponse:
+def export_pairs_jsonl(user: Viewer, pool: ReadPool) -> StreamingResponse:
     """Every confirmed pair with both items' text, source, time and the score."""
     return _export(pool, exports.stream_confirmed_pairs, PAIR_FIELDS, "pairs.jsonl")
 
 
 @router.get("/export/labels.csv", response_class=StreamingResponse, responses=CSV_RESPONSE)
-def export_labels_csv(user: Viewer, pool: Pool) -> StreamingResponse:
+def export_labels_csv(user: Viewer, pool: ReadPool) -> StreamingResponse:
     """Every item analysts labelled (relabel, or its role in a confirmed pair), with its text."""
     return _export(pool, exports.stream_labelled_items, LABEL_FIELDS, "labels.csv")
 
 
 @router.get("/export/labels.jsonl", response_class=StreamingResponse, responses=JSONL_RESPONSE)
-def export_labels_jsonl(user: Viewer, pool: Pool) -> StreamingResponse:
+def export_labels_jsonl(user: Viewer, pool: ReadPool) -> StreamingResponse:
     """Every item analysts labelled (relabel, or its role in a confirmed pair), with its text."""
     return _export(pool, exports.stream_labelled_items, LABEL_FIELDS, "labels.jsonl")

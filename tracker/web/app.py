@@ -13,9 +13,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tracker import logs
 from tracker.config import Settings, get_settings
 from tracker.storage import db
-from tracker.web import alerts_views, api, api_docs, auth, story_views, unsubscribe, views
+from tracker.web import alerts_views, api, api_docs, auth, ops, story_views, unsubscribe, views
 
 STATIC_DIR = Path(__file__).parent / "static"
 SESSION_MAX_AGE_S = 12 * 60 * 60  # a working day; then log in again
@@ -71,15 +72,21 @@ def _lifespan(
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logs.configure(settings.log_format)
         url = database_url(settings)
         # Refuse to serve on a schema this code does not know (SchemaOutOfDateError says why).
         await run_in_threadpool(db.check_schema, url)
         pool = await run_in_threadpool(db.open_pool, url)
-        app.state.pool = pool
+        app.state.pool = app.state.read_pool = pool
+        if settings.database_read_url is not None:
+            read_url = settings.database_read_url.get_secret_value()
+            app.state.read_pool = await run_in_threadpool(db.open_pool, read_url)
         try:
             yield
         finally:
             await run_in_threadpool(pool.close)
+            if app.state.read_pool is not pool:
+                await run_in_threadpool(app.state.read_pool.close)
 
     return lifespan
 
@@ -113,6 +120,7 @@ def create_app(
         openapi_url=None,
     )
     app.state.clock = clock or (lambda: datetime.now(UTC))
+    app.state.settings = settings
     app.add_middleware(
         auth.SessionCookies,
         secret_key=settings.secret_key.get_secret_value(),
@@ -122,6 +130,7 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(views.router)
+    app.include_router(ops.router)
     app.include_router(alerts_views.router)
     app.include_router(story_views.router)
     # Signs and checks the one-click unsubscribe links of alert emails.

@@ -204,6 +204,12 @@ def get_pool(request: Request) -> ConnectionPool:
     return pool
 
 
+def get_read_pool(request: Request) -> ConnectionPool:
+    """TRACKER_DATABASE_READ_URL's pool (the primary's without one), for read-only handlers."""
+    pool: ConnectionPool = request.app.state.read_pool
+    return pool
+
+
 def now(request: Request) -> datetime:
     """The app's clock (tests replace app.state.clock to move time on without sleeping)."""
     clock: Callable[[], datetime] | None = getattr(request.app.state, "clock", None)

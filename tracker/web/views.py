@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tracker import metrics
 from tracker.domain import FEED_KINDS, LABELS, ROLES, PairStatus
 from tracker.storage import audit, feeds, labels, pairs, reviews, users
 from tracker.storage.pairs import PairView
@@ -40,6 +41,8 @@ MAX_BIGINT = 2**63 - 1
 AnyUser = Annotated[User, Depends(auth.require_role(*ROLES))]
 Decider = Annotated[User, Depends(auth.require_role(*DECIDERS))]
 Pool = Annotated[ConnectionPool, Depends(auth.get_pool)]
+# Pages that only read: the read replica when one is configured (a moment behind).
+ReadPool = Annotated[ConnectionPool, Depends(auth.get_read_pool)]
 FormText = Annotated[str, Form()]
 
 router = APIRouter()
@@ -269,7 +272,7 @@ def _claim_first(
 
 
 @router.get("/pairs", response_class=HTMLResponse)
-def pair_list(request: Request, user: AnyUser, pool: Pool, status: str = "") -> HTMLResponse:
+def pair_list(request: Request, user: AnyUser, pool: ReadPool, status: str = "") -> HTMLResponse:
     if status and status not in PAIR_STATUSES:
         raise HTTPException(status_code=400, detail=f"Unknown status {status!r}.")
     with pool.connection() as conn:
@@ -278,7 +281,7 @@ def pair_list(request: Request, user: AnyUser, pool: Pool, status: str = "") -> 
 
 
 @router.get("/feeds", response_class=HTMLResponse)
-def feed_health(request: Request, user: AnyUser, pool: Pool) -> HTMLResponse:
+def feed_health(request: Request, user: AnyUser, pool: ReadPool) -> HTMLResponse:
     with pool.connection() as conn:
         found = feeds.list_all(conn)
     return render(request, "feeds.html", user, feeds=found)
@@ -303,6 +306,7 @@ def decide(
         if outcome != "ok":
             raise HTTPException(status_code=OUTCOME_STATUS[outcome], detail=OUTCOME_TEXT[outcome])
         audit.record(conn, user.email, f"pair.{decision}", f"pair:{pair_id}", {"reason": note})
+    metrics.pair_decided(decision)
     return done(request, back, pair_id=pair_id, decision=decision)
 
 
