@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -65,8 +66,11 @@ def text_of(pattern: re.Pattern[str], page: str) -> str:
     return " ".join(found.group(1).split())
 
 
-def post(client: TestClient, path: str, **form: Any) -> Any:
-    return client.post(path, data={"csrf_token": csrf_token(client, "/feeds"), **form})
+def post(client: TestClient, path: str, **form: Any) -> httpx.Response:
+    response: httpx.Response = client.post(
+        path, data={"csrf_token": csrf_token(client, "/feeds"), **form}
+    )
+    return response
 
 
 def test_an_admin_adds_a_feed_by_its_sites_url_with_discovery(
