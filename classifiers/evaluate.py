@@ -4,6 +4,8 @@
 import hashlib
 from collections.abc import Mapping, Sequence
 
+from sklearn.metrics import precision_recall_curve
+
 
 def in_validation(key: str) -> bool:
     """One example in five, chosen by content, is kept for validation and never trained on."""
@@ -43,4 +45,21 @@ def retrieval_metrics(
             [len(set(rankings.get(q, [])[:5]) & relevant[q]) / len(relevant[q]) for q in queries]
         ),
         "queries": len(queries),
+    }
+
+
+def pr_curve(
+    truth: Sequence[bool], scores: Sequence[float], max_points: int = 50
+) -> dict[str, list[float]]:
+    """Precision and recall at up to `max_points` thresholds, for the Models page to draw;
+    empty lists when there is no positive example to find."""
+    if not any(truth):
+        return {"precision": [], "recall": []}
+    precision, recall, _ = precision_recall_curve(list(truth), list(scores))
+    step = max(1, -(-len(precision) // max_points))
+    # Keep both ends: full recall at the lowest threshold, the start of the curve at the highest.
+    keep = sorted({*range(0, len(precision), step), len(precision) - 1})
+    return {
+        "precision": [round(float(precision[i]), 4) for i in keep],
+        "recall": [round(float(recall[i]), 4) for i in keep],
     }

@@ -19,7 +19,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from classifiers.evaluate import in_validation
+from classifiers.evaluate import in_validation, pr_curve
 from classifiers.style import ItemFeatures
 from tracker.domain import LABELS, Prediction, TextForModel
 
@@ -155,6 +155,17 @@ def scores(model: "ItemClassifier", examples: Sequence[LabelledText]) -> dict[st
     }
 
 
+def rumour_pr_curve(
+    model: "ItemClassifier", examples: Sequence[LabelledText]
+) -> dict[str, list[float]]:
+    """Precision and recall of the rumour label as its probability threshold moves."""
+    predictions = model.predict([ex.text for ex in examples])
+    return pr_curve(
+        [ex.label == "rumour" for ex in examples],
+        [p.probabilities.get("rumour", 0.0) for p in predictions],
+    )
+
+
 def train(
     examples: Sequence[LabelledText],
     metadata: dict[str, Any] | None = None,
@@ -194,6 +205,7 @@ def train(
             "trained_on_examples": len(fitting),
             "sklearn_version": sklearn.__version__,
             "validation": scores(model, validation_part(examples)) if hold_out else {},
+            "pr_curve": rumour_pr_curve(model, validation_part(examples)) if hold_out else None,
             "trained_at": stamp,
         }
     )

@@ -29,7 +29,7 @@ from sklearn.metrics import precision_recall_curve
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from classifiers.evaluate import in_validation, ranked, retrieval_metrics
+from classifiers.evaluate import in_validation, pr_curve, ranked, retrieval_metrics
 from classifiers.text import (
     _STEM_CONCEPT,
     CUES,
@@ -606,6 +606,13 @@ def thresholds(
     return found
 
 
+def matching_pr_curve(
+    model: PairRanker, pairs: Sequence[PairExample], labels: Sequence[bool]
+) -> dict[str, list[float]]:
+    """Precision and recall of "this pair matches" as the score threshold moves."""
+    return pr_curve(labels, [float(v) for v in model.score_pairs(pairs)])
+
+
 def train(
     pairs: Sequence[PairExample],
     labels: Sequence[bool],
@@ -641,6 +648,9 @@ def train(
             "sklearn_version": sklearn.__version__,
             "validation": scores(model, *validation_part(pairs, labels)) if hold_out else {},
             "thresholds": thresholds(model, *validation_part(pairs, labels)) if hold_out else {},
+            "pr_curve": matching_pr_curve(model, *validation_part(pairs, labels))
+            if hold_out
+            else None,
             "trained_at": stamp,
             "features": feature_names(),
         }

@@ -9,11 +9,10 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+from tracker import feed_admin
 from tracker.cliutil import connect, fail, print_json, settings
 from tracker.domain import FEED_KINDS, Feed
 from tracker.feeds import archive, opml
-from tracker.feeds.discover import DiscoveryError, discover
-from tracker.feeds.fetch import FetchError, FetchPolicy, fetch, parse_networks
 from tracker.feeds.parse import describe_file
 from tracker.storage import audit, feeds
 
@@ -31,34 +30,16 @@ def _check_kind(kind: str | None) -> None:
         raise fail(f"--kind must be one of {', '.join(FEED_KINDS)}, not {kind!r}")
 
 
-def _policy() -> FetchPolicy:
-    s = settings()
-    return FetchPolicy(
-        timeout_s=s.fetch_timeout_s,
-        max_bytes=s.fetch_max_bytes,
-        user_agent=s.user_agent,
-        allow_networks=parse_networks(s.fetch_allow_networks),
-    )
-
-
 def _feed_url(url: str, find: bool) -> str:
-    if not url.startswith(("http://", "https://")):
-        raise fail(f"feed URL must start with http:// or https://, not {url!r}")
-    if not find:
-        return url
-    policy = _policy()
-
-    def get(candidate: str) -> tuple[bytes, str]:
-        result = fetch(candidate, policy)
-        return result.body, result.headers.get("content-type", "")
-
     try:
-        found = discover(url, get)
-    except (DiscoveryError, FetchError) as exc:
+        found = feed_admin.feed_url(url, find, settings())
+    except feed_admin.FeedInputError as exc:
         raise fail(str(exc)) from exc
-    if len(found) > 1:
-        typer.echo(f"found {len(found)} feeds, adding the first: {', '.join(found)}")
-    return found[0]
+    if len(found.candidates) > 1:
+        typer.echo(
+            f"found {len(found.candidates)} feeds, adding the first: {', '.join(found.candidates)}"
+        )
+    return found.url
 
 
 @feeds_app.command("add")
@@ -90,9 +71,7 @@ def feeds_add(
     if new.min_interval_s > new.max_interval_s:
         raise fail("--min-interval must not exceed --max-interval")
     with connect() as conn, conn.transaction():
-        feed, created = feeds.add(conn, new, s.poll_interval_s)
-        if created:
-            audit.record(conn, "cli", "feed.add", f"feed:{feed.id}", {"url": feed.url})
+        feed, created = feed_admin.add(conn, new, s, "cli")
     typer.echo(f"{'added' if created else 'already registered'}: feed {feed.id} {feed.url}")
 
 
@@ -150,9 +129,8 @@ def feeds_edit(
 
 def _set_enabled(feed_id: int, enabled: bool) -> None:
     with connect() as conn, conn.transaction():
-        if not feeds.set_enabled(conn, feed_id, enabled, reason="disabled by hand"):
+        if not feed_admin.set_enabled(conn, feed_id, enabled, "cli"):
             raise fail(f"no feed with id {feed_id}")
-        audit.record(conn, "cli", "feed.enable" if enabled else "feed.disable", f"feed:{feed_id}")
     typer.echo(f"feed {feed_id} {'enabled' if enabled else 'disabled'}")
 
 
@@ -185,8 +163,8 @@ def feeds_delete(
 @feeds_app.command("poll")
 def feeds_poll(feed_id: int) -> None:
     """Poll a feed at the next dispatch (within seconds when the tracker runs)."""
-    with connect() as conn:
-        if not feeds.poll_now(conn, feed_id):
+    with connect() as conn, conn.transaction():
+        if not feed_admin.poll_now(conn, feed_id, "cli"):
             raise fail(f"no enabled feed with id {feed_id}")
     typer.echo(f"feed {feed_id} is due now")
 
@@ -196,32 +174,21 @@ def feeds_import_opml(path: Path, kind: Kind = "other") -> None:
     """Register every feed of an OPML file; its categories become tags."""
     _check_kind(kind)
     try:
-        parsed = opml.parse_opml(path.read_bytes())
+        data = path.read_bytes()
     except OSError as exc:
         raise fail(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        with connect() as conn, conn.transaction():
+            report = feed_admin.import_opml(
+                conn, data, kind or "other", settings(), "cli", str(path)
+            )
     except opml.OpmlError as exc:
         raise fail(f"{path}: {exc}") from exc
-    for problem in parsed.problems:
+    for problem in report.problems:
         typer.secho(f"skipped: {problem}", err=True, fg=typer.colors.YELLOW)
-    s = settings()
-    new = [
-        feeds.NewFeed(
-            url=f.url,
-            kind=f.kind or kind or "other",
-            title=f.title,
-            language=f.language,
-            tags=f.tags,
-            min_interval_s=s.poll_min_interval_s,
-            max_interval_s=s.poll_max_interval_s,
-        )
-        for f in parsed.feeds
-    ]
-    with connect() as conn, conn.transaction():
-        added = feeds.add_many(conn, new, s.poll_interval_s)
-        audit.record(conn, "cli", "feeds.import_opml", str(path), {"added": added})
     typer.echo(
-        f"{added} feeds added, {len(new) - added} already registered, "
-        f"{len(parsed.problems)} skipped"
+        f"{report.added} feeds added, {report.already} already registered, "
+        f"{len(report.problems)} skipped"
     )
 
 
@@ -229,18 +196,12 @@ def feeds_import_opml(path: Path, kind: Kind = "other") -> None:
 def feeds_export_opml(path: Annotated[Path | None, typer.Argument()] = None) -> None:
     """Write every feed as OPML (to PATH, or standard output)."""
     with connect() as conn:
-        found = feeds.list_all(conn)
-    data = opml.export_opml(
-        opml.OpmlFeed(
-            url=f.url, title=f.title, tags=tuple(f.tags), kind=f.kind, language=f.language
-        )
-        for f in found
-    )
+        data, count = feed_admin.export_opml(conn)
     if path is None:
         sys.stdout.buffer.write(data)
     else:
         path.write_bytes(data)
-        typer.echo(f"{len(found)} feeds written to {path}")
+        typer.echo(f"{count} feeds written to {path}")
 
 
 @feeds_app.command("parse")

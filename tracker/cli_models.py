@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from tracker import model_admin
 from tracker.cliutil import connect, fail, print_json
 from tracker.storage import audit, models
 
@@ -151,26 +152,24 @@ def models_list(
 
 @models_app.command("activate")
 def models_activate(version: str) -> None:
-    """Make a version the active model of its kind (workers pick it up on their next task)."""
+    """Make a version the active model of its kind (workers pick it up on their next task).
+    A challenger that scored below its champion at training time is refused."""
     with connect() as conn:
-        kind = models.activate(conn, version)
-        if kind is None:
-            raise fail(f"no model version {version!r}; see `tracker models list`")
-        audit.record(conn, "cli", "model.activate", version)
+        try:
+            kind = model_admin.activate(conn, version, "cli")
+        except model_admin.ActivationRefused as exc:
+            raise fail(f"{exc}; see `tracker models list`") from exc
     typer.echo(f"{version} is now the active {kind} model")
 
 
 @models_app.command("rollback")
 def models_rollback(kind: str) -> None:
     """Reactivate the model of this kind that was active before the current one."""
-    if kind not in ("item", "pair"):
-        raise fail("kind must be item or pair")
     with connect() as conn:
-        version = models.previously_active(conn, kind)
-        if version is None:
-            raise fail(f"no earlier {kind} model to roll back to")
-        models.activate(conn, version)
-        audit.record(conn, "cli", "model.rollback", version)
+        try:
+            version = model_admin.rollback(conn, kind, "cli")
+        except model_admin.ActivationRefused as exc:
+            raise fail(str(exc)) from exc
     typer.echo(f"rolled back: {version} is the active {kind} model again")
 
 

@@ -137,7 +137,9 @@ def _decide(
     validated_on: int,
 ) -> Outcome:
     activated = champion is None or score >= champion
+    # Both scores, so activating this version by hand later can respect the same verdict.
     challenger.metadata["champion_" + metric] = champion
+    challenger.metadata["challenger_" + metric] = score
     with conn.transaction():
         models.store(conn, kind, challenger.version, challenger.to_bytes(), challenger.metadata)
         if activated:

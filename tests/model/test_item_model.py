@@ -88,6 +88,9 @@ def test_metadata_records_the_data_and_the_validation_scores(model: ItemClassifi
     assert 0 < meta["trained_on_examples"] < meta["examples"]
     assert set(meta["validation"]) == {"macro_f1", "rumour_f1"}
     assert meta["sklearn_version"]
+    # The Models page draws this curve of the rumour label on the validation part.
+    curve = meta["pr_curve"]
+    assert len(curve["precision"]) == len(curve["recall"]) > 1 and curve["recall"][0] == 1.0
 
 
 def _features(documents: list[str]) -> ItemFeatures:

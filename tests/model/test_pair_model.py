@@ -123,3 +123,5 @@ def test_an_artifact_round_trips_to_the_same_scores(ranker: PairRanker) -> None:
         RUMOUR_EN, candidates, True
     )
     assert ranker.metadata["validation"]["queries"] > 0
+    curve = ranker.metadata["pr_curve"]
+    assert len(curve["precision"]) == len(curve["recall"]) > 1 and curve["recall"][0] == 1.0

@@ -40,6 +40,7 @@ def active_version(conn: psycopg.Connection, kind: str) -> str | None:
 
 @dataclass(frozen=True)
 class ModelInfo:
+    id: int
     kind: str
     version: str
     metadata: dict[str, Any]
@@ -48,10 +49,25 @@ class ModelInfo:
     activated_at: datetime | None
 
 
+INFO_COLUMNS = "id, kind, version, metadata, active, created_at, activated_at"
+
+
+def info(conn: psycopg.Connection, model_id: int) -> ModelInfo | None:
+    with conn.cursor(row_factory=class_row(ModelInfo)) as cur:
+        cur.execute(f"SELECT {INFO_COLUMNS} FROM models WHERE id = %s", (model_id,))
+        return cur.fetchone()
+
+
+def info_by_version(conn: psycopg.Connection, version: str) -> ModelInfo | None:
+    with conn.cursor(row_factory=class_row(ModelInfo)) as cur:
+        cur.execute(f"SELECT {INFO_COLUMNS} FROM models WHERE version = %s", (version,))
+        return cur.fetchone()
+
+
 def list_models(conn: psycopg.Connection, kind: str | None = None) -> list[ModelInfo]:
     with conn.cursor(row_factory=class_row(ModelInfo)) as cur:
         cur.execute(
-            """SELECT kind, version, metadata, active, created_at, activated_at FROM models
+            f"""SELECT {INFO_COLUMNS} FROM models
                WHERE %(kind)s::text IS NULL OR kind = %(kind)s
                ORDER BY kind, created_at DESC, id DESC""",
             {"kind": kind},

@@ -10,17 +10,18 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import date, datetime
 from typing import Annotated, Any
 
 import psycopg
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from psycopg_pool import ConnectionPool
 
-from tracker import metrics
+from tracker import feed_admin, metrics, model_admin
+from tracker.config import Settings
 from tracker.domain import ROLES, FeedKind, Label, PairStatus
 from tracker.storage import audit, browse, exports, feeds, models, reviews
 from tracker.storage.pairs import PairView
@@ -32,6 +33,7 @@ from tracker.web.api_models import (
     AnalystLabelOut,
     ClassificationOut,
     DecisionIn,
+    FeedIn,
     FeedOut,
     ItemDetailOut,
     ItemOut,
@@ -41,6 +43,7 @@ from tracker.web.api_models import (
     Page,
     PairOut,
     PairSide,
+    RollbackIn,
     SplitIn,
     SpreadDayOut,
     StoryClarificationOut,
@@ -344,6 +347,77 @@ def list_feeds(user: Viewer, pool: ReadPool) -> list[FeedOut]:
     return [FeedOut.model_validate(f, from_attributes=True) for f in found]
 
 
+def feed_out(pool: ConnectionPool, feed_id: int) -> FeedOut:
+    with pool.connection() as conn:
+        feed = feeds.get(conn, feed_id)
+    if feed is None:
+        raise HTTPException(404, "There is no such feed.")
+    return FeedOut.model_validate(feed, from_attributes=True)
+
+
+@router.post("/feeds", status_code=201, responses={200: {"description": "Already registered."}})
+def add_feed(
+    request: Request, body: FeedIn, response: Response, user: Admin, pool: Pool
+) -> FeedOut:
+    """Register a feed (the feeds page's form): 201 when added, 200 when the URL was already
+    registered. With `discover` the URL is a site whose feed is found through the same
+    guarded fetch as polling; a site without one is 422 with the reason."""
+    settings: Settings = request.app.state.settings
+    try:
+        new = feed_admin.new_feed(
+            body.url, body.kind, body.title, body.language, body.tags, settings
+        )
+        found = feed_admin.feed_url(body.url, body.discover, settings)
+        with pool.connection() as conn, conn.transaction():
+            feed, created = feed_admin.add(conn, replace(new, url=found.url), settings, user.email)
+    except feed_admin.FeedInputError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if not created:
+        response.status_code = 200
+    return FeedOut.model_validate(feed, from_attributes=True)
+
+
+@router.post("/feeds/{feed_id}/poll")
+def poll_feed(feed_id: Id, user: Admin, pool: Pool) -> FeedOut:
+    """Make an enabled feed due now: the next dispatch polls it."""
+    with pool.connection() as conn, conn.transaction():
+        if not feed_admin.poll_now(conn, feed_id, user.email):
+            raise HTTPException(404, "There is no such enabled feed.")
+    return feed_out(pool, feed_id)
+
+
+@router.post("/feeds/{feed_id}/disable")
+def disable_feed(feed_id: Id, user: Admin, pool: Pool) -> FeedOut:
+    """Stop polling a feed; its items stay."""
+    with pool.connection() as conn, conn.transaction():
+        if not feed_admin.set_enabled(conn, feed_id, False, user.email):
+            raise HTTPException(404, "There is no such feed.")
+    return feed_out(pool, feed_id)
+
+
+@router.post("/feeds/{feed_id}/enable")
+def enable_feed(feed_id: Id, user: Admin, pool: Pool) -> FeedOut:
+    """Poll a feed again, now, with its error count reset."""
+    with pool.connection() as conn, conn.transaction():
+        if not feed_admin.set_enabled(conn, feed_id, True, user.email):
+            raise HTTPException(404, "There is no such feed.")
+    return feed_out(pool, feed_id)
+
+
+OPML_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/x-opml": {}}, "description": "OPML 2.0; categories are the tags."}
+}
+
+
+@router.get("/feeds/export.opml", response_class=Response, responses=OPML_RESPONSE)
+def export_feeds_opml(user: Admin, pool: Pool) -> Response:
+    """Every feed as OPML, which `tracker feeds import-opml` and the feeds page read back."""
+    with pool.connection() as conn:
+        data, _ = feed_admin.export_opml(conn)
+    headers = {"Content-Disposition": 'attachment; filename="feeds.opml"'}
+    return Response(data, media_type="text/x-opml; charset=utf-8", headers=headers)
+
+
 def numeric_entries(metadata: dict[str, Any]) -> dict[str, float]:
     return {
         k: float(v)
@@ -357,7 +431,41 @@ def list_models(user: Admin, pool: Pool) -> list[ModelOut]:
     """Every model version, newest first within each kind, with its metrics."""
     with pool.connection() as conn:
         found = models.list_models(conn)
-    return [ModelOut(**asdict(m), metrics=numeric_entries(m.metadata)) for m in found]
+    return [model_out(m) for m in found]
+
+
+def model_out(model: models.ModelInfo) -> ModelOut:
+    return ModelOut(**asdict(model), metrics=numeric_entries(model.metadata))
+
+
+@router.post("/models/{model_id}/activate", responses={409: {"description": "Refused."}})
+def activate_model(model_id: Id, user: Admin, pool: Pool) -> ModelOut:
+    """Make a version the active model of its kind; 409 when it lost its challenge against
+    the champion at training time (the champion/challenger rule)."""
+    with pool.connection() as conn:
+        model = models.info(conn, model_id)
+        if model is None:
+            raise HTTPException(404, "There is no such model.")
+        try:
+            model_admin.activate(conn, model.version, user.email)
+        except model_admin.ActivationRefused as exc:
+            raise HTTPException(409, str(exc)) from None
+        activated = models.info(conn, model_id)
+    assert activated is not None
+    return model_out(activated)
+
+
+@router.post("/models/rollback", responses={409: {"description": "Nothing to roll back to."}})
+def rollback_model(body: RollbackIn, user: Admin, pool: Pool) -> ModelOut:
+    """Reactivate the model of this kind that was active before the current one."""
+    with pool.connection() as conn:
+        try:
+            version = model_admin.rollback(conn, body.kind, user.email)
+        except model_admin.ActivationRefused as exc:
+            raise HTTPException(409, str(exc)) from None
+        model = models.info_by_version(conn, version)
+    assert model is not None
+    return model_out(model)
 
 
 # --- exports -----------------------------------------------------------------------------------

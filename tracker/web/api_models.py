@@ -5,6 +5,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field, model_validator
 
+from tracker.domain import FeedKind
+
 MAX_REASON_CHARS = 1000
 MAX_STORY_ITEMS = 1000
 MAX_STORY_DECISIONS = 200
@@ -185,7 +187,23 @@ class FeedOut(BaseModel):
     next_poll_at: datetime
 
 
+class FeedIn(BaseModel):
+    url: str = Field(max_length=2000, description="The feed's URL, or a site's with `discover`.")
+    discover: bool = Field(
+        default=False, description="The URL is a site: add the first feed it links to or serves."
+    )
+    kind: FeedKind = "other"
+    title: str | None = Field(default=None, max_length=300)
+    language: str | None = Field(default=None, max_length=16, examples=["ro"])
+    tags: list[str] = Field(default_factory=list, max_length=50)
+
+
+class RollbackIn(BaseModel):
+    kind: Literal["item", "pair"]
+
+
 class ModelOut(BaseModel):
+    id: int
     kind: str
     version: str
     active: bool

@@ -16,7 +16,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tracker import logs
 from tracker.config import Settings, get_settings
 from tracker.storage import db
-from tracker.web import alerts_views, api, api_docs, auth, ops, story_views, unsubscribe, views
+from tracker.web import (
+    alerts_views,
+    api,
+    api_docs,
+    auth,
+    feed_views,
+    model_views,
+    ops,
+    story_views,
+    unsubscribe,
+    views,
+)
 
 STATIC_DIR = Path(__file__).parent / "static"
 SESSION_MAX_AGE_S = 12 * 60 * 60  # a working day; then log in again
@@ -120,6 +131,7 @@ def create_app(
         openapi_url=None,
     )
     app.state.clock = clock or (lambda: datetime.now(UTC))
+    # Discovery from the Feeds page fetches with the same policy (allow-list, caps) as polling.
     app.state.settings = settings
     app.add_middleware(
         auth.SessionCookies,
@@ -131,6 +143,8 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(views.router)
     app.include_router(ops.router)
+    app.include_router(feed_views.router)
+    app.include_router(model_views.router)
     app.include_router(alerts_views.router)
     app.include_router(story_views.router)
     # Signs and checks the one-click unsubscribe links of alert emails.

@@ -1,4 +1,4 @@
-"""Pages: login (throttled), logout, password, the review queue, pairs, feed health. No SQL."""
+"""Pages: login (throttled), logout, password, the review queue, pairs. No SQL."""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tracker import metrics
 from tracker.domain import FEED_KINDS, LABELS, ROLES, PairStatus
-from tracker.storage import audit, feeds, labels, pairs, reviews, users
+from tracker.storage import audit, labels, pairs, reviews, users
 from tracker.storage.pairs import PairView
 from tracker.storage.users import User
 from tracker.web import auth, throttle
@@ -278,13 +278,6 @@ def pair_list(request: Request, user: AnyUser, pool: ReadPool, status: str = "")
     with pool.connection() as conn:
         found = pairs.list_pairs(conn, status=status or None)
     return render(request, "pairs.html", user, pairs=found, status=status, queue=False)
-
-
-@router.get("/feeds", response_class=HTMLResponse)
-def feed_health(request: Request, user: AnyUser, pool: ReadPool) -> HTMLResponse:
-    with pool.connection() as conn:
-        found = feeds.list_all(conn)
-    return render(request, "feeds.html", user, feeds=found)
 
 
 @router.post("/pairs/{pair_id}/decision", response_model=None)
