@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracker.config import Settings, get_settings
 from tracker.storage import db
-from tracker.web import alerts_views, api, api_docs, auth, unsubscribe, views
+from tracker.web import alerts_views, api, api_docs, auth, item_views, unsubscribe, views
 
 STATIC_DIR = Path(__file__).parent / "static"
 SESSION_MAX_AGE_S = 12 * 60 * 60  # a working day; then log in again
@@ -123,6 +123,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(views.router)
     app.include_router(alerts_views.router)
+    app.include_router(item_views.router)
     # Signs and checks the one-click unsubscribe links of alert emails.
     app.state.secret_key = settings.secret_key
     app.include_router(unsubscribe.router)
