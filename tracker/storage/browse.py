@@ -128,7 +128,9 @@ class ItemRow:
 
 @dataclass(frozen=True)
 class ItemFilter:
-    """`q` is full-text (every word must occur); `language` matches the primary subtag."""
+    """`q` is full-text in web-search syntax (every word must occur), read in `language`'s
+    text search configuration or, without one, in every configuration; `language` matches the
+    primary subtag; `since` and `until` bound the time the item was seen, `until` excluded."""
 
     q: str | None = None
     label: str | None = None
@@ -136,6 +138,8 @@ class ItemFilter:
     feed_id: int | None = None
     since: datetime | None = None
     story_id: int | None = None
+    feed_kind: str | None = None
+    until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -146,10 +150,11 @@ class ItemKey:
     id: int
 
 
-_ITEM_SELECT = """
+_ITEM_COLUMNS = """
 SELECT i.id, i.feed_id, coalesce(f.title, f.url) AS feed, f.kind AS feed_kind, i.title,
        i.summary, i.url, i.language, coalesce(i.published_at, i.fetched_at) AS seen_at,
-       i.story_id, cl.label, cl.probability, cl.model_version
+       i.story_id, cl.label, cl.probability, cl.model_version"""
+_ITEM_FROM = """
 FROM items i
 JOIN feeds f ON f.id = i.feed_id
 LEFT JOIN LATERAL (
@@ -160,17 +165,21 @@ LEFT JOIN LATERAL (
              k.created_at DESC, k.id DESC
     LIMIT 1) cl ON true
 """
+_ITEM_SELECT = _ITEM_COLUMNS + _ITEM_FROM
 
 
 _SEEN = "coalesce(i.published_at, i.fetched_at)"
+_QUERY = "item_search_query(%(q)s, %(language)s::text)"
 _ITEM_CONDITIONS = {
-    # Served by the items_tsv GIN index (migration 0008).
-    "q": "i.tsv @@ websearch_to_tsquery('simple', %(q)s)",
+    # Served by the items_search_tsv GIN index (migration 0011).
+    "q": f"i.search_tsv @@ {_QUERY}",
     "label": "cl.label = %(label)s",
     "language": "split_part(lower(i.language), '-', 1) = %(language)s",
     "feed_id": "i.feed_id = %(feed_id)s",
     "story_id": "i.story_id = %(story_id)s",
     "since": f"{_SEEN} >= %(since)s",
+    "feed_kind": "f.kind = %(feed_kind)s",
+    "until": f"{_SEEN} < %(until)s",
 }
 
 
@@ -189,6 +198,67 @@ def list_items(
         + sql.SQL(f" ORDER BY {_SEEN} DESC, i.id DESC LIMIT %(limit)s")
     )
     with conn.cursor(row_factory=class_row(ItemRow)) as cur:
+        cur.execute(query, params)
+        return cur.fetchall()
+
+
+# ts_headline marks matches with these private-use characters, removed from the text first, so
+# the web layer can escape the text and then turn only our marks into <mark> elements.
+MARK_START, MARK_END = "\ue000", "\ue001"
+_MARKS = f"StartSel={MARK_START}, StopSel={MARK_END}"
+_HEADLINE_OPTIONS = {
+    "title_options": f"HighlightAll=true, {_MARKS}",
+    "summary_options": f"MaxWords=40, MinWords=20, {_MARKS}",
+    "marks": MARK_START + MARK_END,
+}
+_HEADLINES = f"""
+    ts_headline(item_search_config(h.language), translate(h.title, %(marks)s, ''), {_QUERY},
+                %(title_options)s) AS title_marked,
+    ts_headline(item_search_config(h.language), translate(h.summary, %(marks)s, ''), {_QUERY},
+                %(summary_options)s) AS summary_marked"""
+_UNMARKED = """
+    translate(h.title, %(marks)s, '') AS title_marked,
+    translate(h.summary, %(marks)s, '') AS summary_marked"""
+# order: (rank column, inner ORDER BY, the same order on the page's rows)
+_ORDERS = {
+    "rank": (
+        f"ts_rank(i.search_tsv, {_QUERY})",
+        f"rank DESC, {_SEEN} DESC, i.id DESC",
+        "rank DESC, seen_at DESC, id DESC",
+    ),
+    "recent": ("NULL::real", f"{_SEEN} DESC, i.id DESC", "seen_at DESC, id DESC"),
+}
+
+
+@dataclass(frozen=True)
+class ItemHit(ItemRow):
+    """A search result: its rank (None unless sorted by rank) and title and summary excerpt
+    with the matched words between MARK_START and MARK_END (plain text otherwise)."""
+
+    rank: float | None
+    title_marked: str
+    summary_marked: str
+
+
+def search_items(
+    conn: psycopg.Connection, where: ItemFilter, order: str, limit: int, offset: int = 0
+) -> list[ItemHit]:
+    """A page of items by rank (`order="rank"`, needs `q`) or newest first ("recent")."""
+    params: dict[str, Any] = {**where.__dict__, **_HEADLINE_OPTIONS, "limit": limit}
+    params["offset"] = offset
+    conditions = [c for name, c in _ITEM_CONDITIONS.items() if params[name] is not None]
+    if order == "rank" and where.q is None:
+        raise ValueError("ranking needs a search text")
+    rank, inner_order, outer_order = _ORDERS[order]
+    # Excerpts are made for the page's rows only, after the sort and limit.
+    query = (
+        sql.SQL("SELECT h.*, {} FROM (").format(sql.SQL(_HEADLINES if where.q else _UNMARKED))
+        + sql.SQL(_ITEM_COLUMNS + f", {rank} AS rank" + _ITEM_FROM)
+        + _where(conditions)
+        + sql.SQL(f" ORDER BY {inner_order} LIMIT %(limit)s OFFSET %(offset)s) h")
+        + sql.SQL(f" ORDER BY {outer_order}")
+    )
+    with conn.cursor(row_factory=class_row(ItemHit)) as cur:
         cur.execute(query, params)
         return cur.fetchall()
 
@@ -262,6 +332,18 @@ def analyst_labels(conn: psycopg.Connection, item_id: int) -> list[AnalystLabel]
                FROM item_labels l LEFT JOIN users u ON u.id = l.user_id
                WHERE l.item_id = %s ORDER BY l.created_at, l.id""",
             (item_id,),
+        )
+        return cur.fetchall()
+
+
+def item_pairs(conn: psycopg.Connection, item_id: int) -> list[PairView]:
+    """The pairs the item is in, on either side, in queue order."""
+    with conn.cursor(row_factory=class_row(PairView)) as cur:
+        cur.execute(
+            _PAIR_SELECT
+            + """WHERE p.rumour_id = %(id)s OR p.clarification_id = %(id)s
+               ORDER BY p.score DESC, p.created_at DESC, p.id DESC""",
+            {"id": item_id},
         )
         return cur.fetchall()
 

@@ -22,6 +22,7 @@ from tracker.web import (
     api_docs,
     auth,
     feed_views,
+    item_views,
     model_views,
     ops,
     story_views,
@@ -147,6 +148,7 @@ def create_app(
     app.include_router(model_views.router)
     app.include_router(alerts_views.router)
     app.include_router(story_views.router)
+    app.include_router(item_views.router)
     # Signs and checks the one-click unsubscribe links of alert emails.
     app.state.secret_key = settings.secret_key
     app.include_router(unsubscribe.router)

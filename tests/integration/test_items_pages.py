@@ -1,0 +1,388 @@
+"""The Items pages on a real PostgreSQL: search stemmed in each item's language, filters,
+pages, highlighted excerpts, item detail, inert hostile markup and roles."""
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from psycopg.types.json import Jsonb
+from pydantic import SecretStr
+
+from tracker.config import Settings
+from tracker.storage import api_tokens, labels, users
+from tracker.web import auth
+from tracker.web.app import create_app
+from tracker.web.item_views import PAGE_SIZE
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "a long enough password"
+CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
+HIT = re.compile(r'<li class="hit" id="item-(\d+)">')
+T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+
+
+@dataclass
+class Web:
+    app: FastAPI
+    conn: psycopg.Connection
+
+    def client(self) -> TestClient:
+        return TestClient(self.app, follow_redirects=False)
+
+    def log_in(self, role: str) -> TestClient:
+        email = f"{role}@newsroom.example"
+        if users.get_by_email(self.conn, email) is None:
+            users.create(self.conn, email, auth.hash_password(PASSWORD), role)
+        client = self.client()
+        form = {"email": email, "password": PASSWORD, "csrf_token": csrf(client, "/login")}
+        assert client.post("/login", data=form).status_code == 303
+        return client
+
+
+@pytest.fixture
+def web(conn: psycopg.Connection, db_url: str) -> Iterator[Web]:
+    app = create_app(Settings(database_url=SecretStr(db_url), secret_key=SecretStr("x" * 40)))
+    with TestClient(app):
+        yield Web(app, conn)
+
+
+def csrf(client: TestClient, path: str) -> str:
+    found = CSRF_INPUT.search(client.get(path).text)
+    assert found, f"no CSRF field on {path}"
+    return found.group(1)
+
+
+def insert(conn: psycopg.Connection, statement: str, *params: Any) -> int:
+    row = conn.execute(statement + " RETURNING id", params).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def add_feed(conn: psycopg.Connection, name: str, kind: str = "media") -> int:
+    return insert(
+        conn,
+        "INSERT INTO feeds (url, title, kind) VALUES (%s, %s, %s)",
+        f"https://{name}.example/rss",
+        name,
+        kind,
+    )
+
+
+def add_item(
+    conn: psycopg.Connection,
+    feed_id: int,
+    title: str,
+    summary: str = "",
+    language: str | None = "en",
+    seen_at: datetime = T0,
+    content_html: str = "",
+    url: str | None = None,
+    story_id: int | None = None,
+) -> int:
+    # Written straight to the table, past ingestion's sanitiser: the pages must be safe alone.
+    return insert(
+        conn,
+        """INSERT INTO items (feed_id, dedupe_key, title, summary, language, published_at,
+                              content_hash, content_html, url, story_id)
+           VALUES (%s, gen_random_uuid()::text, %s, %s, %s, %s, 'h', %s, %s, %s)""",
+        feed_id,
+        title,
+        summary,
+        language,
+        seen_at,
+        content_html,
+        url,
+        story_id,
+    )
+
+
+def classify(conn: psycopg.Connection, item_id: int, label: str, version: str = "m1") -> None:
+    conn.execute(
+        """INSERT INTO classifications (item_id, model_version, label, probability)
+           VALUES (%s, %s, %s, 0.8)""",
+        (item_id, version, label),
+    )
+
+
+def hits(client: TestClient, **params: Any) -> list[int]:
+    response = client.get("/items", params=params)
+    assert response.status_code == 200, response.text
+    return [int(i) for i in HIT.findall(response.text)]
+
+
+# --- search per language ----------------------------------------------------------------------
+
+
+def test_an_english_search_for_ministries_finds_the_ministry(web: Web) -> None:
+    feed = add_feed(web.conn, "courier")
+    ministry = add_item(web.conn, feed, "The Ministry denies the report", "A statement.")
+    add_item(web.conn, feed, "Weather for the weekend", "Sunny.")
+    client = web.log_in("viewer")
+    assert hits(client, q="ministries") == [ministry]
+    assert hits(client, q="MINISTRIES", language="en") == [ministry]
+    # The API's search reads the same stemmed words.
+    token = auth.new_api_token()
+    user = users.get_by_email(web.conn, "viewer@newsroom.example")
+    assert user is not None
+    api_tokens.create(web.conn, user.id, "test", "viewer", auth.token_digest(token))
+    found = web.client().get(
+        "/api/v1/items", params={"q": "ministries"}, headers={"authorization": f"Bearer {token}"}
+    )
+    assert [i["id"] for i in found.json()["items"]] == [ministry]
+
+
+def test_a_romanian_search_finds_another_inflection_of_the_word(web: Web) -> None:
+    feed = add_feed(web.conn, "ziar")
+    ro = add_item(
+        web.conn,
+        feed,
+        "Ministerul Apărării dezminte informațiile",
+        "Avioanele românești nu zboară peste Ucraina.",
+        language="ro",
+    )
+    en = add_item(web.conn, feed, "Information about jets", "Nothing here.")
+    client = web.log_in("viewer")
+    # "informației" (genitive singular) is not a word of the text; its stem is.
+    assert hits(client, q="informației") == [ro]
+    assert hits(client, q="informației", language="ro") == [ro]
+    assert hits(client, q="informației", language="en") == []
+    assert hits(client, q="information") == [en]
+
+
+def test_ukrainian_is_searched_with_the_simple_configuration(web: Web) -> None:
+    feed = add_feed(web.conn, "kyiv")
+    uk = add_item(
+        web.conn, feed, "Міністерство оборони спростовує", "Інформація про літаки", language="uk"
+    )
+    config = web.conn.execute("SELECT item_search_config('uk')::text").fetchone()
+    assert config == ("simple",)
+    client = web.log_in("viewer")
+    assert hits(client, q="ОБОРОНИ") == [uk]
+    assert hits(client, q="оборони", language="uk") == [uk]
+    # No stemming for Ukrainian: another case of the word is another word.
+    assert hits(client, q="оборона") == []
+
+
+def test_matched_words_are_highlighted_in_the_title_and_the_excerpt(web: Web) -> None:
+    feed = add_feed(web.conn, "courier")
+    add_item(web.conn, feed, "Ministry denies report", "The ministries of defence said no.")
+    page = web.log_in("viewer").get("/items", params={"q": "ministry"}).text
+    assert "<mark>Ministry</mark> denies report" in page
+    assert "The <mark>ministries</mark> of defence" in page
+
+
+def test_by_rank_a_title_match_comes_before_a_summary_match_and_by_recency_newest_first(
+    web: Web,
+) -> None:
+    feed = add_feed(web.conn, "courier")
+    older_title = add_item(web.conn, feed, "Ministry statement", "Text.", seen_at=T0)
+    newer_summary = add_item(
+        web.conn, feed, "Statement", "From the ministry.", seen_at=T0 + timedelta(days=1)
+    )
+    client = web.log_in("viewer")
+    assert hits(client, q="ministry") == [older_title, newer_summary]  # rank is the default
+    assert hits(client, q="ministry", sort="recent") == [newer_summary, older_title]
+
+
+# --- filters and pages ------------------------------------------------------------------------
+
+
+def test_filters_select_by_language_feed_kind_label_and_date_range(web: Web) -> None:
+    c = web.conn
+    media, official = add_feed(c, "courier"), add_feed(c, "ministry", "official")
+    en_rumour = add_item(c, media, "Jets over the border", seen_at=T0)
+    ro_official = add_item(c, official, "Avioane la graniță", language="ro-RO", seen_at=T0)
+    later = add_item(c, media, "Jets again", seen_at=T0 + timedelta(days=3))
+    classify(c, en_rumour, "rumour")
+    classify(c, ro_official, "clarification")
+    classify(c, later, "other")
+    client = web.log_in("viewer")
+    assert hits(client, language="ro") == [ro_official]
+    assert hits(client, kind="official") == [ro_official]
+    assert hits(client, label="rumour") == [en_rumour]
+    day = T0.date()
+    assert sorted(hits(client, **{"from": day.isoformat(), "to": day.isoformat()})) == [
+        en_rumour,
+        ro_official,
+    ]
+    assert hits(client, **{"from": (day + timedelta(days=1)).isoformat()}) == [later]
+    assert hits(client, q="jets", kind="media", label="other") == [later]
+
+
+def test_bad_filters_get_a_message_and_the_rest_of_the_search_still_runs(web: Web) -> None:
+    feed = add_feed(web.conn, "courier")
+    item = add_item(web.conn, feed, "Ministry statement")
+    client = web.log_in("viewer")
+    response = client.get(
+        "/items",
+        params={"q": "ministry", "kind": "tabloid", "from": "yesterday", "page": "0", "sort": "x"},
+    )
+    assert response.status_code == 200
+    assert "is not a feed kind" in response.text
+    assert "from must be a date" in response.text
+    assert "page must be a whole number" in response.text
+    assert "Unknown order" in response.text
+    assert [int(i) for i in HIT.findall(response.text)] == [item]
+    # Web-search syntax never errors, whatever the punctuation.
+    assert client.get("/items", params={"q": "\"' & | ! ( :* <->"}).status_code == 200
+
+
+def test_pages_cover_every_item_once_and_link_to_each_other(web: Web) -> None:
+    feed = add_feed(web.conn, "courier")
+    ids = [
+        add_item(web.conn, feed, f"Ministry note {n}", seen_at=T0 + timedelta(minutes=n // 3))
+        for n in range(PAGE_SIZE + 7)
+    ]
+    client = web.log_in("viewer")
+    first = client.get("/items", params={"q": "ministry", "sort": "recent"}).text
+    assert 'rel="next"' in first and 'rel="prev"' not in first
+    second = client.get("/items", params={"q": "ministry", "sort": "recent", "page": 2}).text
+    assert 'rel="next"' not in second and 'rel="prev"' in second
+    shown = [int(i) for page in (first, second) for i in HIT.findall(page)]
+    # Newest first; among items of the same minute, the higher id first.
+    assert shown == sorted(ids, key=lambda i: (ids.index(i) // 3, i), reverse=True)
+    assert "q=ministry" in re.findall(r'href="([^"]+)" rel="next"', first)[0]
+
+
+def test_a_story_link_lists_the_storys_items(web: Web) -> None:
+    c = web.conn
+    feed = add_feed(c, "courier")
+    story = insert(c, "INSERT INTO stories (title, first_seen_at) VALUES ('Jets', %s)", T0)
+    inside = add_item(c, feed, "Jets seen", story_id=story)
+    add_item(c, feed, "Jets not in it")
+    assert hits(web.log_in("viewer"), story=story) == [inside]
+
+
+# --- item detail ------------------------------------------------------------------------------
+
+
+def test_an_item_page_shows_history_labels_story_pairs_and_the_relabel_form(web: Web) -> None:
+    c = web.conn
+    media, official = add_feed(c, "courier"), add_feed(c, "ministry", "official")
+    story = insert(c, "INSERT INTO stories (title, first_seen_at) VALUES ('Secret jets', %s)", T0)
+    rumour = add_item(c, media, "Secret jets", url="https://courier.example/jets", story_id=story)
+    clarification = add_item(c, official, "The ministry clarifies")
+    classify(c, rumour, "other", "m1")
+    classify(c, rumour, "rumour", "m2")
+    analyst = users.create(c, "ana@newsroom.example", auth.hash_password(PASSWORD), "analyst")
+    labels.add_item_label(c, rumour, "rumour", analyst.id)
+    c.execute(
+        """INSERT INTO pairs (rumour_id, clarification_id, score, explanation, scorer_version)
+           VALUES (%s, %s, 0.87, %s, 'test')""",
+        (rumour, clarification, Jsonb({})),
+    )
+    client = web.log_in("analyst")
+    page = client.get(f"/items/{rumour}").text
+    assert '<a href="https://courier.example/jets" rel="noopener noreferrer"' in page
+    assert re.search(r"<td>m1</td><td>other</td><td>0.80</td>", page)
+    assert re.search(r"<td>m2</td><td>rumour</td><td>0.80</td>", page)
+    assert "<td>rumour</td><td>ana@newsroom.example</td>" in page
+    assert f'<a href="/stories/{story}">Secret jets</a> (<a href="/items?story={story}">its items</a>)' in page
+    assert f'<a href="/items/{clarification}">The ministry clarifies</a>' in page
+    assert "0.87" in page
+    assert f'action="/items/{rumour}/label"' in page
+    # The form works as it stands: its CSRF token and its way back.
+    form = {"csrf_token": csrf(client, f"/items/{rumour}"), "label": "other"}
+    form["back"] = f"/items/{rumour}"
+    answer = client.post(f"/items/{rumour}/label", data=form, headers={"accept": "text/html"})
+    assert answer.status_code == 303 and answer.headers["location"] == f"/items/{rumour}"
+    assert "<td>other</td><td>analyst@newsroom.example</td>" in client.get(f"/items/{rumour}").text
+    other_side = client.get(f"/items/{clarification}").text
+    assert f'<a href="/items/{rumour}">Secret jets</a>' in other_side
+
+
+def test_a_missing_item_is_a_404_page(web: Web) -> None:
+    client = web.log_in("viewer")
+    assert client.get("/items/999999").status_code == 404
+    assert client.get("/items/0").status_code == 422
+
+
+# --- hostile text -----------------------------------------------------------------------------
+
+
+XSS_TITLE = '<script>alert("t")</script> Ministry <img src=x onerror=alert(1)>'
+XSS_SUMMARY = "</p><svg onload=alert(2)> ministry \ue000fake\ue001 <b>bold</b>"
+XSS_CONTENT = (
+    '<p>Kept <a href="javascript:alert(3)">link</a></p><script>alert(4)</script>'
+    '<img src="https://x.example/a.png" onerror="alert(5)"><iframe src="https://x.example">'
+)
+
+
+class Elements(HTMLParser):
+    """Every element a browser would build from the page, with its attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found.append((tag, dict(attrs)))
+
+
+def assert_inert(page: str) -> None:
+    parser = Elements()
+    parser.feed(page)
+    tags = {tag for tag, _ in parser.found}
+    assert not tags & {"script", "svg", "iframe"}, tags
+    for tag, attrs in parser.found:
+        assert not [a for a in attrs if a.startswith("on")], (tag, attrs)
+        for name in ("href", "src"):
+            assert not (attrs.get(name) or "").lower().startswith("javascript:"), (tag, attrs)
+
+
+def test_hostile_markup_in_title_summary_and_content_is_inert_on_both_pages(web: Web) -> None:
+    feed = add_feed(web.conn, "courier")
+    item = add_item(
+        web.conn,
+        feed,
+        XSS_TITLE,
+        XSS_SUMMARY,
+        content_html=XSS_CONTENT,
+        url="javascript:alert(6)",
+    )
+    client = web.log_in("viewer")
+    search = client.get("/items", params={"q": "ministry"}).text
+    assert [int(i) for i in HIT.findall(search)] == [item]
+    assert_inert(search)
+    assert "&lt;script&gt;" in search and "<mark>Ministry</mark>" in search
+    # A feed's own use of our mark characters does not make markup.
+    assert "<mark>fake</mark>" not in search
+    detail = client.get(f"/items/{item}").text
+    assert_inert(detail)
+    assert "&lt;script&gt;alert" in detail  # the title, as text
+    assert "<p>Kept <a" in detail  # sanitised content is rendered as markup
+    assert 'rel="noopener noreferrer nofollow"' in detail
+    assert "Original article" not in detail  # no link for a javascript: URL
+
+
+# --- roles ------------------------------------------------------------------------------------
+
+
+def test_anonymous_visitors_are_sent_to_log_in_and_viewers_get_no_relabel_form(web: Web) -> None:
+    feed = add_feed(web.conn, "courier")
+    item = add_item(web.conn, feed, "Ministry statement")
+    anonymous = web.client()
+    for path in ("/items", f"/items/{item}"):
+        response = anonymous.get(path, headers={"accept": "text/html"})
+        assert response.status_code in (302, 303), path
+        assert response.headers["location"].startswith("/login")
+    viewer = web.log_in("viewer")
+    page = viewer.get(f"/items/{item}").text
+    assert "Ministry statement" in page
+    assert f'action="/items/{item}/label"' not in page
+    form = {"csrf_token": csrf(viewer, "/items"), "label": "rumour"}
+    assert viewer.post(f"/items/{item}/label", data=form).status_code == 403
+    assert labels_of(web.conn, item) == []
+
+
+def labels_of(conn: psycopg.Connection, item_id: int) -> list[str]:
+    found = conn.execute("SELECT label FROM item_labels WHERE item_id = %s", (item_id,))
+    return [row[0] for row in found.fetchall()]
