@@ -285,7 +285,8 @@ def test_an_item_page_shows_history_labels_story_pairs_and_the_relabel_form(web:
     assert re.search(r"<td>m1</td><td>other</td><td>0.80</td>", page)
     assert re.search(r"<td>m2</td><td>rumour</td><td>0.80</td>", page)
     assert "<td>rumour</td><td>ana@newsroom.example</td>" in page
-    assert f'<a href="/stories/{story}">Secret jets</a> (<a href="/items?story={story}">its items</a>)' in page
+    story_links = f'<a href="/stories/{story}">Secret jets</a> (<a href="/items?story={story}">'
+    assert story_links + "its items</a>)" in page
     assert f'<a href="/items/{clarification}">The ministry clarifies</a>' in page
     assert "0.87" in page
     assert f'action="/items/{rumour}/label"' in page
