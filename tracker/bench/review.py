@@ -62,13 +62,16 @@ JOIN feeds f ON f.id = %(first_feed)s + g %% %(feeds)s
 
 # Pair k joins rumour 2j+1 and clarification 2j+2, with j = k * stride mod (items / 2): a
 # stride coprime with that spreads the pairs over the whole table, each item in one pair at
-# most. Most are still suggested, as in a working queue.
+# most. Most are still suggested, as in a working queue; the status is drawn from a hash of
+# the rumour's id, since any modulus of k or j would tie it to the items' feeds (also a
+# modulus of the id) and leave some filter combinations empty.
 PAIRS_SQL = """
 INSERT INTO pairs (rumour_id, clarification_id, score, explanation, scorer_version, status,
                    created_at, updated_at)
 SELECT 2 * j + 1, 2 * j + 2, random()::real,
        jsonb_build_object('shared_terms', jsonb_build_array('tanks', 'Place' || (j %% 997))),
-       'bench', CASE WHEN k %% 10 < 7 THEN 'suggested' WHEN k %% 10 < 9 THEN 'confirmed'
+       'bench', CASE WHEN abs(hashint8(2 * j + 1)) %% 10 < 7 THEN 'suggested'
+                     WHEN abs(hashint8(2 * j + 1)) %% 10 < 9 THEN 'confirmed'
                      ELSE 'rejected' END,
        at, at
 FROM generate_series(1::bigint, %(pairs)s) AS k,
@@ -148,10 +151,11 @@ def load(
 
 
 def _add_feeds(conn: psycopg.Connection) -> int:
-    """FEEDS_PER_KIND feeds of every kind, languages and tags in rotation; the first id."""
+    """FEEDS_PER_KIND feeds of every kind, languages and tags in rotation (out of step, so
+    a language is not always seen with the same tag); the first id."""
     rows = [
         (f"https://{kind}{n}.example/feed.xml", f"{kind} {n}", kind,
-         LANGUAGES[n % len(LANGUAGES)], [TAGS[n % len(TAGS)]])
+         LANGUAGES[n % len(LANGUAGES)], [TAGS[(n + n // len(TAGS)) % len(TAGS)]])
         for kind in FEED_KINDS
         for n in range(FEEDS_PER_KIND)
     ]  # fmt: skip
