@@ -156,6 +156,37 @@ def bench_pairing(
         typer.echo(f"{key}: {value}")
 
 
+@bench_app.command("review")
+def bench_review(
+    n_items: Annotated[int, typer.Option("--items", min=20, help="Items loaded.")] = 1_000_000,
+    n_pairs: Annotated[
+        int, typer.Option("--pairs", min=10, help="Pairs loaded (at most items / 2).")
+    ] = 100_000,
+    requests: Annotated[int, typer.Option(min=10, help="Timed requests per endpoint.")] = 300,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    reuse: Annotated[
+        str | None,
+        typer.Option(help="Keep the loaded data in this database; later runs reuse it."),
+    ] = None,
+) -> None:
+    """Server time of the review queue page and the API pair list (p95 target 100 ms)."""
+    from tracker.bench.review import bench
+
+    if n_pairs * 2 > n_items:
+        raise fail("--pairs must be at most --items / 2: each pair has two items of its own")
+    with database_url(settings()) as url:
+        typer.echo(
+            f"benchmarking the review queue at {n_items} items, {n_pairs} pairs ...", err=True
+        )
+        echo = lambda line: typer.echo(line, err=True)  # noqa: E731
+        figures = bench(url, n_items, n_pairs, requests, echo, reuse)
+    if as_json:
+        print_json(figures)
+        return
+    for key, value in figures.items():
+        typer.echo(f"{key}: {value}")
+
+
 @app.command("up")
 def up(
     port: Annotated[int | None, typer.Option(help="Web UI port [TRACKER_WEB_PORT: 8000].")] = None,

@@ -325,12 +325,13 @@ def classification_history(conn: psycopg.Connection, item_id: int) -> list[Class
 
 
 def analyst_labels(conn: psycopg.Connection, item_id: int) -> list[AnalystLabel]:
-    """Relabels by analysts, oldest first (the last one is the item's label)."""
+    """Relabels by analysts still standing (not undone), oldest first; the last one is the
+    item's label."""
     with conn.cursor(row_factory=class_row(AnalystLabel)) as cur:
         cur.execute(
             """SELECT l.label, u.email AS user_email, l.created_at
                FROM item_labels l LEFT JOIN users u ON u.id = l.user_id
-               WHERE l.item_id = %s ORDER BY l.created_at, l.id""",
+               WHERE l.item_id = %s AND l.undone_at IS NULL ORDER BY l.created_at, l.id""",
             (item_id,),
         )
         return cur.fetchall()

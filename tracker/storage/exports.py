@@ -82,7 +82,8 @@ def stream_labelled_items(conn: psycopg.Connection) -> Iterator[ExportLabel]:
         cur.execute(
             """WITH explicit AS (
                    SELECT DISTINCT ON (item_id) item_id, label, 'analyst' AS label_source
-                   FROM item_labels ORDER BY item_id, created_at DESC, id DESC),
+                   FROM item_labels WHERE undone_at IS NULL
+                   ORDER BY item_id, created_at DESC, id DESC),
                implied AS (
                    SELECT DISTINCT ON (item_id) item_id, label, 'pair' AS label_source
                    FROM (SELECT p.rumour_id AS item_id, 'rumour' AS label, p.id FROM pairs p

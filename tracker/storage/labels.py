@@ -13,13 +13,13 @@ def add_item_label(conn: psycopg.Connection, item_id: int, label: str, user_id: 
 
 
 def item_labels(conn: psycopg.Connection) -> dict[int, str]:
-    """Each item's label as analysts gave it: an explicit relabel wins over the role the item
-    plays in a confirmed pair."""
+    """Each item's label as analysts gave it: an explicit relabel (not undone) wins over the
+    role the item plays in a confirmed pair."""
     with conn.cursor() as cur:
         cur.execute(
             """SELECT item_id, label, 0 AS priority FROM (
                    SELECT DISTINCT ON (item_id) item_id, label FROM item_labels
-                   ORDER BY item_id, created_at DESC, id DESC) explicit
+                   WHERE undone_at IS NULL ORDER BY item_id, created_at DESC, id DESC) explicit
                UNION ALL
                SELECT p.rumour_id, 'rumour', 1 FROM pairs p JOIN reviews r ON r.pair_id = p.id
                WHERE p.status = 'confirmed'
@@ -50,7 +50,7 @@ def last_decision_at(conn: psycopg.Connection) -> datetime | None:
     """When analysts last said anything a model could learn from."""
     with conn.cursor() as cur:
         cur.execute(
-            """SELECT greatest((SELECT max(created_at) FROM item_labels),
+            """SELECT greatest((SELECT max(created_at) FROM item_labels WHERE undone_at IS NULL),
                                (SELECT max(created_at) FROM reviews
                                 WHERE decision IN ('confirm', 'reject')))"""
         )

@@ -2,7 +2,8 @@
 
 Statuses: `pending` (due at next_attempt_at), `sending` (claimed, leased), `sent`, `dead`
 (gave up), `held` (waiting for its subscription's digest), `digested` (sent inside the digest
-row `digest_id`), `cancelled` (unsubscribed, or a story already alerted to that subscription).
+row `digest_id`), `cancelled` (unsubscribed, a story already alerted to that subscription, or
+the confirmation that caused it undone; `payload.cancelled` says which).
 """
 
 from collections.abc import Sequence
@@ -146,6 +147,38 @@ def cancel_repeated_stories(conn: psycopg.Connection) -> int:
                                AND pi.story_id = i.story_id)"""
         )
         return cur.rowcount
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    cancelled: int  # not sent yet, and now never will be
+    sent: int  # already sent, being sent, or folded into a digest: past taking back
+
+
+def withdraw_confirmation(conn: psycopg.Connection, pair_id: int) -> Withdrawn:
+    """Cancel the unsent alerts that confirming `pair_id` queued (tracker.storage.subscriptions
+    .queue_pair_alerts); count those already out. Call in the undo's transaction.
+
+    A cancelled row's dedupe key is set aside, so confirming the pair again alerts again."""
+    caused_by = """kind = 'clarification_confirmed'
+        AND item_id = (SELECT clarification_id FROM pairs WHERE id = %(pair)s)
+        AND (payload ->> 'pair_id')::bigint = %(pair)s"""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""UPDATE alert_outbox SET status = 'cancelled', last_error = NULL,
+                       dedupe_key = dedupe_key || ':withdrawn:' || id,
+                       payload = payload || '{{"cancelled": "confirmation undone"}}'
+                WHERE status IN ('pending', 'held') AND {caused_by}""",
+            {"pair": pair_id},
+        )
+        cancelled = cur.rowcount
+        cur.execute(
+            f"""SELECT count(*) FROM alert_outbox
+                WHERE status IN ('sending', 'sent', 'digested') AND {caused_by}""",
+            {"pair": pair_id},
+        )
+        row = cur.fetchone()
+    return Withdrawn(cancelled, int(row[0]) if row else 0)
 
 
 def collapse_digest(

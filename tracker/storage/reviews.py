@@ -7,7 +7,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg.rows import class_row
 
-from tracker.storage import subscriptions
+from tracker.storage import outbox, subscriptions
 from tracker.storage.pairs import CONFIRMED
 
 CLAIM_LEASE = timedelta(minutes=10)
@@ -63,8 +63,16 @@ class QueuePair:
 
 @dataclass(frozen=True)
 class Undone:
-    pair_id: int
-    decision: str
+    """What undo took back: a pair decision (with the confirmation's alerts withdrawn and
+    those already sent), or a relabel (with the label that stands for the item now)."""
+
+    pair_id: int | None
+    decision: str  # confirm, reject, skip, or relabel
+    item_id: int | None = None
+    label: str | None = None
+    label_now: str | None = None
+    alerts_withdrawn: int = 0
+    alerts_sent: int = 0
 
 
 @dataclass(frozen=True)
@@ -243,19 +251,35 @@ def decide(
 
 
 def undo_last(conn: psycopg.Connection, user_id: int) -> Undone | None:
-    """Take back this analyst's latest review still standing; None when there is none, or when
-    the pair has since changed (someone else decided it again), which is left alone."""
+    """Take back this analyst's latest action still standing, a pair decision or a relabel;
+    None when there is none, or when the pair has since changed (someone else decided it
+    again), which is left alone. Call in a transaction: undoing a confirmation withdraws the
+    alerts it queued that are not sent yet, in the same one."""
     with conn.cursor() as cur:
         cur.execute(
-            """SELECT id, pair_id, decision, previous_status FROM reviews
+            """SELECT id, pair_id, decision, previous_status, created_at FROM reviews
                WHERE user_id = %s AND undone_at IS NULL AND previous_status IS NOT NULL
                ORDER BY id DESC LIMIT 1 FOR UPDATE""",
             (user_id,),
         )
-        row = cur.fetchone()
-        if row is None:
-            return None
-        review_id, pair_id, decision, previous = row
+        review = cur.fetchone()
+        cur.execute(
+            """SELECT id, item_id, label, created_at FROM item_labels
+               WHERE user_id = %s AND undone_at IS NULL ORDER BY id DESC LIMIT 1 FOR UPDATE""",
+            (user_id,),
+        )
+        relabel = cur.fetchone()
+    if relabel is not None and (review is None or relabel[3] >= review[4]):
+        return _undo_relabel(conn, int(relabel[0]), int(relabel[1]), str(relabel[2]))
+    if review is None:
+        return None
+    return _undo_review(conn, int(review[0]), int(review[1]), str(review[2]), str(review[3]))
+
+
+def _undo_review(
+    conn: psycopg.Connection, review_id: int, pair_id: int, decision: str, previous: str
+) -> Undone | None:
+    with conn.cursor() as cur:
         if decision in DECIDED_STATUS:
             cur.execute(
                 """UPDATE pairs SET status = %s, updated_at = now()
@@ -265,7 +289,25 @@ def undo_last(conn: psycopg.Connection, user_id: int) -> Undone | None:
             if cur.rowcount != 1:
                 return None
         cur.execute("UPDATE reviews SET undone_at = now() WHERE id = %s", (review_id,))
-    return Undone(int(pair_id), str(decision))
+    if decision != "confirm":
+        return Undone(pair_id, decision)
+    withdrawn = outbox.withdraw_confirmation(conn, pair_id)
+    return Undone(
+        pair_id, decision, alerts_withdrawn=withdrawn.cancelled, alerts_sent=withdrawn.sent
+    )
+
+
+def _undo_relabel(conn: psycopg.Connection, label_id: int, item_id: int, label: str) -> Undone:
+    """The label is set aside, so whatever stood before it (an earlier label, or none) holds."""
+    with conn.cursor() as cur:
+        cur.execute("UPDATE item_labels SET undone_at = now() WHERE id = %s", (label_id,))
+        cur.execute(
+            """SELECT label FROM item_labels WHERE item_id = %s AND undone_at IS NULL
+               ORDER BY created_at DESC, id DESC LIMIT 1""",
+            (item_id,),
+        )
+        row = cur.fetchone()
+    return Undone(None, "relabel", item_id, label, str(row[0]) if row else None)
 
 
 def item_exists(conn: psycopg.Connection, item_id: int) -> bool:

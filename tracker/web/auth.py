@@ -96,10 +96,14 @@ def ensure_admin(conn: psycopg.Connection, email: str = "admin@localhost") -> st
     return password
 
 
+WRONG_CURRENT_PASSWORD = "The current password is wrong."  # noqa: S105 - a message
+
+
 def password_change_problem(user: User, current: str, new: str, repeat: str) -> str | None:
-    """What is wrong with a password change form, in words for the user; None when it is fine."""
+    """What is wrong with a password change form, in words for the user; None when it is fine.
+    A wrong current password is WRONG_CURRENT_PASSWORD (the caller counts it as a failure)."""
     if not verify_password(user.password_hash, current):
-        return "The current password is wrong."
+        return WRONG_CURRENT_PASSWORD
     if len(new) < MIN_PASSWORD_LENGTH:
         return f"The new password must have at least {MIN_PASSWORD_LENGTH} characters."
     if new != repeat:

@@ -1,4 +1,6 @@
 """Login throttling: too many failures for one account, or from one address, lock it for a while.
+A wrong current password on the password form counts as a failed login of that account: a
+stolen session must not become a way to guess the password without limit.
 
 Counted in PostgreSQL (tracker.storage.login_throttle) so every web process sees the same
 counts. An unknown email is counted and locked exactly like a real one, so neither the
@@ -84,10 +86,10 @@ def record_success(conn: psycopg.Connection, email: str) -> None:
     login_throttle.clear(conn, ACCOUNT.scope, _keys(email, "")[0][1])
 
 
-def refusal_message(until: datetime, now: datetime) -> str:
+def refusal_message(until: datetime, now: datetime, failed: str = "failed logins") -> str:
     minutes = max(1, math.ceil((until - now).total_seconds() / 60))
     unit = "minute" if minutes == 1 else "minutes"
-    return f"Too many failed logins. Try again in {minutes} {unit}."
+    return f"Too many {failed}. Try again in {minutes} {unit}."
 
 
 def retry_after_s(until: datetime, now: datetime) -> int:

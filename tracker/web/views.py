@@ -1,6 +1,6 @@
 """Pages: login (throttled), logout, password, the review queue, pairs. No SQL."""
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, get_args
@@ -35,6 +35,9 @@ OUTCOME_TEXT = {
     "claimed": "Another analyst is reviewing this pair right now.",
     "decided": "This pair has already been decided.",
 }
+DONE_WORDS = {"confirm": "confirmed", "reject": "rejected", "skip": "skipped"}
+# The queue's one-line notice after a plain-form action (undo), shown once.
+SESSION_NOTICE = "queue_notice"
 MAX_REASON_CHARS = 1000
 MAX_BIGINT = 2**63 - 1
 
@@ -223,15 +226,38 @@ def change_password(
     new_password: FormText = "",
     new_password_again: FormText = "",
 ) -> HTMLResponse | RedirectResponse:
-    problem = auth.password_change_problem(user, current_password, new_password, new_password_again)
-    if problem:
-        return render(request, "password.html", user, status_code=400, error=problem)
-    # The new epoch ends every other session; this one is started again with it.
-    with pool.connection() as conn, conn.transaction():
-        updated = users.set_password(conn, user.id, auth.hash_password(new_password))
-        audit.record(conn, user.email, "user.password_changed", f"user:{user.id}")
+    now = auth.now(request)
+    address = throttle.client_address(request)
+    with pool.connection() as conn:
+        # Throttled as logins are, on the same counts: the current password is not even
+        # checked while the account or address is locked.
+        locked = throttle.refused_until(conn, user.email, address, now)
+        if locked is not None:
+            return _password_refused(request, user, locked, now)
+        problem = auth.password_change_problem(
+            user, current_password, new_password, new_password_again
+        )
+        if problem == auth.WRONG_CURRENT_PASSWORD:
+            with conn.transaction():
+                locked = throttle.record_failure(conn, user.email, address, now)
+            if locked is not None:
+                return _password_refused(request, user, locked, now)
+        if problem:
+            return render(request, "password.html", user, status_code=400, error=problem)
+        # The new epoch ends every other session; this one is started again with it.
+        with conn.transaction():
+            updated = users.set_password(conn, user.id, auth.hash_password(new_password))
+            audit.record(conn, user.email, "user.password_changed", f"user:{user.id}")
+        throttle.record_success(conn, user.email)
     auth.start_session(request, updated)
     return see_other("/")
+
+
+def _password_refused(request: Request, user: User, until: datetime, now: datetime) -> HTMLResponse:
+    error = throttle.refusal_message(until, now, "wrong passwords")
+    page = render(request, "password.html", user, status_code=429, error=error)
+    page.headers["Retry-After"] = str(throttle.retry_after_s(until, now))
+    return page
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -255,6 +281,7 @@ def queue(request: Request, user: AnyUser, pool: Pool) -> HTMLResponse:
         query=str(request.url.query),
         saved=views_saved,
         me=user.id,
+        notice=request.session.pop(SESSION_NOTICE, None),
     )
 
 
@@ -324,14 +351,47 @@ def claim(
 
 @router.post("/reviews/undo", response_model=None)
 def undo(request: Request, user: Decider, pool: Pool, back: FormText = "/") -> Response:
-    """Take back this analyst's last decision (confirm, reject or skip)."""
+    """Take back this analyst's last action: a confirm, reject, skip or relabel."""
     with pool.connection() as conn, conn.transaction():
         undone = reviews.undo_last(conn, user.id)
         if undone is None:
             raise HTTPException(status_code=409, detail="There is no decision of yours to undo.")
-        target = f"pair:{undone.pair_id}"
-        audit.record(conn, user.email, "pair.undo", target, {"decision": undone.decision})
-    return done(request, back, pair_id=undone.pair_id, decision=undone.decision)
+        _audit_undo(conn, user.email, undone)
+    message = undo_message(undone)
+    request.session[SESSION_NOTICE] = message
+    return done(request, back, message=message, **asdict(undone))
+
+
+def _audit_undo(conn: psycopg.Connection, actor: str, undone: reviews.Undone) -> None:
+    details: dict[str, Any]
+    if undone.decision == "relabel":
+        details = {"label": undone.label, "label_now": undone.label_now}
+        audit.record(conn, actor, "item.relabel_undo", f"item:{undone.item_id}", details)
+        return
+    details = {"decision": undone.decision}
+    if undone.decision == "confirm":
+        details.update(alerts_withdrawn=undone.alerts_withdrawn, alerts_sent=undone.alerts_sent)
+    audit.record(conn, actor, "pair.undo", f"pair:{undone.pair_id}", details)
+
+
+def undo_message(undone: reviews.Undone) -> str:
+    if undone.decision == "relabel":
+        now = (
+            f"the analysts' label {undone.label_now} stands again"
+            if undone.label_now
+            else "no analyst label stands for it now"
+        )
+        return f"Undone: item {undone.item_id} relabelled {undone.label}; {now}."
+    message = f"Undone: pair {undone.pair_id} {DONE_WORDS[undone.decision]}."
+    if undone.alerts_withdrawn:
+        message += f" {_alerts(undone.alerts_withdrawn)} not sent yet withdrawn."
+    if undone.alerts_sent:
+        message += f" {_alerts(undone.alerts_sent)} already sent could not be taken back."
+    return message
+
+
+def _alerts(n: int) -> str:
+    return f"{n} alert{'s' if n != 1 else ''}"
 
 
 @router.post("/items/{item_id}/label", response_model=None)
