@@ -27,9 +27,9 @@ PIPELINE_SETTINGS = {
     "DISPATCH_EVERY_S": "1",
     "RELAY_EVERY_S": "1",
     "SWEEP_EVERY_S": "2",
-    "SWEEP_GRACE_S": "8",
-    "FETCH_LEASE_S": "10",
-    "FETCH_TIMEOUT_S": "8",
+    "SWEEP_GRACE_S": "5",
+    "FETCH_LEASE_S": "6",
+    "FETCH_TIMEOUT_S": "4",
     "ALERT_RETRY_BASE_S": "1",
     "ALERT_BURST": "0",
     "SMTP_TIMEOUT_S": "2",
@@ -195,13 +195,36 @@ class Pipeline:
         self.env = env
         self.argv = {r.name: r.argv for r in supervisor.roles(directory, "127.0.0.1", 0)}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.roles: dict[str, str] = {}
+        # Processes that exited on their own and were started again, as systemd's
+        # Restart=always or a Kubernetes restart policy does in deploy/.
+        self.restarts: Counter[str] = Counter()
+        self.lock = threading.RLock()
+        self.watching = threading.Event()
+
+    def watch(self) -> None:
+        self.watching.set()
+        threading.Thread(target=self._restart_exited, daemon=True).start()
+
+    def _restart_exited(self) -> None:
+        while self.watching.wait(0.5):
+            with self.lock:
+                for name, proc in list(self.procs.items()):
+                    if proc.poll() is not None:
+                        self.restarts[name] += 1
+                        self.start(self.roles[name], name)
 
     def start(self, role: str, name: str | None = None) -> None:
+        with self.lock:
+            self._start(role, name)
+
+    def _start(self, role: str, name: str | None) -> None:
         argv = list(self.argv[role])
         if role == "beat" and name is not None:
             # A second beat keeps its own schedule file, as a second host would.
             argv[argv.index("-s") + 1] = str(self.directory / f"{name}-schedule")
         log = (self.directory / f"{name or role}.log").open("ab")
+        self.roles[name or role] = role
         self.procs[name or role] = subprocess.Popen(
             argv,
             env=self.env,
@@ -213,13 +236,15 @@ class Pipeline:
 
     def kill(self, name: str) -> None:
         """SIGKILL the process and its pool children, as the OOM killer or a lost host would."""
-        proc = self.procs.pop(name)
+        with self.lock:
+            proc = self.procs.pop(name)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
     def stop(self, name: str) -> None:
-        proc = self.procs.pop(name)
+        with self.lock:
+            proc = self.procs.pop(name)
         proc.terminate()
         try:
             proc.wait(timeout=supervisor.STOP_TIMEOUT_S)
@@ -228,6 +253,7 @@ class Pipeline:
             proc.wait()
 
     def stop_all(self) -> None:
+        self.watching.clear()
         # Beats first (no new work), then the workers.
         for name in sorted(self.procs, key=lambda n: not n.startswith("beat")):
             self.stop(name)

@@ -16,9 +16,9 @@ import psycopg
 
 from tracker import alert_mail, model_registry
 from tracker.bench.faultenv import FeedServer, Pipeline, services, wait_until
+from tracker.demo import FEEDS_DIR
 from tracker.storage import db, feeds, outbox
 
-DEMO_FEEDS = Path(__file__).parent.parent / "demo" / "feeds"
 FAULTS = (
     "none",
     "kill_worker_mid_fetch",
@@ -54,6 +54,8 @@ class Result:
     alerts_received: int
     alert_duplicates: int
     alerts_lost: int
+    # Processes that exited by themselves during the run and were restarted (see Pipeline).
+    restarts: dict[str, int]
 
     @property
     def ok(self) -> bool:
@@ -68,8 +70,8 @@ class Result:
 def demo_bodies(tag: str) -> dict[str, tuple[dict[str, str], bytes]]:
     """The demo feeds with ids and links of their own per run (no copies of an earlier run)."""
     found = {}
-    for entry in json.loads((DEMO_FEEDS / "manifest.json").read_text(encoding="utf-8")):
-        text = (DEMO_FEEDS / entry["file"]).read_text(encoding="utf-8")
+    for entry in json.loads((FEEDS_DIR / "manifest.json").read_text(encoding="utf-8")):
+        text = (FEEDS_DIR / entry["file"]).read_text(encoding="utf-8")
         text = re.sub(r"(<guid[^>]*>|<id>)([^<]+)", rf"\g<1>\g<2>-{tag}", text)
         text = text.replace("http://demo.invalid/", f"http://demo.invalid/{tag}/")
         found[entry["file"]] = (entry, text.encode())
@@ -97,6 +99,7 @@ class FaultBench:
             self.pipeline = Pipeline(self.directory, pg.url, broker.url, smtp.port)
             for role in ("worker-fetch", "worker-classify", "beat"):
                 self.pipeline.start(role)
+            self.pipeline.watch()
             try:
                 yield self
             finally:
@@ -113,6 +116,7 @@ class FaultBench:
     def run(self, fault: str) -> Result:
         started = time.monotonic()
         self._reset()
+        self.pipeline.restarts.clear()
         bodies = demo_bodies(fault)
         paths = {f"/{fault}/{name}": body for name, (_, body) in bodies.items()}
         self.feeds.routes.update(paths)
@@ -127,7 +131,17 @@ class FaultBench:
         return self._count(fault, time.monotonic() - started, len(paths), fetches, expected)
 
     def _reset(self) -> None:
+        for attempt in range(5):
+            try:
+                return self._truncate()
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable):
+                # TRUNCATE locks many tables; a running task may hold one of them.
+                time.sleep(0.5 * (attempt + 1))
+        self._truncate()
+
+    def _truncate(self) -> None:
         with psycopg.connect(self.pg.url, autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '5s'")
             tables = [
                 r[0]
                 for r in conn.execute(
@@ -207,6 +221,7 @@ class FaultBench:
                 "SELECT count(*) FROM alert_outbox WHERE status IN ('pending', 'sending', 'dead')"
             )
             + sum(1 for key in sent if alert_mail.message_id(key) not in received),
+            restarts=dict(self.pipeline.restarts),
         )
 
 
