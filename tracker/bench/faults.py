@@ -123,7 +123,7 @@ class FaultBench:
         add = lambda: self._add_feeds(fault, bodies)  # noqa: E731
         INJECT[fault](self, add, sorted(paths))
         expected = sum(expected_items(body) for body in paths.values())
-        wait_until(lambda: self._settled(expected), SETTLE_S, f"the pipeline to settle ({fault})")
+        self._settle(expected)
         time.sleep(QUIET_S)
         while self.stop_after_run:
             self.pipeline.stop(self.stop_after_run.pop())
@@ -166,18 +166,28 @@ class FaultBench:
                     ),
                 )
 
-    def _settled(self, expected: int) -> bool:
-        return bool(
-            self.query(
-                f"""SELECT (SELECT count(*) FROM items) = {expected}
-                      AND NOT EXISTS (SELECT 1 FROM feeds WHERE lease_token IS NOT NULL
-                                      OR last_polled_at IS NULL)
-                      AND NOT EXISTS ({UNCLASSIFIED})
-                      AND NOT EXISTS (SELECT 1 FROM classifications WHERE paired_at IS NULL)
-                      AND NOT EXISTS (SELECT 1 FROM alert_outbox
-                                      WHERE status IN ('pending', 'sending'))"""
-            )
-        )
+    def _pending(self, expected: int) -> dict[str, int]:
+        """What the run still has to do; empty when it has settled."""
+        with psycopg.connect(self.pg.url, autocommit=True) as conn:
+            row = conn.execute(
+                f"""SELECT {expected} - (SELECT count(*) FROM items),
+                      (SELECT count(*) FROM feeds WHERE lease_token IS NOT NULL
+                                                    OR last_polled_at IS NULL),
+                      (SELECT count(*) FROM ({UNCLASSIFIED}) u),
+                      (SELECT count(*) FROM classifications WHERE paired_at IS NULL),
+                      (SELECT count(*) FROM alert_outbox WHERE status = 'pending'),
+                      (SELECT count(*) FROM alert_outbox WHERE status = 'sending')"""
+            ).fetchone()
+        assert row is not None
+        names = ("items", "feeds", "unclassified", "unpaired", "alerts pending", "alerts sending")
+        return {name: n for name, n in zip(names, row, strict=True) if n}
+
+    def _settle(self, expected: int) -> None:
+        deadline = time.monotonic() + SETTLE_S
+        while pending := self._pending(expected):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not settled after {SETTLE_S} s, still to do: {pending}")
+            time.sleep(0.5)
 
     def _count(
         self, fault: str, seconds: float, n_feeds: int, fetches: int, expected: int
