@@ -3,6 +3,7 @@ PostgreSQL in a temp dir, so both can be restarted; Celery fetch and classify wo
 `tracker up` starts them; a feed server that can stall a fetch; an SMTP sink that can go down."""
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -175,6 +176,8 @@ class SmtpSink:
             raise RuntimeError(
                 "the fault bench needs aiosmtpd: pip install 'rumour-tracker[test]'"
             ) from exc
+        # aiosmtpd logs every SMTP command at INFO: noise around the bench's figures.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
         self.controller.start()
 
