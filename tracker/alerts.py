@@ -194,6 +194,7 @@ def relay(
     secret_key: str | None = None,
     now: datetime | None = None,
     burst: int = 0,
+    retry_base_s: float = 30.0,
 ) -> int:
     """Send due outbox rows; returns how many were sent. Safe to run in several processes.
 
@@ -216,7 +217,7 @@ def relay(
         try:
             mailer.send(alert_mail.build(row, ctx))
         except Exception as exc:  # noqa: BLE001 - any failure is recorded on its row, not lost
-            _record_failure(conn, row, exc)
+            _record_failure(conn, row, exc, retry_base_s)
             continue
         with conn.transaction():
             outbox.mark_sent(conn, row.id)
@@ -225,8 +226,10 @@ def relay(
     return sent
 
 
-def _record_failure(conn: psycopg.Connection, row: outbox.OutboxRow, exc: Exception) -> None:
-    retry_in = min(3600, 30 * 2**row.attempts) * random.uniform(0.8, 1.2)  # noqa: S311
+def _record_failure(
+    conn: psycopg.Connection, row: outbox.OutboxRow, exc: Exception, retry_base_s: float
+) -> None:
+    retry_in = min(3600, retry_base_s * 2**row.attempts) * random.uniform(0.8, 1.2)  # noqa: S311
     with conn.transaction():
         outbox.mark_failed(
             conn,

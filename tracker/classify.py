@@ -2,13 +2,18 @@
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import psycopg
 
 from tracker import alerts, metrics
 from tracker.domain import TextForModel
 from tracker.model_registry import item_classifier
-from tracker.storage import classifications, items
+from tracker.storage import classifications, items, models
+
+# Stalls older than this are left alone: it bounds the sweep's scan, and work lost that long ago
+# (a model switch, a restore from backup) is for an operator to look at, not for a timer.
+SWEEP_LOOKBACK_S = 2 * 86400
 
 
 def classify_items(
@@ -45,4 +50,23 @@ def to_model_text(row: items.ItemForModel) -> TextForModel:
         language=row.language,
         seen_at=row.seen_at,
         author=row.author,
+    )
+
+
+@dataclass(frozen=True)
+class Stalled:
+    unclassified: list[int]
+    unpaired: list[int]
+
+
+def stalled(conn: psycopg.Connection, grace_s: float, limit: int) -> Stalled:
+    """Items whose classify or pair message was lost (a killed worker, a broker or database
+    outage): stored but never classified, or classified but never paired, after `grace_s`."""
+    active = models.active_since(conn, "item")
+    if active is None:
+        return Stalled([], [])
+    version, since = active
+    return Stalled(
+        unclassified=items.unclassified(conn, version, since, grace_s, SWEEP_LOOKBACK_S, limit),
+        unpaired=classifications.unpaired(conn, version, grace_s, SWEEP_LOOKBACK_S, limit),
     )

@@ -2,6 +2,7 @@
 
 import os
 import sys
+import tempfile
 import time
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -185,6 +186,33 @@ def bench_review(
         return
     for key, value in figures.items():
         typer.echo(f"{key}: {value}")
+
+
+@bench_app.command("faults")
+def bench_faults(
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this fault (repeatable); default: every one, after a clean run."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The pipeline under faults: killed workers, Redis and PostgreSQL restarts, SMTP down,
+    a second beat; counts items, classifications, pairs and alerts, lost and duplicated."""
+    from tracker.bench import faults
+
+    unknown = sorted(set(fault or ()) - set(faults.FAULTS))
+    if unknown:
+        raise fail(f"unknown fault {', '.join(unknown)}; choose from {', '.join(faults.FAULTS)}")
+    with tempfile.TemporaryDirectory(prefix="rt-faults-") as directory:
+        typer.echo(f"running the pipeline under faults in {directory} ...", err=True)
+        figures = faults.bench(Path(directory), tuple(fault or faults.FAULTS))
+    if as_json:
+        print_json(figures)
+    else:
+        for run in figures["runs"]:
+            typer.echo(" ".join(f"{key}={value}" for key, value in run.items()))
+    if not figures["all_ok"]:
+        raise typer.Exit(1)
 
 
 @app.command("up")

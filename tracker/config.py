@@ -66,9 +66,16 @@ class Settings(BaseSettings):
     max_backoff_s: int = Field(default=86400, ge=60)
     disable_after_failing_h: float = Field(default=72.0, gt=0)
     fetch_per_host: int = Field(default=4, ge=1)
+    # A feed leased by a fetch that died (worker killed, database gone) is fetched again once
+    # the lease expires; keep it above the fetch deadline so a slow fetch is not doubled.
+    fetch_lease_s: int = Field(default=600, ge=5)
 
     dispatch_every_s: float = Field(default=10.0, gt=0)
     relay_every_s: float = Field(default=10.0, gt=0)
+    # The sweeper re-queues items stored but not classified, or classified but not paired, for
+    # longer than the grace period: the work of a message lost to a killed worker or an outage.
+    sweep_every_s: float = Field(default=60.0, gt=0)
+    sweep_grace_s: float = Field(default=600.0, gt=0)
     pair_window_days: int = Field(default=14, ge=1)
     # Scores are the pair re-ranker's probability that the clarification answers the rumour.
     pair_suggest_threshold: float = Field(default=0.5, ge=0, le=1)
@@ -80,6 +87,8 @@ class Settings(BaseSettings):
     rumour_alert_min_probability: float = Field(default=0.5, ge=0, le=1)
     # This many immediate alerts due at once for one subscription become one digest; 0: never.
     alert_burst: int = Field(default=5, ge=0)
+    # A failed alert is retried after base * 2^attempts seconds (capped at an hour).
+    alert_retry_base_s: float = Field(default=30.0, gt=0)
     # Ops alerts: a worker heartbeat every N s, missing for longer than the limit; backlogs.
     heartbeat_every_s: float = Field(default=60.0, gt=0)
     heartbeat_stale_s: float = Field(default=300.0, gt=0)

@@ -69,6 +69,8 @@ def pair_items(
                 _join_story(conn, row, found["rumour"], config)
             created += _pair(conn, row, label, found[OTHER_LABEL[label]], scorer, config)
         created += pairs.spread_to_stories(conn, item_ids)
+        # In the same transaction: the sweeper re-queues exactly the items this never reached.
+        classifications.mark_paired(conn, config.model_version, item_ids)
     metrics.pairs_suggested(created)
     return created
 

@@ -36,6 +36,8 @@ def celery_config() -> dict[str, Any]:
             "rt.classify_items": {"queue": "classify"},
             "rt.pair_items": {"queue": "classify"},
             "rt.retrain_models": {"queue": "classify"},
+            # On the fetch queue: it must run while the classify queue is the one stuck.
+            "rt.sweep_stalled": {"queue": "fetch"},
             "rt.*": {"queue": "fetch"},
         },
         "beat_schedule": {
@@ -44,6 +46,7 @@ def celery_config() -> dict[str, Any]:
                 "schedule": settings.dispatch_every_s,
             },
             "relay-outbox": {"task": "rt.relay_outbox", "schedule": settings.relay_every_s},
+            "sweep-stalled": {"task": "rt.sweep_stalled", "schedule": settings.sweep_every_s},
             "retrain-models": {
                 "task": "rt.retrain_models",
                 "schedule": settings.retrain_every_h * 3600,

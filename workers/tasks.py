@@ -15,7 +15,9 @@ from tracker.storage.feeds import Lease
 from workers.app import QUEUES, app
 
 DISPATCH_BATCH = 200
-LEASE_S = 600
+# Items per re-queued message, and at most this many messages per stage per sweep.
+SWEEP_CHUNK = 50
+SWEEP_LIMIT = 20 * SWEEP_CHUNK
 
 
 _pool_lock = threading.Lock()
@@ -36,7 +38,8 @@ def _pool() -> ConnectionPool:
 @app.task(name="rt.dispatch_due_feeds")
 def dispatch_due_feeds() -> int:
     with _pool().connection() as conn, conn.transaction():
-        leases = feeds.claim_due(conn, DISPATCH_BATCH, LEASE_S, get_settings().fetch_per_host)
+        s = get_settings()
+        leases = feeds.claim_due(conn, DISPATCH_BATCH, s.fetch_lease_s, s.fetch_per_host)
     for lease in leases:
         fetch_feed.delay(lease.feed_id, str(lease.token))
     return len(leases)
@@ -78,6 +81,22 @@ def pair_items(item_ids: list[int]) -> int:
         return pairing.pair_items(conn, item_ids, pair_scorer(conn), config)
 
 
+@app.task(name="rt.sweep_stalled")
+def sweep_stalled() -> int:
+    """Re-queue the work of lost messages (see classify.stalled); feeds whose fetch died need
+    nothing here, as dispatch leases a feed again once its lease expires."""
+    if _queue_lengths()["queue classify"] > SWEEP_LIMIT:
+        # A backlog, not a loss: the items are most likely queued already.
+        return 0
+    with _pool().connection() as conn:
+        found = classify.stalled(conn, get_settings().sweep_grace_s, SWEEP_LIMIT)
+    for start in range(0, len(found.unclassified), SWEEP_CHUNK):
+        classify_items.delay(found.unclassified[start : start + SWEEP_CHUNK])
+    for start in range(0, len(found.unpaired), SWEEP_CHUNK):
+        pair_items.delay(found.unpaired[start : start + SWEEP_CHUNK])
+    return len(found.unclassified) + len(found.unpaired)
+
+
 @app.task(name="rt.relay_outbox")
 def relay_outbox() -> int:
     s = get_settings()
@@ -90,6 +109,7 @@ def relay_outbox() -> int:
             public_url=s.public_url,
             secret_key=s.secret_key.get_secret_value(),
             burst=s.alert_burst,
+            retry_base_s=s.alert_retry_base_s,
         )
 
 

@@ -37,3 +37,29 @@ def labels(
             (model_version, list(item_ids)),
         )
         return {row[0]: (row[1], row[2]) for row in cur.fetchall()}
+
+
+def mark_paired(conn: psycopg.Connection, model_version: str, item_ids: Sequence[int]) -> None:
+    """Record that pairing ran for these items (call in pairing's transaction)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """UPDATE classifications SET paired_at = now()
+               WHERE model_version = %s AND item_id = ANY(%s) AND paired_at IS NULL""",
+            (model_version, list(item_ids)),
+        )
+
+
+def unpaired(
+    conn: psycopg.Connection, model_version: str, grace_s: float, lookback_s: float, limit: int
+) -> list[int]:
+    """Items classified by this version longer than `grace_s` ago that pairing never saw."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT item_id FROM classifications
+               WHERE paired_at IS NULL AND model_version = %s
+                 AND created_at < now() - make_interval(secs => %s)
+                 AND created_at > now() - make_interval(secs => %s)
+               ORDER BY created_at LIMIT %s""",
+            (model_version, grace_s, lookback_s, limit),
+        )
+        return [row[0] for row in cur.fetchall()]

@@ -271,3 +271,33 @@ def copy_in(conn: psycopg.Connection, rows: Sequence[tuple[int, ParsedEntry]]) -
                ON CONFLICT (feed_id, dedupe_key) DO NOTHING"""
         )
         return cur.rowcount
+
+
+def unclassified(
+    conn: psycopg.Connection,
+    model_version: str,
+    active_since: datetime,
+    grace_s: float,
+    lookback_s: float,
+    limit: int,
+) -> list[int]:
+    """Items fetched longer than `grace_s` ago that classification never saw: not classified by
+    the active model, if fetched after it became active, or by any model, if before."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT i.id FROM items i
+               WHERE i.fetched_at < now() - make_interval(secs => %(grace)s)
+                 AND i.fetched_at > now() - make_interval(secs => %(lookback)s)
+                 AND NOT EXISTS (SELECT 1 FROM classifications c WHERE c.item_id = i.id
+                                 AND (c.model_version = %(version)s
+                                      OR i.fetched_at < %(since)s))
+               ORDER BY i.fetched_at LIMIT %(limit)s""",
+            {
+                "grace": grace_s,
+                "lookback": lookback_s,
+                "version": model_version,
+                "since": active_since,
+                "limit": limit,
+            },
+        )
+        return [row[0] for row in cur.fetchall()]

@@ -123,3 +123,15 @@ def store_and_activate(
                ON CONFLICT (version) DO UPDATE SET active = true, activated_at = now()""",
             (kind, version, artifact, Jsonb(metadata)),
         )
+
+
+def active_since(conn: psycopg.Connection, kind: str) -> tuple[str, datetime] | None:
+    """The active version of this kind and when it became active."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT version, coalesce(activated_at, created_at) FROM models
+               WHERE kind = %s AND active""",
+            (kind,),
+        )
+        row = cur.fetchone()
+        return (str(row[0]), row[1]) if row else None
