@@ -5,7 +5,7 @@ from typing import Any
 from celery import Celery, signals
 
 from tracker import broker, metrics
-from tracker.broker import QUEUES as QUEUES  # re-exported: workers.tasks routes by queue
+from tracker.broker import QUEUES
 from tracker.config import get_settings
 from tracker.logs import configure as configure_logs
 from tracker.storage.db import SchemaOutOfDateError, check_schema

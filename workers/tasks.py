@@ -6,13 +6,13 @@ from uuid import UUID
 
 from psycopg_pool import ConnectionPool
 
-from tracker import alert_ops, alerts, classify, pairing, training
+from tracker import alert_ops, alerts, broker, classify, pairing, training
 from tracker.config import get_settings
 from tracker.feeds.refresh import refresh_config, refresh_feed
 from tracker.model_registry import item_classifier, pair_scorer
 from tracker.storage import db, feeds, subscriptions
 from tracker.storage.feeds import Lease
-from workers.app import QUEUES, app
+from workers.app import app
 
 DISPATCH_BATCH = 200
 # Items per re-queued message, and at most this many messages per stage per sweep.
@@ -129,15 +129,8 @@ def check_ops() -> int:
 
 
 def _queue_lengths() -> dict[str, int]:
-    lengths = {}
     with app.connection_for_read() as connection:
-        channel = connection.default_channel
-        for queue in QUEUES:
-            try:
-                lengths[f"queue {queue}"] = channel.queue_declare(queue, passive=True).message_count
-            except Exception:  # noqa: BLE001 - a queue nobody declared yet is empty
-                lengths[f"queue {queue}"] = 0
-    return lengths
+        return {f"queue {q}": n for q, n in broker.queue_lengths(connection).items()}
 
 
 @app.task(name="rt.retrain_models")
