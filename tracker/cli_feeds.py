@@ -196,7 +196,7 @@ def feeds_import_opml(path: Path, kind: Kind = "other") -> None:
     """Register every feed of an OPML file; its categories become tags."""
     _check_kind(kind)
     try:
-        parsed = opml.parse_opml(path.read_bytes())
+        parsed = opml.read_opml(path)
     except OSError as exc:
         raise fail(f"cannot read {path}: {exc.strerror}") from exc
     except opml.OpmlError as exc:
