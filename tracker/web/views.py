@@ -13,6 +13,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from psycopg_pool import ConnectionPool
+from pydantic import AfterValidator
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -40,7 +41,15 @@ MAX_BIGINT = 2**63 - 1
 AnyUser = Annotated[User, Depends(auth.require_role(*ROLES))]
 Decider = Annotated[User, Depends(auth.require_role(*DECIDERS))]
 Pool = Annotated[ConnectionPool, Depends(auth.get_pool)]
-FormText = Annotated[str, Form()]
+
+
+def without_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL and no field means one: a form with it would end in a 500.
+    return value.replace("\x00", "")
+
+
+FormText = Annotated[str, Form(), AfterValidator(without_nul)]
+FormList = Annotated[list[Annotated[str, AfterValidator(without_nul)]], Form()]
 
 router = APIRouter()
 
