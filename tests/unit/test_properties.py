@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.tally import counted
@@ -234,6 +234,9 @@ def test_arbitrary_bytes_parse_or_raise_not_a_feed(body: bytes, content_type: st
 
 @PROFILE
 @given(near_valid_xml(), content_types, st.sampled_from(BASES))
+# Found by this test: feedparser raised UnicodeDecodeError and "embedded null character".
+@example(b'<?xml version="1.0" encoding="\x80tf-8"?><rss version="2.0"/>', None, None)
+@example(b'<?xml version="1.0" encoding="\x00tf-8"?><rss version="2.0"/>', None, None)
 def test_near_valid_xml_feeds_parse_to_safe_entries_or_raise_not_a_feed(
     body: bytes, content_type: str | None, base: str | None
 ) -> None:
@@ -337,6 +340,8 @@ words = st.lists(st.text(letters, min_size=1, max_size=10), min_size=6, max_size
     words,
     st.lists(st.sampled_from([" ", "  ", ", ", "! ", "\n", " - ", "…"]), min_size=20, max_size=20),
 )
+@example(["a", "a", "a", "a", "a", "ß"], [" "] * 20)  # found: "SS" in capitals
+@example(["a", "a", "a", "a", "a", "ᾀ"], [" "] * 20)  # found: "ἈΙ" in capitals
 def test_a_text_fingerprint_ignores_case_punctuation_and_spacing(
     text_words: list[str], gaps: list[str]
 ) -> None:
@@ -486,6 +491,8 @@ def embeddings(v4: ipaddress.IPv4Address) -> list[ipaddress.IPv6Address]:
 
 @PROFILE
 @given(forbidden_addresses())
+@example(ipaddress.IPv6Address("fec0::1"))  # found: judged public on Python 3.11
+@example(ipaddress.IPv6Address("3fff::"))
 def test_every_special_purpose_address_is_refused(address: fetch.Address) -> None:
     with counted("SSRF: special-purpose addresses"):
         assert not fetch.is_public(address), address
