@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from tests import tally
 from tracker import embedded
 from tracker.storage import db
 
@@ -23,6 +24,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/integration/" in str(item.path) or "/browser/" in str(item.path):
             item.add_marker(pytest.mark.integration)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    # The hostile-input tests' figures (tests/tally.py), shown even under -q.
+    if tally.TRIED:
+        terminalreporter.write_line(tally.summary())
 
 
 def with_database(url: str, name: str) -> str:

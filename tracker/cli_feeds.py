@@ -174,9 +174,11 @@ def feeds_import_opml(path: Path, kind: Kind = "other") -> None:
     """Register every feed of an OPML file; its categories become tags."""
     _check_kind(kind)
     try:
-        data = path.read_bytes()
+        data = opml.read_capped(path)
     except OSError as exc:
         raise fail(f"cannot read {path}: {exc.strerror}") from exc
+    except opml.OpmlError as exc:
+        raise fail(f"{path}: {exc}") from exc
     try:
         with connect() as conn, conn.transaction():
             report = feed_admin.import_opml(

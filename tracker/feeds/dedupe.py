@@ -11,7 +11,9 @@ NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 def text_fingerprint(title: str, summary: str) -> str | None:
     """Hash of the accent-folded words of title and summary: reworded punctuation, case or
     spacing still match, other wording does not. None for texts too short to be telling."""
-    words = NON_WORD.sub(" ", fold(f"{title} {summary}")).split()
+    # casefold around fold: lower() alone keeps "ß" apart from "SS" and "ᾀ" from "ἈΙ", the
+    # capitals a headline in upper case has.
+    words = NON_WORD.sub(" ", fold(f"{title} {summary}".casefold()).casefold()).split()
     if len(words) < 6:
         return None
     return hashlib.sha256(" ".join(words).encode()).hexdigest()

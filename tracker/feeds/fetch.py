@@ -76,10 +76,15 @@ def parse_networks(specs: list[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(spec, strict=False) for spec in specs)
 
 
-# ipaddress.is_global misses these on Python 3.11: shared address space (CGNAT) and the IPv6
-# prefixes that embed an IPv4 address, which may be private (NAT64, 6to4, IPv4-compatible, SIIT).
+# ipaddress.is_global misses these on Python 3.11: shared address space (CGNAT); the IPv6
+# prefixes that embed an IPv4 address, which may be private (NAT64, 6to4, IPv4-compatible, SIIT);
+# deprecated site-local fec0::/10, still routed inside some networks; and blocks IANA registered
+# as not globally reachable after 3.11 (3fff::/20 documentation, 5f00::/16 SRv6).
 NON_PUBLIC_NETWORKS = parse_networks(
-    ["100.64.0.0/10", "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "::/96", "::ffff:0:0:0/96"]
+    [
+        *("100.64.0.0/10", "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "::/96"),
+        *("::ffff:0:0:0/96", "fec0::/10", "3fff::/20", "5f00::/16"),
+    ]
 )
 
 

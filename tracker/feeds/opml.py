@@ -3,6 +3,7 @@
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
 from xml.parsers import expat
@@ -47,6 +48,16 @@ class OpmlParseResult:
     problems: list[str] = field(default_factory=list)
 
 
+def read_capped(path: Path, max_bytes: int = MAX_OPML_BYTES) -> bytes:
+    """A file's bytes, reading no more than the cap: a multi-gigabyte file is refused
+    (OpmlError) without filling memory. Raises OSError when the file cannot be read."""
+    with path.open("rb") as file:
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise OpmlError(f"OPML file is larger than the limit of {_megabytes(max_bytes)}")
+    return data
+
+
 def parse_opml(data: bytes, max_bytes: int = MAX_OPML_BYTES) -> OpmlParseResult:
     """Read feeds from OPML; outlines that cannot be used are skipped and named in `problems`.
 
@@ -65,6 +76,8 @@ def parse_opml(data: bytes, max_bytes: int = MAX_OPML_BYTES) -> OpmlParseResult:
         raise OpmlError(
             f"not well-formed XML at line {exc.lineno}, column {exc.offset + 1}: {reason}"
         ) from None
+    except LookupError as exc:  # expat asks Python for the declared encoding, which may not exist
+        raise OpmlError(f"the XML declares an encoding Python cannot read: {exc}") from None
     return OpmlParseResult(feeds=reader.feeds, problems=reader.problems)
 
 

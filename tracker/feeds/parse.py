@@ -131,9 +131,14 @@ def _parse_xml(body: bytes, headers: dict[str, str], base_url: str | None) -> Pa
         headers.setdefault("content-type", "application/xml")
     # Our own nh3 pass (sanitise.py) cleans and resolves every fragment we keep, more strictly
     # than feedparser's sanitiser; running both cost a third of the parse time for nothing.
-    parsed = feedparser.parse(
-        body, response_headers=headers or None, sanitize_html=False, resolve_relative_uris=False
-    )
+    try:
+        parsed = feedparser.parse(
+            body, response_headers=headers or None, sanitize_html=False, resolve_relative_uris=False
+        )
+    except (ValueError, LookupError) as exc:
+        # feedparser decodes with whatever encoding the XML declares: a declaration with a
+        # stray byte in its name ("\x80tf-8") raises UnicodeDecodeError or "embedded null".
+        raise NotAFeedError(f"not a feed: unreadable encoding declaration ({exc})") from None
     bozo = _bozo_reason(parsed)
     if not parsed.entries and (_broken(parsed) or not parsed.get("version")):
         raise NotAFeedError(f"not a feed: {bozo or 'no feed elements found'}")

@@ -11,7 +11,7 @@ from datetime import time
 from typing import Annotated
 
 import psycopg
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse
 from psycopg_pool import ConnectionPool
@@ -36,8 +36,8 @@ SEPARATORS = re.compile(r"[\n,;]+")
 AnyUser = Annotated[User, Depends(auth.require_role(*ROLES))]
 Admin = Annotated[User, Depends(auth.require_role("admin"))]
 Pool = Annotated[ConnectionPool, Depends(auth.get_pool)]
-FormText = Annotated[str, Form()]
-FormList = Annotated[list[str], Form()]
+FormText = views.FormText
+FormList = views.FormList
 
 router = APIRouter()
 

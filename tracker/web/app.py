@@ -1,12 +1,17 @@
 """The FastAPI application factory: settings, database pool, sessions, headers, routes."""
 
 import contextlib
+import math
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
@@ -66,6 +71,24 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+    """FastAPI's own 422, with the inputs JSON cannot carry (NaN, Infinity, 1e309) echoed as
+    text: as numbers they make the error response itself fail, a 500."""
+    return JSONResponse(
+        status_code=422, content={"detail": _finite(jsonable_encoder(exc.errors()))}
+    )
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
 async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
     """API clients get JSON whatever they accept; everyone else gets views.http_error."""
     if request.url.path.startswith((api.PREFIX + "/", api.OPENAPI_PATH)):
@@ -123,6 +146,7 @@ def create_app(
         dependencies=[Depends(auth.csrf_protect)],
         exception_handlers={
             StarletteHTTPException: http_error,
+            RequestValidationError: validation_error,
             auth.RedirectTo: views.redirect,
         },
         # The interactive docs need inline and CDN scripts (against our CSP) and no login;

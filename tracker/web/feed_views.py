@@ -6,7 +6,7 @@ Plain forms, so all of it works without JavaScript; bad input is a message, neve
 from dataclasses import dataclass, replace
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from psycopg_pool import ConnectionPool
@@ -29,10 +29,10 @@ SESSION_FLASH = "feeds_flash"
 
 AnyUser = Annotated[User, Depends(auth.require_role(*ROLES))]
 Admin = Annotated[User, Depends(auth.require_role("admin"))]
-Pool = Annotated[ConnectionPool, Depends(auth.get_pool)]
-ReadPool = Annotated[ConnectionPool, Depends(auth.get_read_pool)]
+Pool = views.Pool
+ReadPool = views.ReadPool
 FeedId = Annotated[int, PathParam(ge=1, le=MAX_BIGINT)]
-FormText = Annotated[str, Form()]
+FormText = views.FormText
 
 router = APIRouter()
 

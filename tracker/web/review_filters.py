@@ -24,6 +24,9 @@ def review_filter(params: Mapping[str, str]) -> tuple[QueueFilter, list[str]]:
 
     def text(name: str) -> str | None:
         value = params.get(name, "").strip()[:MAX_FILTER_CHARS]
+        if "\x00" in value:  # PostgreSQL text cannot hold NUL: the query would fail
+            problems.append(f"The {name} filter may not contain NUL.")
+            return None
         return value or None
 
     status: str | None = text("status") or "suggested"

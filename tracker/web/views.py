@@ -13,6 +13,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from psycopg_pool import ConnectionPool
+from pydantic import AfterValidator
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -46,7 +47,15 @@ Decider = Annotated[User, Depends(auth.require_role(*DECIDERS))]
 Pool = Annotated[ConnectionPool, Depends(auth.get_pool)]
 # Pages that only read: the read replica when one is configured (a moment behind).
 ReadPool = Annotated[ConnectionPool, Depends(auth.get_read_pool)]
-FormText = Annotated[str, Form()]
+
+
+def without_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL and no field means one: a form with it would end in a 500.
+    return value.replace("\x00", "")
+
+
+FormText = Annotated[str, Form(), AfterValidator(without_nul)]
+FormList = Annotated[list[Annotated[str, AfterValidator(without_nul)]], Form()]
 
 router = APIRouter()
 
