@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Endpoints
+from tests.conftest import Endpoints, run_tracker
 from tracker.bench.scale import bench
 
 FEEDS = 20
@@ -43,3 +43,9 @@ def test_figures_report_rates_scaling_memory_and_the_machine(figures: dict[str, 
         assert run["peak_rss_mb"]["processes"] == 3 * run["workers_per_queue"]
         assert run["peak_rss_mb"]["max_process"] > 0
         assert set(run["load_average_1m"]) == {"start", "end"}
+
+
+def test_a_bad_worker_list_is_refused_with_a_clear_error() -> None:
+    result = run_tracker("bench", "scale", "--workers", "1,two", env=dict(os.environ))
+    assert result.returncode == 1
+    assert "--workers takes whole numbers separated by commas" in result.stderr
