@@ -188,6 +188,34 @@ def bench_review(
         typer.echo(f"{key}: {value}")
 
 
+@bench_app.command("scale")
+def bench_scale(
+    n_feeds: Annotated[int, typer.Option("--feeds", min=1, help="Feeds of 5 items.")] = 5_000,
+    workers: Annotated[
+        str, typer.Option(help="Worker processes per queue, one run each, comma-separated.")
+    ] = "1,2,4",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The whole pipeline (beat, fetch and classify workers on their queues) on loopback feeds."""
+    from tracker.bench.scale import bench
+
+    try:
+        counts = [int(n) for n in workers.split(",")]
+    except ValueError as exc:
+        raise fail(f"--workers takes whole numbers separated by commas, not {workers!r}") from exc
+    if not counts or min(counts) < 1:
+        raise fail("--workers needs at least one count, each 1 or more")
+    s = settings()
+    with database_url(s) as url, broker_url(s) as broker:
+        typer.echo(f"benchmarking {n_feeds} feeds x 5 items with {workers} workers ...", err=True)
+        figures = bench(url, broker, n_feeds, counts, lambda line: typer.echo(line, err=True))
+    if as_json:
+        print_json(figures)
+        return
+    for key, value in figures.items():
+        typer.echo(f"{key}: {value}")
+
+
 @bench_app.command("faults")
 def bench_faults(
     fault: Annotated[

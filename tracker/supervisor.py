@@ -11,12 +11,15 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import structlog
 
 log = structlog.get_logger(__name__)
 
 STOP_TIMEOUT_S = 30
+# Role names start with one of these (a bench runs several "worker-fetch-N").
+STOP_ORDER = ("beat", "worker-fetch", "worker-classify", "web")
 
 
 @dataclass(frozen=True)
@@ -25,10 +28,37 @@ class Role:
     argv: list[str]
 
 
+# Fetching waits on the network (threads); classifying and pairing use the CPU (prefork).
+POOLS = {"fetch": "threads", "classify": "prefork"}
+CELERY = ("-m", "celery", "-A", "workers.app")
+
+
+def worker_argv(queue: str, concurrency: int, node: str, *options: str) -> list[str]:
+    """A Celery worker consuming one queue with the pool that suits its work."""
+    return [
+        sys.executable,
+        *CELERY,
+        "worker",
+        "-Q",
+        queue,
+        "-P",
+        POOLS[queue],
+        "-c",
+        str(concurrency),
+        "-n",
+        node,
+        *options,
+    ]
+
+
+def beat_argv(schedule: Path, *options: str) -> list[str]:
+    return [sys.executable, *CELERY, "beat", "-s", str(schedule), *options]
+
+
 def roles(data_dir: Path, host: str, port: int) -> list[Role]:
     python = sys.executable
-    celery = [python, "-m", "celery", "-A", "workers.app"]
     name = f"tracker-{os.getpid()}"
+    info = ("--loglevel", "INFO")
     return [
         Role(
             "web",
@@ -46,45 +76,9 @@ def roles(data_dir: Path, host: str, port: int) -> list[Role]:
                 "warning",
             ],
         ),
-        # Fetching waits on the network (threads); classifying and pairing use the CPU (prefork).
-        Role(
-            "worker-fetch",
-            [
-                *celery,
-                "worker",
-                "-Q",
-                "fetch",
-                "-P",
-                "threads",
-                "-c",
-                "8",
-                "--loglevel",
-                "INFO",
-                "-n",
-                f"{name}-fetch@%h",
-            ],
-        ),
-        Role(
-            "worker-classify",
-            [
-                *celery,
-                "worker",
-                "-Q",
-                "classify",
-                "-P",
-                "prefork",
-                "-c",
-                "2",
-                "--loglevel",
-                "INFO",
-                "-n",
-                f"{name}-classify@%h",
-            ],
-        ),
-        Role(
-            "beat",
-            [*celery, "beat", "--loglevel", "INFO", "-s", str(data_dir / "celerybeat-schedule")],
-        ),
+        Role("worker-fetch", worker_argv("fetch", 8, f"{name}-fetch@%h", *info)),
+        Role("worker-classify", worker_argv("classify", 2, f"{name}-classify@%h", *info)),
+        Role("beat", beat_argv(data_dir / "celerybeat-schedule", *info)),
     ]
 
 
@@ -134,9 +128,10 @@ def child_env(
 
 
 class Supervisor:
-    def __init__(self, roles: list[Role], env: dict[str, str]):
+    def __init__(self, roles: list[Role], env: dict[str, str], output: IO[bytes] | None = None):
         self.roles = roles
         self.env = env
+        self.output = output  # where children write; None: our own stdout and stderr
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.stopping = threading.Event()
 
@@ -147,7 +142,12 @@ class Supervisor:
         for role in self.roles:
             # A session of its own: Ctrl-C reaches only us, and we stop children in order.
             self.procs[role.name] = subprocess.Popen(
-                role.argv, env=self.env, stdin=subprocess.DEVNULL, start_new_session=True
+                role.argv,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=self.output,
+                stderr=self.output,
+                start_new_session=True,
             )
 
     def wait(self) -> int:
@@ -161,9 +161,9 @@ class Supervisor:
 
     def stop(self) -> None:
         # Beat first (no new work), then the workers (they requeue what runs), then the web.
-        for name in ("beat", "worker-fetch", "worker-classify", "web"):
-            proc = self.procs.get(name)
-            if proc is None or proc.poll() is not None:
+        for name in sorted(self.procs, key=_stop_rank):
+            proc = self.procs[name]
+            if proc.poll() is not None:
                 continue
             proc.terminate()
             try:
@@ -172,3 +172,7 @@ class Supervisor:
                 log.warning("process did not stop in time, killing it", role=name)
                 proc.kill()
                 proc.wait()
+
+
+def _stop_rank(name: str) -> int:
+    return next((i for i, role in enumerate(STOP_ORDER) if name.startswith(role)), len(STOP_ORDER))

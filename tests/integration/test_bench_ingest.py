@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tracker.bench.ingest import CorpusServer, bench, feed_bytes
+from tracker.bench.corpus import CorpusServer, feed_bytes
+from tracker.bench.ingest import bench
 from tracker.feeds.fetch import FetchError, FetchPolicy, fetch
 
 LOOPBACK = FetchPolicy(5, 1_000_000, "test", (ipaddress.ip_network("127.0.0.0/8"),))

@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from classifiers import pair_model
 from tracker import classify, pairing
-from tracker.bench.ingest import scratch_database
+from tracker.bench.corpus import scratch_database
 from tracker.domain import ParsedEntry, TextForModel
 from tracker.feeds.dedupe import text_fingerprint
 from tracker.model_registry import item_classifier, pair_scorer
