@@ -17,8 +17,6 @@ from tests import tally
 from tracker import embedded
 from tracker.storage import db
 
-KEPT_TABLES = {"alembic_version", "models"}  # models: training once per session is enough
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
@@ -84,14 +82,7 @@ def unmigrated_db_url(services: Endpoints) -> Iterator[str]:
 def db_url(session_db_url: str) -> str:
     """The session database with every table but the model store emptied."""
     with psycopg.connect(session_db_url, autocommit=True) as conn:
-        tables = [
-            r[0]
-            for r in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-            ).fetchall()
-            if r[0] not in KEPT_TABLES
-        ]
-        conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        db.empty_tables(conn)
     return session_db_url
 
 

@@ -503,7 +503,7 @@ def test_feed_health_for_viewers_and_models_for_admins_only(api: Api) -> None:
             assert refused.status_code == 403
             assert refused.json() == {"detail": "Your role may not do this."}
     finally:
-        # The model store survives between tests (KEPT_TABLES).
+        # The model store survives between tests (db.KEPT_ON_RESET).
         c.execute("DELETE FROM models WHERE version = 'api-test-v1'")
 
 

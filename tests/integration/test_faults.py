@@ -9,7 +9,8 @@ import pytest
 
 from tracker.bench.faults import FaultBench, Result
 
-pytestmark = pytest.mark.integration
+# It starts its own PostgreSQL and Redis (to restart them), whatever TRACKER_TEST_* say.
+pytestmark = [pytest.mark.integration, pytest.mark.own_services]
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,6 @@ SETTLE_S = 150
 # After the counts settle, this long for a late redelivery to show up as a duplicate.
 QUIET_S = 3
 SUBSCRIBER = "analyst@example.org"
-KEPT_TABLES = ("alembic_version", "models")
 
 
 @dataclass(frozen=True)
@@ -142,14 +141,7 @@ class FaultBench:
     def _truncate(self) -> None:
         with psycopg.connect(self.pg.url, autocommit=True) as conn:
             conn.execute("SET lock_timeout = '5s'")
-            tables = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-                ).fetchall()
-                if r[0] not in KEPT_TABLES
-            ]
-            conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+            db.empty_tables(conn)
             outbox.subscribe(conn, SUBSCRIBER, [], 0.5)
         self.smtp.message_ids.clear()
 

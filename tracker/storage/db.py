@@ -74,3 +74,20 @@ def open_pool(url: str, max_size: int = 8) -> ConnectionPool:
         # Autocommit: every multi-statement step states its transaction with conn.transaction().
         kwargs={"autocommit": True},
     )
+
+
+# Trained models outlive a reset: training once per run is enough, and the schema stays.
+KEPT_ON_RESET = frozenset({"alembic_version", "models"})
+
+
+def empty_tables(conn: psycopg.Connection) -> None:
+    """Every table but the schema version and the model store emptied, ids restarted: a
+    fresh pipeline on a warm database (benchmarks and tests)."""
+    tables = [
+        r[0]
+        for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+        if r[0] not in KEPT_ON_RESET
+    ]
+    conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
