@@ -303,6 +303,24 @@ def test_the_filters_narrow_the_queue(web: Web) -> None:
     assert "<x>" not in page.text
 
 
+def test_the_filters_follow_edits_of_feeds_and_items(web: Web) -> None:
+    # The filters read facets kept on the pair (migration 0014): edits must reach them.
+    add_user(web.db_url, "vic@newsroom.example", "viewer")
+    pair = add_pair(web.db_url, 0.9, language="ro", kind="official", tags=("defence",))
+    vic = log_in(web, "vic@newsroom.example")
+    assert shown_pairs(vic.get("/?tag=defence&kind=official&language=ro")) == [pair]
+    with psycopg.connect(web.db_url) as conn:
+        conn.execute(
+            "UPDATE feeds SET kind = 'factcheck', tags = '{health}' WHERE kind = 'official'"
+        )
+        conn.execute("UPDATE items SET language = 'uk-UA' WHERE language = 'ro'")
+    assert shown_pairs(vic.get("/?tag=defence")) == []
+    assert shown_pairs(vic.get("/?kind=official")) == []
+    assert shown_pairs(vic.get("/?language=ro")) == []
+    assert shown_pairs(vic.get("/?tag=health&kind=factcheck&language=uk")) == [pair]
+    assert shown_pairs(vic.get("/?language=uk-ua")) == [pair]
+
+
 def test_saved_views_belong_to_their_user(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
     add_user(web.db_url, "bo@newsroom.example", "analyst")

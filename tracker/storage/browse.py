@@ -11,6 +11,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
+from tracker.storage import reviews
 from tracker.storage.pairs import PairView
 
 # The columns of a PairView; the same shape as the review queue's (tracker.storage.pairs).
@@ -65,9 +66,6 @@ def _where(conditions: list[str]) -> sql.Composable:
 
 _PAIR_CONDITIONS = {
     "status": "p.status = %(status)s",
-    "language": """(split_part(lower(r.language), '-', 1) = %(language)s
-                    OR split_part(lower(c.language), '-', 1) = %(language)s)""",
-    "feed_kind": "(rf.kind = %(feed_kind)s OR cf.kind = %(feed_kind)s)",
     # Scores are compared as real, the column's type: a float8 of one would not round-trip.
     "min_score": "p.score >= %(min_score)s::real",
     "max_score": "p.score <= %(max_score)s::real",
@@ -82,6 +80,10 @@ def list_pairs(
     """Pairs in queue order (best score first, newest first among equals), after `after`."""
     params: dict[str, Any] = {**where.__dict__, "limit": limit}
     conditions = [c for name, c in _PAIR_CONDITIONS.items() if params[name] is not None]
+    # Language (its primary subtag) and feed kind: either side's, kept on the pair (0014).
+    params["facets"] = reviews.facets(where.language, where.feed_kind, None)
+    if params["facets"]:
+        conditions.append("p.facets @> %(facets)s::text[]")
     if after is not None:
         conditions.append(
             "(p.score, p.created_at, p.id)"
@@ -94,7 +96,8 @@ def list_pairs(
         + sql.SQL(" ORDER BY p.score DESC, p.created_at DESC, p.id DESC LIMIT %(limit)s")
     )
     with conn.cursor(row_factory=class_row(PairView)) as cur:
-        cur.execute(query, params)
+        # Never prepared: a plan made for one filter's values is a slow one for another's.
+        cur.execute(query, params, prepare=False)
         return cur.fetchall()
 
 
@@ -198,7 +201,8 @@ def list_items(
         + sql.SQL(f" ORDER BY {_SEEN} DESC, i.id DESC LIMIT %(limit)s")
     )
     with conn.cursor(row_factory=class_row(ItemRow)) as cur:
-        cur.execute(query, params)
+        # Never prepared: a plan made for one filter's values is a slow one for another's.
+        cur.execute(query, params, prepare=False)
         return cur.fetchall()
 
 
@@ -259,7 +263,8 @@ def search_items(
         + sql.SQL(f" ORDER BY {outer_order}")
     )
     with conn.cursor(row_factory=class_row(ItemHit)) as cur:
-        cur.execute(query, params)
+        # Never prepared: a plan made for one filter's values is a slow one for another's.
+        cur.execute(query, params, prepare=False)
         return cur.fetchall()
 
 

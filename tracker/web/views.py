@@ -1,6 +1,6 @@
 """Pages: login (throttled), logout, password, the review queue, pairs. No SQL."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, get_args
@@ -277,8 +277,8 @@ def queue(request: Request, user: AnyUser, pool: Pool) -> HTMLResponse:
         found = reviews.queue(conn, user.id, now, where)
         # Hold the first pair nobody else holds, so two analysts never work the same one.
         claiming = user.role in DECIDERS and where.status == "suggested"
-        if claiming and _claim_first(conn, found, user.id, now):
-            found = reviews.queue(conn, user.id, now, where)
+        if claiming:
+            found = _claim_first(conn, found, user, now)
         views_saved = reviews.saved_views(conn, user.id)
     return render(
         request,
@@ -295,16 +295,24 @@ def queue(request: Request, user: AnyUser, pool: Pool) -> HTMLResponse:
 
 
 def _claim_first(
-    conn: psycopg.Connection, found: list[reviews.QueuePair], user_id: int, now: datetime
-) -> bool:
-    """Claim the first pair not held by someone else; True when a claim changed."""
-    for pair in found:
-        if pair.claimed_by == user_id:
-            reviews.claim(conn, pair.id, user_id, now)  # renew the lease, same order
-            return False
-        if pair.claimed_by is None and reviews.claim(conn, pair.id, user_id, now):
-            return True
-    return False
+    conn: psycopg.Connection, found: list[reviews.QueuePair], user: User, now: datetime
+) -> list[reviews.QueuePair]:
+    """Claim the first pair not held by someone else, and the queue as it stands then: the
+    pair this analyst holds first, the rest in their order (as reviews.queue would give it,
+    without asking again)."""
+    for index, pair in enumerate(found):
+        if pair.claimed_by == user.id:
+            reviews.claim(conn, pair.id, user.id, now)  # renew the lease, same order
+            return found
+        if pair.claimed_by is None and reviews.claim(conn, pair.id, user.id, now):
+            held = replace(
+                pair,
+                claimed_by=user.id,
+                claimed_by_email=user.email,
+                claimed_until=now + reviews.CLAIM_LEASE,
+            )
+            return [held, *found[:index], *found[index + 1 :]]
+    return found
 
 
 @router.get("/pairs", response_class=HTMLResponse)
