@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,11 @@ import structlog
 log = structlog.get_logger(__name__)
 
 STOP_TIMEOUT_S = 30
+# A child that exits on its own is started again, as systemd's Restart=always would (Celery's
+# worker exits when Redis restarts under it); one that exits this often in the window is
+# broken, and `tracker up` stops rather than spin.
+RESTART_LIMIT = 5
+RESTART_WINDOW_S = 60.0
 # Role names start with one of these (a bench runs several "worker-fetch-N").
 STOP_ORDER = ("beat", "worker-fetch", "worker-classify", "web")
 
@@ -140,23 +146,38 @@ class Supervisor:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: self.stopping.set())
         for role in self.roles:
-            # A session of its own: Ctrl-C reaches only us, and we stop children in order.
-            self.procs[role.name] = subprocess.Popen(
-                role.argv,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=self.output,
-                stderr=self.output,
-                start_new_session=True,
-            )
+            self._spawn(role)
+
+    def _spawn(self, role: Role) -> None:
+        # A session of its own: Ctrl-C reaches only us, and we stop children in order.
+        self.procs[role.name] = subprocess.Popen(
+            role.argv,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.output,
+            stderr=self.output,
+            start_new_session=True,
+        )
 
     def wait(self) -> int:
-        """Block until a signal asks us to stop (0) or a child dies on its own (1)."""
+        """Block until a signal asks us to stop (0), starting again any child that exits on its
+        own; 1 when one keeps exiting (RESTART_LIMIT times within RESTART_WINDOW_S)."""
+        exits: dict[str, list[float]] = {}
         while not self.stopping.wait(0.5):
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    log.error("process exited unexpectedly", role=name, code=proc.returncode)
+            for role in self.roles:
+                code = self.procs[role.name].poll()
+                if code is None:
+                    continue
+                now = time.monotonic()
+                recent = [t for t in exits.get(role.name, []) if now - t < RESTART_WINDOW_S]
+                exits[role.name] = [*recent, now]
+                if len(exits[role.name]) > RESTART_LIMIT:
+                    log.error("process keeps exiting, stopping", role=role.name, code=code)
                     return 1
+                log.warning(
+                    "process exited unexpectedly, starting it again", role=role.name, code=code
+                )
+                self._spawn(role)
         return 0
 
     def stop(self) -> None:

@@ -1,0 +1,74 @@
+"""`tracker up`'s supervisor with real child processes: a child that exits is started again, one
+that keeps exiting stops the supervisor, and a stop request ends every child."""
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tracker import supervisor
+from tracker.supervisor import Role, Supervisor
+
+# Counts its starts in a file; the first start exits with an error, later ones keep running.
+FLAKY = """
+import pathlib, sys, time
+starts = pathlib.Path(sys.argv[1])
+n = int(starts.read_text()) if starts.exists() else 0
+starts.write_text(str(n + 1))
+if n == 0:
+    sys.exit(3)
+time.sleep(600)
+"""
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers() -> Iterator[None]:
+    # Supervisor.start installs its own SIGINT/SIGTERM handlers: give pytest its own back.
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def starts(path: Path) -> int:
+    return int(path.read_text()) if path.exists() else 0
+
+
+def test_a_child_that_exits_is_started_again(tmp_path: Path) -> None:
+    counter = tmp_path / "starts"
+    sup = Supervisor([Role("worker-fetch", [sys.executable, "-c", FLAKY, str(counter)])], {})
+    sup.start()
+
+    def stop_once_restarted() -> None:
+        deadline = time.monotonic() + 30
+        while starts(counter) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        sup.stopping.set()
+
+    threading.Thread(target=stop_once_restarted, daemon=True).start()
+    try:
+        assert sup.wait() == 0
+        assert starts(counter) == 2
+        assert sup.procs["worker-fetch"].poll() is None, "the second start keeps running"
+    finally:
+        sup.stop()
+    assert sup.procs["worker-fetch"].poll() is not None
+
+
+def test_a_child_that_keeps_exiting_stops_the_supervisor(tmp_path: Path) -> None:
+    counter = tmp_path / "starts"
+    crash = "import pathlib, sys; p = pathlib.Path(sys.argv[1]); p.write_text(p.read_text() + 'x')"
+    counter.write_text("")
+    sleeper = Role("web", [sys.executable, "-c", "import time; time.sleep(600)"])
+    sup = Supervisor([sleeper, Role("beat", [sys.executable, "-c", crash, str(counter)])], {})
+    sup.start()
+    try:
+        assert sup.wait() == 1
+        assert len(counter.read_text()) == supervisor.RESTART_LIMIT + 1
+    finally:
+        sup.stop()
+    assert sup.procs["web"].poll() is not None, "the others are stopped too"
