@@ -20,7 +20,7 @@ def _url() -> str:
 def fetch(limit: int) -> None:
     """Lease up to `limit` due feeds and refresh each, as dispatch and fetch_feed do."""
     with psycopg.connect(_url(), autocommit=True) as conn, conn.transaction():
-        leases = feeds.claim_due(conn, limit, tasks.LEASE_S, per_host=limit)
+        leases = feeds.claim_due(conn, limit, get_settings().fetch_lease_s, per_host=limit)
     for lease in leases:
         tasks.fetch_feed(lease.feed_id, str(lease.token))
 
