@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
@@ -113,7 +114,8 @@ def test_readyz_is_503_when_the_schema_is_behind_the_code(db_url: str, services:
 def test_readyz_is_503_when_the_database_goes_away(other_db_url: str, services: Endpoints) -> None:
     with TestClient(create_app(settings(other_db_url, services.broker_url))) as client:
         assert client.get("/readyz").status_code == 200
-        drop_database(services.database_url, other_db_url.rsplit("/", 1)[1])
+        # The path, not the last "/": an embedded URL names its socket directory in the query.
+        drop_database(services.database_url, urlsplit(other_db_url).path.lstrip("/"))
         response = client.get("/readyz")
         assert client.get("/healthz").status_code == 200
     assert response.status_code == 503
