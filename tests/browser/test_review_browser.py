@@ -164,6 +164,8 @@ def test_an_analyst_works_the_queue_by_keyboard(page: Page, db_url: str) -> None
     expect(page.locator(f"#pair-{third}")).to_have_count(1)
     assert status(db_url, third) == ("suggested", None)
 
+    # Undo reloads the page: keys reach the script only once it has loaded again.
+    page.wait_for_load_state("load")
     page.keyboard.press("?")
     expect(page.locator("#help")).to_be_visible()
     page.keyboard.press("Escape")
