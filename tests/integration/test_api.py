@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
 from tests.conftest import free_port
+from tests.rows import add_feed, insert
 from tracker.config import Settings
 from tracker.storage import api_tokens, labels, reviews, users
 from tracker.web import auth
@@ -66,22 +67,6 @@ def api(conn: psycopg.Connection, db_url: str) -> Iterator[Api]:
     app = create_app(settings)
     with TestClient(app):
         yield Api(app, conn, tokens)
-
-
-def insert(conn: psycopg.Connection, statement: str, *params: Any) -> int:
-    row = conn.execute(statement + " RETURNING id", params).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def add_feed(conn: psycopg.Connection, name: str, kind: str = "media") -> int:
-    return insert(
-        conn,
-        "INSERT INTO feeds (url, title, kind) VALUES (%s, %s, %s)",
-        f"https://{name}.example/rss",
-        name,
-        kind,
-    )
 
 
 def add_item(

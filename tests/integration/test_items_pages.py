@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
+from tests.rows import add_feed, insert
 from tracker.config import Settings
 from tracker.storage import api_tokens, labels, users
 from tracker.web import auth
@@ -58,22 +59,6 @@ def csrf(client: TestClient, path: str) -> str:
     found = CSRF_INPUT.search(client.get(path).text)
     assert found, f"no CSRF field on {path}"
     return found.group(1)
-
-
-def insert(conn: psycopg.Connection, statement: str, *params: Any) -> int:
-    row = conn.execute(statement + " RETURNING id", params).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def add_feed(conn: psycopg.Connection, name: str, kind: str = "media") -> int:
-    return insert(
-        conn,
-        "INSERT INTO feeds (url, title, kind) VALUES (%s, %s, %s)",
-        f"https://{name}.example/rss",
-        name,
-        kind,
-    )
 
 
 def add_item(
