@@ -363,6 +363,20 @@ def test_no_more_than_the_per_host_limit_is_leased_at_once(conn: psycopg.Connect
     assert hosts == [("one.example", 2), ("two.example", 1)]
 
 
+def test_a_dispatcher_claims_due_feeds_while_another_holds_its_claim_open(
+    conn: psycopg.Connection, db_url: str
+) -> None:
+    for i in range(6):
+        add(conn, f"http://one.example/{i}.xml")
+    with psycopg.connect(db_url) as other:
+        held = feeds.claim_due(other, 2, 600, per_host=100)  # its transaction stays open
+        with conn.transaction():
+            mine = feeds.claim_due(conn, 2, 600, per_host=100)
+        other.commit()
+    assert len(held) == len(mine) == 2
+    assert not {lease.feed_id for lease in held} & {lease.feed_id for lease in mine}
+
+
 def rss(items: str, declaration: str = '<?xml version="1.0" encoding="utf-8"?>') -> bytes:
     return (
         f'{declaration}<rss version="2.0"><channel><title>T</title>{items}</channel></rss>'.encode(

@@ -184,12 +184,14 @@ def claim_due(conn: psycopg.Connection, limit: int, lease_s: int, per_host: int 
                                 lease_token = gen_random_uuid()
                WHERE id IN (SELECT id FROM feeds WHERE id IN (
                                 SELECT due.id FROM due LEFT JOIN busy USING (host)
-                                WHERE due.rank + coalesce(busy.n, 0) <= %s
-                                ORDER BY due.next_poll_at LIMIT %s)
+                                WHERE due.rank + coalesce(busy.n, 0) <= %s)
                               -- Checked again on the locked row: another dispatcher may have
                               -- leased it after this statement's snapshot was taken.
                               AND enabled AND next_poll_at <= now()
                               AND (lease_until IS NULL OR lease_until < now())
+                            -- The limit counts locked rows only: below the lock it would pick
+                            -- the rows a concurrent dispatcher holds and then skip them all.
+                            ORDER BY next_poll_at LIMIT %s
                             FOR UPDATE SKIP LOCKED)
                RETURNING id, lease_token""",
             (lease_s, per_host, limit),
