@@ -7,6 +7,7 @@ import pytest
 
 from tracker import classify, pairing
 from tracker.demo import FEEDS_DIR
+from tracker.domain import ParsedEntry
 from tracker.feeds.parse import parse
 from tracker.model_registry import ensure_models, item_classifier, pair_scorer
 from tracker.storage import feeds, items, outbox, pairs
@@ -103,3 +104,59 @@ def test_a_clarification_pairs_with_every_outlet_of_the_story(
         for clarification in answered:
             paired = {p.rumour_id for p in found if p.clarification_id == clarification}
             assert members <= paired, (story, clarification)
+
+
+def test_pairing_searches_exactly_the_rumours_and_clarifications(
+    conn: psycopg.Connection, demo_items: list[int]
+) -> None:
+    run_stages(conn, demo_items)
+    searched = conn.execute(
+        "SELECT item_id, model_version, label FROM pairing_candidates ORDER BY item_id"
+    ).fetchall()
+    flagged = conn.execute(
+        """SELECT item_id, model_version, label FROM classifications
+           WHERE label <> 'other' ORDER BY item_id"""
+    ).fetchall()
+    assert searched == flagged
+    labels = {row[0] for row in conn.execute("SELECT label FROM classifications")}
+    assert labels == {"rumour", "clarification", "other"}
+
+
+def test_an_edited_rumour_is_found_by_its_new_words(
+    conn: psycopg.Connection, demo_items: list[int]
+) -> None:
+    run_stages(conn, demo_items)
+    row = conn.execute(
+        """SELECT i.id, i.feed_id, i.dedupe_key, i.published_at FROM items i
+           JOIN pairing_candidates p ON p.item_id = i.id AND p.label = 'rumour' LIMIT 1"""
+    ).fetchone()
+    assert row is not None
+    item_id, feed_id, key, published_at = row
+    version = item_classifier(conn).version
+
+    def found() -> list[int]:
+        got = pairs.candidates(
+            conn,
+            match_terms=["zorblaxite"],
+            rank_terms=["zorblaxite"],
+            limits={"rumour": 5},
+            model_version=version,
+            around=published_at,
+            window_days=14,
+            exclude_id=0,
+        )
+        return [c.id for c in got["rumour"]]
+
+    assert found() == []
+    edited = ParsedEntry(
+        dedupe_key=key,
+        guid=None,
+        url=None,
+        title="Zorblaxite spotted at the air base",
+        summary="Witnesses describe zorblaxite crates.",
+        language="en",
+        published_at=published_at,
+        content_hash="edited",
+    )
+    assert items.upsert(conn, feed_id, [edited]) == [item_id]
+    assert found() == [item_id]

@@ -280,14 +280,14 @@ def add_feeds(conn: psycopg.Connection) -> Feeds:
 
 
 def _secondary_indexes(conn: psycopg.Connection) -> list[tuple[str, str]]:
-    """Indexes of items and classifications that back no constraint: dropped for the load and
-    built again afterwards, as a bulk load is done."""
+    """Indexes of items, classifications and pairing candidates that back no constraint:
+    dropped for the load and built again afterwards, as a bulk load is done."""
     return [
         (str(name), str(definition))
         for name, definition in conn.execute(
             """SELECT i.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x
                JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
-               WHERE t.relname IN ('items', 'classifications')
+               WHERE t.relname IN ('items', 'classifications', 'pairing_candidates')
                  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)"""
         ).fetchall()
     ]
@@ -325,11 +325,12 @@ def load(
                 copy.write_row(
                     (first + i, model_version, LABELS[code], 0.5 + corpus.rng.random() / 2)
                 )
+        classifications.add_pairing_candidates(conn, model_version, range(first, first + count))
         cur.execute("SELECT setval(pg_get_serial_sequence('items', 'id'), max(id)) FROM items")
         cur.execute("SET LOCAL maintenance_work_mem = '512MB'")
         for _, definition in indexes:
             cur.execute(definition)
-    conn.execute("VACUUM ANALYZE items, classifications")
+    conn.execute("VACUUM ANALYZE items, classifications, pairing_candidates")
 
 
 def insert_new(conn: psycopg.Connection, feeds_: Feeds, corpus: Corpus, count: int) -> list[int]:

@@ -11,7 +11,8 @@ from tracker.domain import Prediction
 def insert(
     conn: psycopg.Connection, model_version: str, predictions: Sequence[tuple[int, Prediction]]
 ) -> list[int]:
-    """Store predictions; returns the item ids classified now (not by an earlier delivery)."""
+    """Store predictions, and copy the rumours and clarifications among them into the table
+    pairing searches (0016); returns the item ids classified now (not by an earlier delivery)."""
     stored: list[int] = []
     with conn.cursor() as cur:
         for item_id, p in predictions:
@@ -24,7 +25,27 @@ def insert(
             )
             if cur.fetchone() is not None:
                 stored.append(item_id)
+    add_pairing_candidates(conn, model_version, stored)
     return stored
+
+
+def add_pairing_candidates(
+    conn: psycopg.Connection, model_version: str, item_ids: Sequence[int]
+) -> None:
+    """Copy those of the items this version labelled rumour or clarification, with their time
+    and terms, into the table pairing searches (0016)."""
+    if not item_ids:
+        return
+    with conn.cursor() as cur:
+        cur.execute(
+            """INSERT INTO pairing_candidates (item_id, model_version, label, seen_at, tsv)
+               SELECT c.item_id, c.model_version, c.label,
+                      coalesce(i.published_at, i.fetched_at), i.tsv
+               FROM classifications c JOIN items i ON i.id = c.item_id
+               WHERE c.model_version = %s AND c.item_id = ANY(%s)
+                 AND c.label IN ('rumour', 'clarification')""",
+            (model_version, list(item_ids)),
+        )
 
 
 def labels(

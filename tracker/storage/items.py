@@ -167,7 +167,15 @@ def _update(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedEntr
                 RETURNING i.id""",
             [*_arrays(entries), feed_id],
         )
-        return [row[0] for row in cur.fetchall()]
+        updated = [row[0] for row in cur.fetchall()]
+        # Pairing searches its own copy of the terms (0016): it must find the new text.
+        cur.execute(
+            """UPDATE pairing_candidates p
+               SET tsv = i.tsv, seen_at = coalesce(i.published_at, i.fetched_at)
+               FROM items i WHERE i.id = p.item_id AND i.id = ANY(%s)""",
+            (updated,),
+        )
+        return updated
 
 
 def link_duplicates(conn: psycopg.Connection, item_ids: Sequence[int]) -> int:

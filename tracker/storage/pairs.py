@@ -114,15 +114,15 @@ class Candidate:
 
 
 # Candidates for pairing and for stories in one query: both labels share the text match, so
-# the index is searched and the rows are read once. `match` is the distinctive terms of the
-# query item (chosen by the caller), looked up tagged with each week of the window in the
-# index of week-tagged terms (0007), so the index yields only the window's items; the rank
-# still weighs all the item's terms (`rank`): ts_rank, as ts_rank_cd costs ten times more per
-# row and found no more items of the same event.
-# Matches are ranked before their labels are read, `POOL_PER_CANDIDATE` per candidate wanted:
-# reading the label of each of the window's matches (a thousand or two at a million items)
-# costs more than ranking them, and the labels not wanted ("other") take about half of them.
-POOL_PER_CANDIDATE = 5
+# the index is searched and the rows are read once. Only rumours and clarifications are
+# searched, in the table classification fills (0016). `match` is the distinctive terms of the
+# query item (chosen by the caller), looked up tagged with each week of the window in the index
+# of week-tagged terms (0007), so the index yields only the window's items; the rank still
+# weighs all the item's terms (`rank`): ts_rank, as ts_rank_cd costs ten times more per row
+# and found no more items of the same event.
+# Each label's best `limits` are kept exactly: every match is a rumour or clarification of the
+# window that shares a distinctive term, so all of them are worth ranking (a pool ranked before
+# the labels were read, as before 0016, could fill up with one label).
 CANDIDATES = (
     """WITH weeks AS (
         SELECT DISTINCT item_week(day) AS week
@@ -140,24 +140,19 @@ CANDIDATES = (
                    ' | ')::tsquery AS q
         FROM unnest(to_tsvector('simple', %(match)s)) AS t, weeks w
     ),
-    ranked AS (
-        SELECT i.id, ts_rank(i.tsv, to_tsquery('simple', %(rank)s)) AS rank
-        FROM items i
-        WHERE i.id <> %(exclude)s
-          AND item_week_terms(i.tsv, coalesce(i.published_at, i.fetched_at))
-              @@ (SELECT q FROM match)
-          -- Exact window, checked on the rows found (the weeks overhang it).
-          AND coalesce(i.published_at, i.fetched_at) - %(around)s
-              BETWEEN -make_interval(days => %(days)s) AND make_interval(days => %(days)s)
-        ORDER BY rank DESC, i.id DESC
-        LIMIT %(pool)s
-    ),
     found AS (
-        SELECT r.id, c.label,
-               row_number() OVER (PARTITION BY c.label ORDER BY r.rank DESC, r.id DESC) AS n
-        FROM ranked r
-        JOIN classifications c ON c.item_id = r.id AND c.model_version = %(version)s
-        WHERE c.label = ANY(%(labels)s)
+        SELECT p.item_id AS id, p.label,
+               row_number() OVER (
+                   PARTITION BY p.label
+                   ORDER BY ts_rank(p.tsv, to_tsquery('simple', %(rank)s)) DESC, p.item_id DESC
+               ) AS n
+        FROM pairing_candidates p
+        WHERE p.item_id <> %(exclude)s
+          AND item_week_terms(p.tsv, p.seen_at) @@ (SELECT q FROM match)
+          AND p.model_version = %(version)s AND p.label = ANY(%(labels)s)
+          -- Exact window, checked on the rows found (the weeks overhang it).
+          AND p.seen_at - %(around)s
+              BETWEEN -make_interval(days => %(days)s) AND make_interval(days => %(days)s)
     )
     SELECT found.label, """
     + ITEM_FOR_MODEL.removeprefix("SELECT ")
@@ -196,7 +191,6 @@ def candidates(
                 "rank": " | ".join(rank_terms),
                 "labels": labels,
                 "limits": [limits[label] for label in labels],
-                "pool": POOL_PER_CANDIDATE * sum(limits.values()),
                 "version": model_version,
                 "exclude": exclude_id,
                 "around": around,
