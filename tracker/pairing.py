@@ -37,10 +37,10 @@ class PairingConfig:
 
 STORY_SCORER = LexicalPairScorer()
 OTHER_LABEL = {"rumour": "clarification", "clarification": "rumour"}
-# A candidate must share a distinctive term with the query: one in under 1% of items, or else
-# one of the query's three least common. Ranking every item of the window that shares any word
-# ("officials", "posted") takes about a second at a million items, and such items rarely answer
-# each other.
+# A candidate must share a distinctive term with the query: one in under 1% of the rumours and
+# clarifications pairing searches, or else one of the query's three least common. Ranking every
+# item of the window that shares any word ("officials", "posted") takes about a second at a
+# million items, and such items rarely answer each other.
 DISTINCTIVE_BELOW = 0.01
 DISTINCTIVE_AT_LEAST = 3
 # Candidates scored per item: for pairing, and near-duplicate rumours for its story. Scoring
@@ -96,7 +96,7 @@ def retrieve(
 
 
 def distinctive(terms: Sequence[str], frequencies: dict[str, float]) -> list[str]:
-    """The terms in under DISTINCTIVE_BELOW of items, or at least the DISTINCTIVE_AT_LEAST
+    """The terms in under DISTINCTIVE_BELOW of searched items, or at least the DISTINCTIVE_AT_LEAST
     least common; terms not among the commonest count as rare."""
 
     def share(term: str) -> float:

@@ -53,11 +53,11 @@ def test_every_feed_is_ingested_and_every_unchanged_one_spared_a_parse(
     assert figures["repoll"]["spared_parse_fraction"] == 1.0
 
 
-def test_cpu_is_accounted_to_workers_their_sessions_and_the_server(
+def test_cpu_is_accounted_to_workers_the_sessions_and_the_server(
     figures: dict[str, Any],
 ) -> None:
     cpu = figures["two_workers"]["cpu_s"]
-    assert cpu["workers"] > 0 and cpu["corpus_server"] >= 0
+    assert cpu["workers"] > 0 and cpu["server_and_dispatch"] >= 0
     assert cpu["machine_capacity"] > 0
     # Sessions are measured only when PostgreSQL runs on this machine, as in the tests.
-    assert cpu["worker_db_sessions"] is None or cpu["worker_db_sessions"] > 0
+    assert cpu["db_sessions"] is None or cpu["db_sessions"] > 0

@@ -34,27 +34,30 @@ from tracker.feeds.refresh import RefreshConfig, refresh_feed
 from tracker.storage import feeds
 
 THREADS_PER_WORKER = 4
-CLAIM_BATCH = 32
+# As the beat task claims (workers/tasks.py); the leases then go out one feed at a time, as the
+# broker hands each worker one task at a time (prefetch multiplier 1).
+DISPATCH_BATCH = 200
 WARMUP_FEEDS = 40
 
 
 @dataclass(frozen=True)
 class Cpu:
     """CPU seconds spent during a run, by whom: the worker processes, their PostgreSQL
-    sessions, the corpus server (this process), and the whole machine (all cores), whose
-    remainder is everything else: PostgreSQL's background processes and other users."""
+    sessions and the dispatcher's, this process (the corpus server and the dispatcher), and
+    the whole machine (all cores), whose remainder is everything else: PostgreSQL's background
+    processes and other users."""
 
     workers: float
     db_sessions: float | None
-    corpus_server: float
+    server_and_dispatch: float
     machine: float | None
 
     def as_dict(self, seconds: float) -> dict[str, float | None]:
-        ours = self.workers + (self.db_sessions or 0) + self.corpus_server
+        ours = self.workers + (self.db_sessions or 0) + self.server_and_dispatch
         return {
             "workers": round(self.workers, 2),
-            "worker_db_sessions": _rounded(self.db_sessions),
-            "corpus_server": round(self.corpus_server, 2),
+            "db_sessions": _rounded(self.db_sessions),
+            "server_and_dispatch": round(self.server_and_dispatch, 2),
             "everything_else": _rounded(None if self.machine is None else self.machine - ours),
             "machine_busy": _rounded(self.machine),
             "machine_capacity": round(seconds * (os.cpu_count() or 1), 2),
@@ -95,20 +98,19 @@ def _session_cpu_s(conn: psycopg.Connection) -> float | None:
 
 
 def _worker_thread(
-    db_url: str, config: RefreshConfig, statuses: Counter[str], sessions: list[float | None]
+    db_url: str,
+    config: RefreshConfig,
+    tasks: Any,
+    statuses: Counter[str],
+    sessions: list[float | None],
 ) -> None:
     with psycopg.connect(db_url, autocommit=True) as conn:
-        while True:
-            with conn.transaction():
-                leases = feeds.claim_due(conn, CLAIM_BATCH, 600, per_host=10_000)
-            if not leases:
-                sessions.append(_session_cpu_s(conn))
-                return
-            for lease in leases:
-                statuses[refresh_feed(conn, lease, config).status] += 1
+        while (lease := tasks.get()) is not None:
+            statuses[refresh_feed(conn, lease, config).status] += 1
+        sessions.append(_session_cpu_s(conn))
 
 
-def _worker_process(db_url: str, out: Any, start: Any, threads: int) -> None:
+def _worker_process(db_url: str, tasks: Any, out: Any, start: Any, threads: int) -> None:
     # One log line per feed is what production writes; thousands to a terminal measure the
     # terminal, not the tracker.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -125,7 +127,7 @@ def _worker_process(db_url: str, out: Any, start: Any, threads: int) -> None:
     counts: list[Counter[str]] = [Counter() for _ in range(threads)]
     sessions: list[float | None] = []
     workers = [
-        threading.Thread(target=_worker_thread, args=(db_url, config, counted, sessions))
+        threading.Thread(target=_worker_thread, args=(db_url, config, tasks, counted, sessions))
         for counted in counts
     ]
     start.wait()  # every process imported and ready: the clock starts for all at once
@@ -140,34 +142,52 @@ def _worker_process(db_url: str, out: Any, start: Any, threads: int) -> None:
     out.put((dict(sum(counts, Counter())), rss, finished, _rusage_cpu_s() - cpu, db_cpu))
 
 
+def _dispatch(db_url: str, tasks: Any, consumers: int) -> float | None:
+    """Claim every due feed as the beat task does and queue one lease per feed, then one stop
+    per consumer; returns the dispatcher's PostgreSQL CPU seconds."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while True:
+            with conn.transaction():
+                leases = feeds.claim_due(conn, DISPATCH_BATCH, 600, per_host=10_000)
+            if not leases:
+                break
+            for lease in leases:
+                tasks.put(lease)
+        for _ in range(consumers):
+            tasks.put(None)
+        return _session_cpu_s(conn)
+
+
 def run_workers(db_url: str, processes: int, threads: int = THREADS_PER_WORKER) -> Run:
-    """Time from the moment every worker is ready until the last one runs out of due feeds;
-    interpreter start-up and imports are not ingestion and stay off the clock."""
+    """Time from the moment every worker is ready until the last one has refreshed its last
+    feed; interpreter start-up and imports are not ingestion and stay off the clock."""
     context = multiprocessing.get_context("spawn")
-    out = context.Queue()
+    tasks, out = context.Queue(), context.Queue()
     start = context.Barrier(processes + 1)
     procs = [
-        context.Process(target=_worker_process, args=(db_url, out, start, threads))
+        context.Process(target=_worker_process, args=(db_url, tasks, out, start, threads))
         for _ in range(processes)
     ]
     for p in procs:
         p.start()
     start.wait()
-    started, server_cpu, machine = time.monotonic(), _rusage_cpu_s(), machine_busy_s()
+    started, own_cpu, machine = time.monotonic(), _rusage_cpu_s(), machine_busy_s()
+    dispatcher_db = _dispatch(db_url, tasks, processes * threads)
     results = [out.get() for _ in procs]
-    # This process only waited on the queue meanwhile: its CPU is the corpus server's.
-    server_cpu, machine_end = _rusage_cpu_s() - server_cpu, machine_busy_s()
+    # This process dispatched, then only waited on the queue: the rest of its CPU is the
+    # corpus server's.
+    own_cpu, machine_end = _rusage_cpu_s() - own_cpu, machine_busy_s()
     for p in procs:
         p.join()
     seconds = max(r[2] for r in results) - started
     total: Counter[str] = Counter()
     for r in results:
         total.update(r[0])
-    sessions = [r[4] for r in results]
+    sessions = [r[4] for r in results] + [dispatcher_db]
     cpu = Cpu(
         workers=sum(r[3] for r in results),
         db_sessions=None if None in sessions else sum(s or 0 for s in sessions),
-        corpus_server=server_cpu,
+        server_and_dispatch=own_cpu,
         machine=None if machine is None or machine_end is None else machine_end - machine,
     )
     return Run(seconds, dict(total), max(r[1] for r in results), cpu)

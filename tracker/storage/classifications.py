@@ -40,7 +40,7 @@ def add_pairing_candidates(
         cur.execute(
             """INSERT INTO pairing_candidates (item_id, model_version, label, seen_at, tsv)
                SELECT c.item_id, c.model_version, c.label,
-                      coalesce(i.published_at, i.fetched_at), i.tsv
+                      coalesce(i.published_at, i.fetched_at), item_terms(i.title, i.summary)
                FROM classifications c JOIN items i ON i.id = c.item_id
                WHERE c.model_version = %s AND c.item_id = ANY(%s)
                  AND c.label IN ('rumour', 'clarification')""",

@@ -171,7 +171,8 @@ def _update(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedEntr
         # Pairing searches its own copy of the terms (0016): it must find the new text.
         cur.execute(
             """UPDATE pairing_candidates p
-               SET tsv = i.tsv, seen_at = coalesce(i.published_at, i.fetched_at)
+               SET tsv = item_terms(i.title, i.summary),
+                   seen_at = coalesce(i.published_at, i.fetched_at)
                FROM items i WHERE i.id = p.item_id AND i.id = ANY(%s)""",
             (updated,),
         )

@@ -204,14 +204,15 @@ def candidates(
 
 
 def term_frequencies(conn: psycopg.Connection) -> dict[str, float]:
-    """The share of items containing each of the commonest words, from the planner's
-    statistics (pg_stats, kept fresh by autovacuum; empty before the first ANALYZE)."""
+    """The share of the items pairing searches (rumours and clarifications) containing each
+    of the commonest words, from the planner's statistics (pg_stats, kept fresh by
+    autovacuum; empty before the first ANALYZE)."""
     rows = conn.execute(
         """SELECT e.term, e.freq
            FROM pg_stats p,
                 unnest(p.most_common_elems::text::text[], p.most_common_elem_freqs)
                     AS e(term, freq)
-           WHERE p.schemaname = current_schema() AND p.tablename = 'items'
+           WHERE p.schemaname = current_schema() AND p.tablename = 'pairing_candidates'
              AND p.attname = 'tsv'"""
     ).fetchall()
     # The array of frequencies ends with three summary figures: they pair with no term.
