@@ -14,7 +14,6 @@ from tracker.storage import db, feeds, subscriptions
 from tracker.storage.feeds import Lease
 from workers.app import app
 
-DISPATCH_BATCH = 200
 # Items per re-queued message, and at most this many messages per stage per sweep.
 SWEEP_CHUNK = 50
 SWEEP_LIMIT = 20 * SWEEP_CHUNK
@@ -39,7 +38,7 @@ def _pool() -> ConnectionPool:
 def dispatch_due_feeds() -> int:
     with _pool().connection() as conn, conn.transaction():
         s = get_settings()
-        leases = feeds.claim_due(conn, DISPATCH_BATCH, s.fetch_lease_s, s.fetch_per_host)
+        leases = feeds.claim_due(conn, feeds.DISPATCH_BATCH, s.fetch_lease_s, s.fetch_per_host)
     for lease in leases:
         fetch_feed.delay(lease.feed_id, str(lease.token))
     return len(leases)

@@ -34,9 +34,6 @@ from tracker.feeds.refresh import RefreshConfig, refresh_feed
 from tracker.storage import feeds
 
 THREADS_PER_WORKER = 4
-# As the beat task claims (workers/tasks.py); the leases then go out one feed at a time, as the
-# broker hands each worker one task at a time (prefetch multiplier 1).
-DISPATCH_BATCH = 200
 WARMUP_FEEDS = 40
 
 
@@ -143,12 +140,13 @@ def _worker_process(db_url: str, tasks: Any, out: Any, start: Any, threads: int)
 
 
 def _dispatch(db_url: str, tasks: Any, consumers: int) -> float | None:
-    """Claim every due feed as the beat task does and queue one lease per feed, then one stop
-    per consumer; returns the dispatcher's PostgreSQL CPU seconds."""
+    """Claim every due feed as the beat task does and queue one lease per feed, as the broker
+    hands each worker one task at a time (prefetch multiplier 1), then one stop per consumer;
+    returns the dispatcher's PostgreSQL CPU seconds."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         while True:
             with conn.transaction():
-                leases = feeds.claim_due(conn, DISPATCH_BATCH, 600, per_host=10_000)
+                leases = feeds.claim_due(conn, feeds.DISPATCH_BATCH, 600, per_host=10_000)
             if not leases:
                 break
             for lease in leases:

@@ -27,7 +27,7 @@ from tracker.bench.corpus import (
 )
 
 FETCH_THREADS = 4
-# Beat's dispatch tick leases up to 200 feeds (workers/tasks.py DISPATCH_BATCH): at 0.5 s the
+# Beat's dispatch tick leases up to 200 feeds (feeds.DISPATCH_BATCH): at 0.5 s the
 # dispatcher offers 400 feeds/s, above what these workers fetch.
 DISPATCH_EVERY_S = 0.5
 # Registered feeds are not due again within a run: every fetch is a first poll.

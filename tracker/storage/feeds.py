@@ -167,6 +167,10 @@ def poll_now(conn: psycopg.Connection, feed_id: int) -> bool:
         return cur.rowcount == 1
 
 
+# Due feeds one dispatch (a beat tick) claims at most; each lease then goes out as its own task.
+DISPATCH_BATCH = 200
+
+
 def claim_due(conn: psycopg.Connection, limit: int, lease_s: int, per_host: int = 4) -> list[Lease]:
     """Lease up to `limit` due feeds, at most `per_host` leased per host at any time; a feed
     leased by another dispatcher is skipped."""

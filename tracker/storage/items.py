@@ -168,6 +168,8 @@ def _update(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedEntr
             [*_arrays(entries), feed_id],
         )
         updated = [row[0] for row in cur.fetchall()]
+        if not updated:
+            return []
         # Pairing searches its own copy of the terms (0016): it must find the new text.
         cur.execute(
             """UPDATE pairing_candidates p
