@@ -1,5 +1,6 @@
-"""Evaluate rumour detection on PHEME-format data with the item classifier the workers use,
-trained together with the seed corpus, optionally leaving one event out at a time."""
+"""Evaluate rumour detection on PHEME-format data as the workers classify: the item classifier,
+trained together with the seed corpus, then the context of similar earlier items (the test
+items before each one, in time order). Optionally leaves one event out at a time."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from sklearn.metrics import f1_score
 
-from classifiers import item_model
+from classifiers import context, item_model
 from classifiers.datasets import DatasetError, EventText, load_pheme
 from classifiers.seed import load_seed
 
@@ -44,6 +45,7 @@ def evaluate_rumour(
     seed = load_seed()
     truth: list[bool] = []
     predicted: list[bool] = []
+    alone: list[bool] = []  # the item model's own labels, without context
     scores: list[float] = []
     per_event: dict[str, float] = {}
     for event, fold_train, fold_test in _folds(train, test, events):
@@ -52,9 +54,12 @@ def evaluate_rumour(
             f"{len(fold_test)}"
         )
         model = item_model.train([*seed, *(r.example for r in fold_train)], hold_out=False)
-        predictions = model.predict([r.example.text for r in fold_test])
+        texts = [r.example.text for r in fold_test]
+        own = model.predict(texts)
+        predictions = context.with_context(texts, own, [])
         fold_truth = [r.example.label == "rumour" for r in fold_test]
         fold_predicted = [p.label == "rumour" for p in predictions]
+        alone += [p.label == "rumour" for p in own]
         per_event[event] = round(float(f1_score(fold_truth, fold_predicted, zero_division=0)), 4)
         truth += fold_truth
         predicted += fold_predicted
@@ -63,6 +68,10 @@ def evaluate_rumour(
         "rumour_f1": round(float(f1_score(truth, predicted, zero_division=0)), 4),
         "macro_f1": round(float(f1_score(truth, predicted, average="macro", zero_division=0)), 4),
         "n": len(truth),
+        "without_context": {
+            "rumour_f1": round(float(f1_score(truth, alone, zero_division=0)), 4),
+            "macro_f1": round(float(f1_score(truth, alone, average="macro", zero_division=0)), 4),
+        },
     }
     if events:
         metrics["per_event_rumour_f1"] = per_event

@@ -1,4 +1,5 @@
-"""Classification stage: label new items, and queue rumour alerts in the same transaction."""
+"""Classification stage: label new items, in the context of similar earlier items, and queue
+rumour alerts in the same transaction."""
 
 import time
 from collections.abc import Sequence
@@ -6,14 +7,19 @@ from dataclasses import dataclass
 
 import psycopg
 
-from tracker import alerts, metrics
-from tracker.domain import TextForModel
+from classifiers import context
+from classifiers.pair_scorer import query_terms
+from tracker import alerts, metrics, terms
+from tracker.domain import Prediction, TextForModel
 from tracker.model_registry import item_classifier
 from tracker.storage import classifications, items, models
 
 # Stalls older than this are left alone: it bounds the sweep's scan, and work lost that long ago
 # (a model switch, a restore from backup) is for an operator to look at, not for a timer.
 SWEEP_LOOKBACK_S = 2 * 86400
+# Earlier items fetched per new item: more than the neighbours the blend keeps, because the
+# search ranks by shared words and the blend by TF-IDF cosine.
+CONTEXT_CANDIDATES = 2 * context.NEIGHBOURS
 
 
 def classify_items(
@@ -27,7 +33,8 @@ def classify_items(
     model = item_classifier(conn)
     with conn.transaction():
         rows = items.for_model(conn, item_ids)
-        predictions = model.predict([to_model_text(r) for r in rows])
+        texts = [to_model_text(r) for r in rows]
+        predictions = in_context(conn, rows, texts, model.predict(texts))
         stored = classifications.insert(
             conn, model.version, [(r.id, p) for r, p in zip(rows, predictions, strict=True)]
         )
@@ -40,6 +47,27 @@ def classify_items(
         alerts.queue_rumour_alerts(conn, rumours, public_url)
     metrics.batch_classified(time.perf_counter() - started, len(stored))
     return stored
+
+
+def in_context(
+    conn: psycopg.Connection,
+    rows: Sequence[items.ItemForModel],
+    texts: Sequence[TextForModel],
+    predictions: Sequence[Prediction],
+) -> list[Prediction]:
+    """The model's predictions moved towards those stored for similar earlier items."""
+    frequencies = terms.frequencies(conn)
+    queries = [
+        classifications.ContextQuery(
+            r.id, terms.distinctive(query_terms(t), frequencies), r.language, r.seen_at
+        )
+        for r, t in zip(rows, texts, strict=True)
+    ]
+    found = classifications.context(
+        conn, queries, context.WINDOW.total_seconds(), CONTEXT_CANDIDATES
+    )
+    earlier = [context.Earlier(to_model_text(row), p) for row, p in found]
+    return context.with_context(texts, predictions, earlier)
 
 
 def to_model_text(row: items.ItemForModel) -> TextForModel:

@@ -1,8 +1,6 @@
 """Pairing stage: match each new rumour with clarifications (and each clarification with
 rumours), and group near-duplicate rumours from different outlets into one story."""
 
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -10,7 +8,7 @@ from typing import Protocol
 import psycopg
 
 from classifiers.pair_scorer import LexicalPairScorer, query_terms
-from tracker import metrics
+from tracker import metrics, terms
 from tracker.classify import to_model_text
 from tracker.domain import PairScore, TextForModel
 from tracker.storage import classifications, items, pairs
@@ -37,12 +35,6 @@ class PairingConfig:
 
 STORY_SCORER = LexicalPairScorer()
 OTHER_LABEL = {"rumour": "clarification", "clarification": "rumour"}
-# A candidate must share a distinctive term with the query: one in under 1% of the rumours and
-# clarifications pairing searches, or else one of the query's three least common. Ranking every
-# item of the window that shares any word ("officials", "posted") takes about a second at a
-# million items, and such items rarely answer each other.
-DISTINCTIVE_BELOW = 0.01
-DISTINCTIVE_AT_LEAST = 3
 # Candidates scored per item: for pairing, and near-duplicate rumours for its story. Scoring
 # is most of the time of pairing an item, and the same event's items rank near the top
 # (`same_event_recall` of `tracker bench pairing`).
@@ -79,52 +71,20 @@ def retrieve(
     conn: psycopg.Connection, row: ItemForModel, label: str, config: PairingConfig
 ) -> dict[str, list[ItemForModel]]:
     """Candidates of the other label and, for a rumour, near-duplicate rumours, in one query."""
-    terms = query_terms(to_model_text(row))
+    words = query_terms(to_model_text(row))
     limits = {OTHER_LABEL[label]: PAIR_CANDIDATES}
     if label == "rumour":
         limits["rumour"] = STORY_CANDIDATES
     return pairs.candidates(
         conn,
-        match_terms=distinctive(terms, _frequencies(conn)),
-        rank_terms=terms,
+        match_terms=terms.distinctive(words, terms.frequencies(conn)),
+        rank_terms=words,
         limits=limits,
         model_version=config.model_version,
         around=row.seen_at,
         window_days=config.window_days,
         exclude_id=row.id,
     )
-
-
-def distinctive(terms: Sequence[str], frequencies: dict[str, float]) -> list[str]:
-    """The terms in under DISTINCTIVE_BELOW of searched items, or at least the DISTINCTIVE_AT_LEAST
-    least common; terms not among the commonest count as rare."""
-
-    def share(term: str) -> float:
-        return frequencies.get(term.lower(), 0.0)
-
-    ordered = sorted(terms, key=lambda t: (share(t), -len(t), t))
-    keep = max(sum(share(t) < DISTINCTIVE_BELOW for t in terms), DISTINCTIVE_AT_LEAST)
-    return ordered[:keep]
-
-
-# Word frequencies change only when the table is analysed: read them once a few minutes per
-# database rather than in every candidate query.
-FREQUENCIES_TTL_S = 300.0
-_frequencies_lock = threading.Lock()
-_frequencies_cache: dict[str, tuple[float, dict[str, float]]] = {}
-
-
-def _frequencies(conn: psycopg.Connection) -> dict[str, float]:
-    key = f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
-    now = time.monotonic()
-    with _frequencies_lock:
-        cached = _frequencies_cache.get(key)
-    if cached is not None and now - cached[0] < FREQUENCIES_TTL_S:
-        return cached[1]
-    found = pairs.term_frequencies(conn)
-    with _frequencies_lock:
-        _frequencies_cache[key] = (now, found)
-    return found
 
 
 def _pair(

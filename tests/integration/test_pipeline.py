@@ -1,16 +1,18 @@
 """Classification and pairing stages on the demo newsroom, in process against PostgreSQL."""
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
+from classifiers import context
 from tracker import classify, pairing
 from tracker.demo import FEEDS_DIR
-from tracker.domain import ParsedEntry
+from tracker.domain import ParsedEntry, Prediction
 from tracker.feeds.parse import parse
 from tracker.model_registry import ensure_models, item_classifier, pair_scorer
-from tracker.storage import feeds, items, outbox, pairs
+from tracker.storage import classifications, feeds, items, outbox, pairs
 
 
 @pytest.fixture
@@ -160,3 +162,57 @@ def test_an_edited_rumour_is_found_by_its_new_words(
     )
     assert items.upsert(conn, feed_id, [edited]) == [item_id]
     assert found() == [item_id]
+
+
+def _entry(key: str, title: str, published_at: datetime) -> ParsedEntry:
+    return ParsedEntry(
+        dedupe_key=key,
+        guid=None,
+        url=None,
+        title=title,
+        summary="",
+        language="en",
+        published_at=published_at,
+        content_hash=key,
+    )
+
+
+def test_an_item_is_classified_in_the_context_of_similar_stored_items(
+    conn: psycopg.Connection,
+) -> None:
+    ensure_models(conn)
+    model = item_classifier(conn)
+    feed, _ = feeds.add(conn, feeds.NewFeed("http://wave.example/feed", "social", "Wave", "en"))
+    now = datetime.now(UTC)
+    wave = "Zorblax tanker convoy seen on the road to Galati port at night"
+    earlier = items.upsert(
+        conn,
+        feed.id,
+        [_entry(f"wave-{n}", f"{wave} ({n})", now - timedelta(hours=n)) for n in (3, 2, 1)]
+        + [_entry("stale", wave, now - context.WINDOW - timedelta(hours=1))],
+    )
+    # Stored by another model version: the context outlives a model switch.
+    sure = Prediction("rumour", 0.95, {"rumour": 0.95, "clarification": 0.01, "other": 0.04})
+    classifications.insert(conn, "an-earlier-model", [(i, sure) for i in earlier])
+    [new, unrelated] = items.upsert(
+        conn,
+        feed.id,
+        [
+            _entry("new", f"{wave}, again", now),
+            _entry("bread", "Bakeries in Cluj raise bread prices after a flour tax", now),
+        ],
+    )
+    rows = {row.id: row for row in items.for_model(conn, [new, unrelated])}
+    texts = {i: classify.to_model_text(row) for i, row in rows.items()}
+    own = {i: model.predict([t])[0] for i, t in texts.items()}
+    query = classifications.ContextQuery(new, ["zorblax"], "en", now)
+    window = context.WINDOW.total_seconds()
+    found_ids = {row.id for row, _ in classifications.context(conn, [query], window, 40)}
+    assert found_ids == set(earlier[:3])  # not the stale one, nor the new items themselves
+    [found] = classify.in_context(conn, [rows[new]], [texts[new]], [own[new]])
+    assert found.probabilities["rumour"] > own[new].probabilities["rumour"] + 0.2, (own, found)
+
+    classify.classify_items(conn, [new, unrelated], 1.1, None)
+    stored = classifications.labels(conn, model.version, [new, unrelated])
+    assert stored[new] == ("rumour", pytest.approx(found.probability, abs=1e-4))
+    assert stored[unrelated][1] == pytest.approx(own[unrelated].probability, abs=1e-4)
