@@ -76,6 +76,8 @@ def test_eval_rumour_leaves_each_event_out(tmp_path: Path, cli_env: dict[str, st
     assert metrics["n"] == 24
     assert set(metrics["per_event_rumour_f1"]) == {"flood", "election"}
     assert 0 <= metrics["rumour_f1"] <= 1
+    # The item model alone, before the context of earlier items, is reported beside it.
+    assert set(metrics["without_context"]) == {"rumour_f1", "macro_f1"}
 
 
 def test_bad_dataset_input_is_a_clear_error(tmp_path: Path, cli_env: dict[str, str]) -> None:
