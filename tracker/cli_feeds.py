@@ -221,15 +221,52 @@ def feeds_parse(path: Path, as_json: Annotated[bool, typer.Option("--json")] = F
 
 
 @items_app.command("import")
-def items_import(path: Path, kind: Kind = "other") -> None:
-    """Bulk-load archived items from JSON Lines (one item per line) with COPY.
+def items_import(
+    path: Path,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            help="Kind of new feeds (default: other for jsonl, factcheck for claimreview)."
+        ),
+    ] = None,
+    file_format: Annotated[
+        str, typer.Option("--format", help="jsonl|claimreview|auto (by extension and content).")
+    ] = "auto",
+    feed_url: Annotated[
+        str | None,
+        typer.Option(help="ClaimReview: the feed of reviews whose author has no url."),
+    ] = None,
+) -> None:
+    """Bulk-load archived items with COPY: JSON Lines, or ClaimReview fact-checks.
 
-    Each line: {"feed_url": ..., "title": ..., and optionally "guid", "url", "summary",
-    "published" (ISO 8601), "language"}. Unknown feeds are registered with --kind.
+    JSON Lines, one item a line: {"feed_url": ..., "title": ..., and optionally "guid", "url",
+    "summary", "published" (ISO 8601), "language"}. ClaimReview: schema.org JSON-LD (an object,
+    an array, "@graph"), Google's DataFeed export, or an HTML page's JSON-LD blocks; each review
+    is an item of its fact-checker's feed (registered disabled: an archive, not a feed to poll).
+    If the JSON breaks off, what came before the break is kept and the command exits 1.
     """
     _check_kind(kind)
     if not path.is_file():
         raise fail(f"no such file: {path}")
+    try:
+        chosen = archive.choose_format(path, file_format)
+        archive.check_feed_url(feed_url, chosen)
+    except archive.FormatError as exc:
+        raise fail(str(exc)) from exc
+    report = _import_with_progress(path, chosen, kind, feed_url)
+    for problem in report.problems:
+        typer.secho(f"rejected {problem}", err=True, fg=typer.colors.YELLOW)
+    typer.echo(
+        f"{report.lines} {report.unit}: {report.imported} items imported, {report.duplicates} "
+        f"already stored, {report.rejected} rejected"
+    )
+    if report.error:
+        raise fail(f"{path}: {report.error}; the records before it were loaded")
+
+
+def _import_with_progress(
+    path: Path, chosen: str, kind: str | None, feed_url: str | None
+) -> archive.ImportReport:
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -238,12 +275,10 @@ def items_import(path: Path, kind: Kind = "other") -> None:
     )
     with connect() as conn, Progress(*columns, disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task(f"importing {path.name}", total=path.stat().st_size)
-        report = archive.import_jsonl(
-            conn, path, kind or "other", lambda done: bar.update(task, completed=done)
-        )
-    for problem in report.problems:
-        typer.secho(f"rejected {problem}", err=True, fg=typer.colors.YELLOW)
-    typer.echo(
-        f"{report.lines} lines: {report.imported} items imported, {report.duplicates} "
-        f"already stored, {report.rejected} rejected"
-    )
+
+        def progress(done: int) -> None:
+            bar.update(task, completed=done)
+
+        if chosen == "jsonl":
+            return archive.import_jsonl(conn, path, kind or "other", progress)
+        return archive.import_claimreview(conn, path, kind or "factcheck", feed_url, progress)

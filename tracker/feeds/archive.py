@@ -1,5 +1,7 @@
-"""Bulk import of archived items from JSON Lines: validate each line, load in COPY batches."""
+"""Bulk import of archived items (JSON Lines, or ClaimReview fact-checks): validate each record,
+register unknown feeds, load in COPY batches."""
 
+import codecs
 import hashlib
 import json
 from collections.abc import Callable
@@ -11,15 +13,26 @@ from typing import Any
 import psycopg
 
 from tracker.domain import ParsedEntry
+from tracker.feeds import claimreview
 from tracker.feeds.dedupe import text_fingerprint
 from tracker.feeds.parse import canonical_url
 from tracker.storage import feeds, items
 
 BATCH = 5000
 MAX_REPORTED = 20
+FORMATS = ("jsonl", "claimreview", "auto")
+# A JSON Lines file's first line is one whole object; a JSON-LD document's seldom is, and never
+# one this long.
+SNIFF_BYTES = 1 << 20
+JSONLD_KEYS = ("@context", "@type", "@graph")
+ARCHIVE_REASON = "ClaimReview archive: its items were imported, there is no feed to poll"
 
 
 class BadLineError(ValueError):
+    pass
+
+
+class FormatError(ValueError):
     pass
 
 
@@ -30,6 +43,84 @@ class ImportReport:
     duplicates: int = 0
     rejected: int = 0
     problems: list[str] = field(default_factory=list)
+    unit: str = "lines"
+    # Set when a ClaimReview file's JSON breaks off: what was read before the break is stored.
+    error: str | None = None
+
+
+class _Loader:
+    """Registers each feed on first sight and loads entries in COPY batches."""
+
+    def __init__(
+        self, conn: psycopg.Connection, kind: str, report: ImportReport, archive_only: bool
+    ) -> None:
+        self.conn, self.kind, self.report = conn, kind, report
+        # A fact-checker's home page is no feed: polling it would only fail and alert.
+        self.archive_only = archive_only
+        self.feed_ids: dict[str, int] = {}
+        self.batch: list[tuple[int, ParsedEntry]] = []
+
+    def add(self, feed_url: str, entry: ParsedEntry) -> bool:
+        """Queue one entry; True when that filled and stored a batch."""
+        self.batch.append((self._feed_id(feed_url), entry))
+        if len(self.batch) < BATCH:
+            return False
+        self.flush()
+        return True
+
+    def flush(self) -> None:
+        _flush(self.conn, self.batch, self.report)
+
+    def _feed_id(self, feed_url: str) -> int:
+        if feed_url not in self.feed_ids:
+            with self.conn.transaction():
+                feed, created = feeds.add(self.conn, feeds.NewFeed(feed_url, self.kind))
+                if created and self.archive_only:
+                    feeds.set_enabled(self.conn, feed.id, False, ARCHIVE_REASON)
+            self.feed_ids[feed_url] = feed.id
+        return self.feed_ids[feed_url]
+
+
+def choose_format(path: Path, requested: str) -> str:
+    """jsonl or claimreview, as asked, or as detect_format finds for "auto"."""
+    if requested not in FORMATS:
+        raise FormatError(f"--format must be one of {', '.join(FORMATS)}, not {requested!r}")
+    return detect_format(path) if requested == "auto" else requested
+
+
+def check_feed_url(feed_url: str | None, chosen: str) -> None:
+    if feed_url is None:
+        return
+    if chosen != "claimreview":
+        raise FormatError("--feed-url is for ClaimReview files (JSON Lines name their feeds)")
+    if canonical_url(feed_url) is None:
+        raise FormatError(f"--feed-url must be an http(s) URL, not {feed_url!r}")
+
+
+def detect_format(path: Path) -> str:
+    """The format of a file, jsonl or claimreview: by extension, else by its first bytes."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    if suffix in (".jsonld", ".html", ".htm"):
+        return "claimreview"
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    first = head.removeprefix(codecs.BOM_UTF8).lstrip()[:1]
+    if first in (b"[", b"<"):
+        return "claimreview"
+    if first == b"{":
+        return "jsonl" if _one_object_line(head) else "claimreview"
+    raise FormatError(f"cannot tell the format of {path.name}: use --format jsonl|claimreview")
+
+
+def _one_object_line(head: bytes) -> bool:
+    line, newline, _ = head.removeprefix(codecs.BOM_UTF8).lstrip().partition(b"\n")
+    try:
+        row = json.loads(line) if newline else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(row, dict) and not any(key in row for key in JSONLD_KEYS)
 
 
 def import_jsonl(
@@ -38,8 +129,7 @@ def import_jsonl(
     """Each line: {"feed_url", "title", optional "guid", "url", "summary", "published",
     "language"}. Unknown feeds are registered. Bad lines are reported, never half-loaded."""
     report = ImportReport()
-    feed_ids: dict[str, int] = {}
-    batch: list[tuple[int, ParsedEntry]] = []
+    loader = _Loader(conn, default_kind, report, archive_only=False)
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             report.lines += 1
@@ -48,17 +138,56 @@ def import_jsonl(
             except BadLineError as exc:
                 _reject(report, f"line {number}: {exc}")
                 continue
-            if feed_url not in feed_ids:
-                with conn.transaction():
-                    feed, _ = feeds.add(conn, feeds.NewFeed(feed_url, default_kind))
-                feed_ids[feed_url] = feed.id
-            batch.append((feed_ids[feed_url], entry))
-            if len(batch) >= BATCH:
-                _flush(conn, batch, report)
+            if loader.add(feed_url, entry):
                 progress(handle.tell())
-    _flush(conn, batch, report)
+    loader.flush()
     progress(path.stat().st_size)
     return report
+
+
+def import_claimreview(
+    conn: psycopg.Connection,
+    path: Path,
+    default_kind: str,
+    feed_url: str | None,
+    progress: Callable[[int], None],
+) -> ImportReport:
+    """ClaimReview JSON-LD (an object, an array, "@graph", the DataFeed export) or an HTML
+    page's JSON-LD blocks, read as a stream: each review becomes an item of its fact-checker's
+    feed (its author's or publisher's url, else `feed_url`), registered disabled when new.
+    Bad records are reported by number and skipped. If the JSON breaks off, the valid records
+    before the break are kept (a mended file imported again adds only the rest) and
+    report.error says where."""
+    report = ImportReport(unit="records")
+    loader = _Loader(conn, default_kind, report, archive_only=True)
+    with path.open("rb") as handle:
+        try:
+            for record in claimreview.records(handle):
+                if _load_review(loader, record, feed_url):
+                    progress(handle.tell())
+        except claimreview.MalformedJsonError as exc:
+            report.error = f"malformed JSON within the first {handle.tell()} bytes: {exc}"
+            if "trailing garbage" in str(exc):  # one document, then another: JSON Lines?
+                report.error += " (for JSON Lines use --format jsonl)"
+    loader.flush()
+    progress(path.stat().st_size)
+    return report
+
+
+def _load_review(loader: _Loader, record: claimreview.Record, feed_url: str | None) -> bool:
+    loader.report.lines += 1
+    try:
+        if record.problem:
+            raise claimreview.BadRecordError(record.problem)
+        found = claimreview.review(record.value)
+    except claimreview.BadRecordError as exc:
+        _reject(loader.report, f"{record.label}: {exc}")
+        return False
+    target = found.feed_url or feed_url
+    if target is None:
+        _reject(loader.report, f"{record.label}: no fact-checker url (author.url): use --feed-url")
+        return False
+    return loader.add(target, found.entry)
 
 
 def _reject(report: ImportReport, problem: str) -> None:
