@@ -1,14 +1,12 @@
 """The item classifier: rumour / clarification / other, one scikit-learn Pipeline."""
 
 import hashlib
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import joblib
 import numpy as np
 import sklearn
 from scipy import sparse
@@ -19,6 +17,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
+from classifiers import artifacts
 from classifiers.evaluate import in_validation, pr_curve
 from classifiers.style import ItemFeatures
 from tracker.domain import LABELS, Prediction, TextForModel
@@ -122,17 +121,15 @@ class ItemClassifier:
         return predictions
 
     def to_bytes(self) -> bytes:
-        buffer = io.BytesIO()
-        joblib.dump(self.pipeline, buffer)
-        return buffer.getvalue()
+        return artifacts.dump(self.pipeline)
 
     @classmethod
     def from_bytes(
         cls, artifact: bytes, version: str, metadata: dict[str, Any]
     ) -> "ItemClassifier":
-        # joblib unpickles code: only our own artifacts, read from our own database, come here.
-        pipeline = joblib.load(io.BytesIO(artifact))
-        return cls(pipeline, version, metadata)
+        """ArtifactError when `artifact` is not an item model in skops' format: nothing in it
+        runs (classifiers.artifacts)."""
+        return cls(artifacts.load(artifact, "item"), version, metadata)
 
 
 def data_hash(examples: Sequence[LabelledText]) -> str:

@@ -8,7 +8,6 @@ stands against the other candidates of the same query, which matters more than i
 
 import contextlib
 import hashlib
-import io
 import itertools
 import math
 import re
@@ -18,7 +17,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import joblib
 import numpy as np
 import sklearn
 from scipy import sparse
@@ -29,6 +27,7 @@ from sklearn.metrics import precision_recall_curve
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from classifiers import artifacts
 from classifiers.evaluate import in_validation, pr_curve, ranked, retrieval_metrics
 from classifiers.text import (
     _STEM_CONCEPT,
@@ -524,14 +523,13 @@ class PairRanker:
         ]
 
     def to_bytes(self) -> bytes:
-        buffer = io.BytesIO()
-        joblib.dump(self.pipeline, buffer)
-        return buffer.getvalue()
+        return artifacts.dump(self.pipeline)
 
     @classmethod
     def from_bytes(cls, artifact: bytes, version: str, metadata: dict[str, Any]) -> "PairRanker":
-        # joblib unpickles code: only our own artifacts, read from our own database, come here.
-        return cls(joblib.load(io.BytesIO(artifact)), version, metadata)
+        """ArtifactError when `artifact` is not a pair model in skops' format: nothing in it
+        runs (classifiers.artifacts)."""
+        return cls(artifacts.load(artifact, "pair"), version, metadata)
 
 
 def explain(rumour: TextForModel, clarification: TextForModel) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ import psycopg
 import structlog
 
 from classifiers import item_model, pair_model
+from classifiers.artifacts import ArtifactError, LegacyArtifact
 from classifiers.item_model import ItemClassifier
 from classifiers.pair_model import PairRanker
 from classifiers.seed import load_seed, load_seed_pairs
@@ -28,6 +29,9 @@ Model = TypeVar("Model", ItemClassifier, PairRanker)
 
 _lock = threading.Lock()
 _loaded: dict[str, Any] = {}
+# The active artifact this process found unusable, by kind: (version, why). A version's
+# artifact never changes, so it is not loaded again on every task.
+_refused: dict[str, tuple[str, str]] = {}
 
 
 def _train_seed(kind: str) -> Artifact:
@@ -57,16 +61,68 @@ def ensure_models(conn: psycopg.Connection) -> None:
 
 
 def _active(conn: psycopg.Connection, kind: str, cls: type[Model]) -> Model:
+    """The active model of `kind`. When its artifact may not be loaded, the model this process
+    had loaded before stays in use; with none, ArtifactError says why."""
     version = models.active_version(conn, kind) or ensure_model(conn, kind)
     with _lock:
-        cached = _loaded.get(kind)
-        if cached is None or cached.version != version:
-            stored = models.active(conn, kind)
-            assert stored is not None
-            cached = cls.from_bytes(stored.artifact, stored.version, stored.metadata)
-            _loaded[kind] = cached
-        model: Model = cached
+        model: Model | None = _loaded.get(kind)
+        if model is not None and model.version == version:
+            return model
+        try:
+            model = _load_active(conn, kind, cls, model.version if model else None)
+        except ArtifactError:
+            if model is None:
+                raise
+            return model
+        _loaded[kind] = model
         return model
+
+
+def _load_active(conn: psycopg.Connection, kind: str, cls: type[Model], kept: str | None) -> Model:
+    stored = models.active(conn, kind)
+    if stored is None:  # retired or replaced since its version was read
+        ensure_model(conn, kind)
+        stored = models.active(conn, kind)
+        assert stored is not None
+    refused = _refused.get(kind)
+    if refused is not None and refused[0] == stored.version:
+        raise ArtifactError(refused[1])  # logged when first refused; not loaded again
+    try:
+        return cls.from_bytes(stored.artifact, stored.version, stored.metadata)
+    except LegacyArtifact:
+        _replace_legacy(conn, stored)
+        fresh = models.active(conn, kind)
+        assert fresh is not None
+        return cls.from_bytes(fresh.artifact, fresh.version, fresh.metadata)
+    except ArtifactError as exc:
+        message = (
+            f"the active {kind} model {stored.version} cannot be loaded: {exc}; activate "
+            "another version (`tracker models activate` or `tracker models rollback`)"
+        )
+        log.error(
+            "active model refused",
+            kind=kind,
+            version=stored.version,
+            error=str(exc),
+            keeping=kept or "none: the tasks that need it fail",
+        )
+        _refused[kind] = (stored.version, message)
+        raise ArtifactError(message) from exc
+
+
+def _replace_legacy(conn: psycopg.Connection, stored: models.StoredModel) -> None:
+    """Databases from before skops hold pickled (joblib) models, and a pickle is never loaded:
+    loading one can run any code. So a pickled active model counts as no usable model: it is
+    retired (its row stays, for the record; activating it again is refused) and the first-start
+    path puts a fresh model in its place, in one transaction: if that fails, nothing changed."""
+    log.warning(
+        "the active model is a pickle from before skops and is never loaded; replacing it",
+        kind=stored.kind,
+        version=stored.version,
+    )
+    with conn.transaction():
+        models.retire(conn, stored.version)
+        ensure_model(conn, stored.kind)
 
 
 def item_classifier(conn: psycopg.Connection) -> ItemClassifier:

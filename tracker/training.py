@@ -5,11 +5,13 @@ activate it only if it is not worse."""
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 import psycopg
 import structlog
 
 from classifiers import item_model, pair_model
+from classifiers.artifacts import ArtifactError
 from classifiers.item_model import ItemClassifier, LabelledText
 from classifiers.pair_model import PairExample, PairRanker
 from classifiers.seed import load_seed, load_seed_pairs
@@ -21,6 +23,7 @@ log = structlog.get_logger(__name__)
 Progress = Callable[[str], None]
 ITEM_METRIC = "macro_f1"
 PAIR_METRIC = "map@5"
+Model = TypeVar("Model", ItemClassifier, PairRanker)
 
 
 @dataclass(frozen=True)
@@ -76,12 +79,8 @@ def challenge_item(
     progress: Progress,
 ) -> Outcome:
     """Store the challenger; activate it unless the active model scores better on `validation`."""
-    stored = models.active(conn, "item")
-    champion = None
-    if stored is not None:
-        progress(f"scoring the active model {stored.version} on the same validation data")
-        old = ItemClassifier.from_bytes(stored.artifact, stored.version, stored.metadata)
-        champion = item_model.scores(old, validation)[ITEM_METRIC]
+    old = _champion(models.active(conn, "item"), ItemClassifier, progress)
+    champion = None if old is None else item_model.scores(old, validation)[ITEM_METRIC]
     score = item_model.scores(challenger, validation)[ITEM_METRIC]
     return _decide(conn, "item", challenger, ITEM_METRIC, score, champion, len(validation))
 
@@ -100,14 +99,28 @@ def train_pair_model(
     progress(f"training the pair re-ranker on {len(pairs)} candidate pairs")
     challenger = pair_model.train(pairs, verdicts, {"public_pairs": len(extra[0])})
     validation = pair_model.validation_part(pairs, verdicts)
-    stored = models.active(conn, "pair")
-    champion = None
-    if stored is not None:
-        progress(f"scoring the active model {stored.version} on the same validation data")
-        old = PairRanker.from_bytes(stored.artifact, stored.version, stored.metadata)
-        champion = pair_model.scores(old, *validation)[PAIR_METRIC]
+    old = _champion(models.active(conn, "pair"), PairRanker, progress)
+    champion = None if old is None else pair_model.scores(old, *validation)[PAIR_METRIC]
     score = pair_model.scores(challenger, *validation)[PAIR_METRIC]
     return _decide(conn, "pair", challenger, PAIR_METRIC, score, champion, len(validation[0]))
+
+
+def _champion(
+    stored: models.StoredModel | None, cls: type[Model], progress: Progress
+) -> Model | None:
+    """The active model, to score on the challenger's validation data; None when there is
+    none, or when its artifact may not be loaded (a legacy pickle, a damaged file): no worker
+    can use that model, so the challenger replaces it without a contest."""
+    if stored is None:
+        return None
+    try:
+        old = cls.from_bytes(stored.artifact, stored.version, stored.metadata)
+    except ArtifactError as exc:
+        progress(f"the active model {stored.version} cannot be loaded ({exc}); not compared")
+        log.warning("champion not loadable", version=stored.version, error=str(exc))
+        return None
+    progress(f"scoring the active model {stored.version} on the same validation data")
+    return old
 
 
 def retrain(conn: psycopg.Connection, progress: Progress) -> list[Outcome]:

@@ -135,3 +135,20 @@ def active_since(conn: psycopg.Connection, kind: str) -> tuple[str, datetime] | 
         )
         row = cur.fetchone()
         return (str(row[0]), row[1]) if row else None
+
+
+def stored(conn: psycopg.Connection, version: str) -> StoredModel | None:
+    """A version with its artifact, active or not."""
+    with conn.cursor(row_factory=class_row(StoredModel)) as cur:
+        cur.execute(
+            "SELECT kind, version, artifact, metadata FROM models WHERE version = %s", (version,)
+        )
+        return cur.fetchone()
+
+
+def retire(conn: psycopg.Connection, version: str) -> bool:
+    """Leave no model of the kind active if `version` is the active one; whether it was. For
+    an artifact that may never be loaded (a legacy pickle): its row stays, for the record."""
+    with conn.cursor() as cur:
+        cur.execute("UPDATE models SET active = false WHERE version = %s AND active", (version,))
+        return cur.rowcount == 1
