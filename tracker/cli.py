@@ -216,6 +216,55 @@ def bench_scale(
         typer.echo(f"{key}: {value}")
 
 
+@bench_app.command("replay")
+def bench_replay(
+    split: Annotated[
+        str,
+        typer.Option(
+            help="DIR:SPLIT, a CheckThat!-format folder and split (queries.SPLIT.jsonl, "
+            "qrels.SPLIT.tsv, vclaims*.jsonl)."
+        ),
+    ],
+    dates: Annotated[
+        str, typer.Option(help="recent: fact-checks a day old, claims now; real: their dates.")
+    ] = "recent",
+    distractors: Annotated[
+        int, typer.Option(min=0, help="Other fact-checks of the collection served too.")
+    ] = 800,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the pipeline.")] = 600,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A CheckThat! split as feeds through the whole pipeline and models `tracker up` runs:
+    labels, pairs against the gold fact-checks, time to settle. Exit 1 if it did not settle."""
+    from classifiers.datasets import DatasetError
+    from tracker.bench import replay
+
+    folder, _, name = split.rpartition(":")
+    if not folder or not name:
+        raise fail(
+            f"--split takes DIR:SPLIT, e.g. ../shared/data/checkthat2022_2a_en:dev, not {split!r}"
+        )
+    if not Path(folder).is_dir():
+        raise fail(f"--split: no folder {folder}")
+    if dates not in replay.DATE_MODES:
+        raise fail(f"--dates takes {' or '.join(replay.DATE_MODES)}, not {dates!r}")
+    try:
+        data = replay.load(Path(folder), name, distractors)
+    except DatasetError as exc:
+        raise fail(str(exc)) from exc
+    s = settings()
+    with database_url(s) as url, broker_url(s) as broker:
+        figures = replay.bench(
+            url, broker, s, data, dates, timeout, lambda line: typer.echo(line, err=True)
+        )
+    if as_json:
+        print_json(figures)
+    else:
+        typer.echo("\n".join(replay.readable(figures)))
+    if not figures["settled"]:
+        raise typer.Exit(1)
+
+
 @bench_app.command("faults")
 def bench_faults(
     fault: Annotated[
