@@ -1,33 +1,18 @@
-"""Train and evaluate the pair re-ranker on CheckThat!-format retrieval data, with the same
-features and model the pairing workers use; candidates come from an in-process index over the
-test directory's collection of clarifications."""
+"""Evaluate the pair re-ranker on CheckThat!-format retrieval data: a model trained afresh by the
+shipped recipe (classifiers/recipe.py), or a given one (the bundle, the active model), ranking
+each test query's candidates from an in-process index over the test directory's collection."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from classifiers.datasets import RetrievalSplit, load_checkthat_collection, load_checkthat_split
+from classifiers import recipe
+from classifiers.datasets import load_checkthat_split
 from classifiers.evaluate import ranked, retrieval_metrics
-from classifiers.pair_model import PairExample, PairRanker, train
-from classifiers.retrieval import SparseIndex
-from tracker.domain import TextForModel
+from classifiers.pair_candidates import Collection, candidate_pairs
+from classifiers.pair_model import PairRanker
 
 Progress = Callable[[str], None]
-CANDIDATES = 50
-
-
-@dataclass(frozen=True)
-class Collection:
-    ids: list[str]
-    texts: list[TextForModel]
-    index: SparseIndex
-
-    @classmethod
-    def load(cls, directory: Path) -> "Collection":
-        found = load_checkthat_collection(directory)
-        return cls(
-            list(found), list(found.values()), SparseIndex(list(found), list(found.values()))
-        )
 
 
 @dataclass(frozen=True)
@@ -39,66 +24,27 @@ class PairingEvaluation:
     relevant: list[bool]
 
 
-def candidate_pairs(
-    split: RetrievalSplit, collection: Collection, with_relevant: bool
-) -> tuple[list[PairExample], list[bool], list[tuple[str, str]]]:
-    """Each query's candidates as pairs, with labels and (query id, document id) keys."""
-    qids = list(split.queries)
-    found = collection.index.search([split.queries[q] for q in qids], CANDIDATES)
-    position = {doc: i for i, doc in enumerate(collection.ids)}
-    pairs, labels, keys = [], [], []
-    for group, (qid, candidates) in enumerate(zip(qids, found, strict=True)):
-        chosen = set(candidates)
-        if with_relevant:
-            chosen |= {position[d] for d in split.relevant.get(qid, set()) if d in position}
-        for i in sorted(chosen):
-            doc = collection.ids[i]
-            pairs.append(PairExample(split.queries[qid], collection.texts[i], group))
-            labels.append(doc in split.relevant.get(qid, set()))
-            keys.append((qid, doc))
-    return pairs, labels, keys
-
-
-def candidate_pairs_for(
-    sources: Sequence[tuple[Path, str]],
-    progress: Progress,
-    collections: dict[Path, Collection] | None = None,
-) -> tuple[list[PairExample], list[bool]]:
-    """Training pairs from CheckThat!-format splits, each against its directory's collection."""
-    collections = {} if collections is None else collections
-    pairs: list[PairExample] = []
-    labels: list[bool] = []
-    for directory, split in sources:
-        progress(f"candidates for {directory.name}:{split}")
-        if directory not in collections:
-            collections[directory] = Collection.load(directory)
-        split_pairs, split_labels, _ = candidate_pairs(
-            load_checkthat_split(directory, split), collections[directory], with_relevant=True
-        )
-        # Groups must stay distinct across splits: offset them past the ones already taken.
-        offset = 1 + max((p.group for p in pairs), default=-1)
-        pairs += [PairExample(p.rumour, p.clarification, p.group + offset) for p in split_pairs]
-        labels += split_labels
-    return pairs, labels
-
-
 def train_on(
     sources: Sequence[tuple[Path, str]], progress: Progress, collections: dict[Path, Collection]
 ) -> PairRanker:
-    pairs, labels = candidate_pairs_for(sources, progress, collections)
+    pairs, labels = recipe.pair_examples(sources, progress, collections)
     progress(f"fitting on {len(pairs)} candidate pairs")
     trained_on = [f"{d.name}:{s}" for d, s in sources]
-    metadata = {"trained_on": trained_on, "candidates": CANDIDATES}
-    return train(pairs, labels, metadata, hold_out=False)
+    return recipe.train_pair(pairs, labels, hold_out=False, metadata={"trained_on": trained_on})
 
 
 def evaluate_pairing(
-    train_sources: Sequence[tuple[Path, str]], test: tuple[Path, str], progress: Progress
+    train_sources: Sequence[tuple[Path, str]] | None,
+    test: tuple[Path, str],
+    progress: Progress,
+    ranker: PairRanker | None = None,
 ) -> PairingEvaluation:
+    """Score `ranker`, or one trained on `train_sources` by the shipped recipe, on `test`."""
     progress(f"indexing the collection in {test[0]}")
     collections = {test[0]: Collection.load(test[0])}
-    ranker = train_on(train_sources, progress, collections)
-    progress(f"ranking {test[0].name}:{test[1]}")
+    if ranker is None:
+        ranker = train_on(train_sources or [], progress, collections)
+    progress(f"ranking {test[0].name}:{test[1]} with {ranker.version}")
     split = load_checkthat_split(*test)
     pairs, labels, keys = candidate_pairs(split, collections[test[0]], with_relevant=False)
     scores = ranker.score_pairs(pairs)

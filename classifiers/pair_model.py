@@ -44,8 +44,12 @@ NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 NUMBERISH = re.compile(r"\w*\d\w*")
 DIGIT = re.compile(r"\d")
 CAPITALISED = re.compile(r"\b[A-Z][\w'-]+|\b[A-Z]{2,}\b")
-# Clarification minus rumour, in days: a debunk usually follows within days, rarely before.
-GAP_EDGES = (-30, -3, 0, 3, 14, 60)
+# Days between a rumour and its clarification, when they are close in time: a debunk usually
+# follows within days, and a claim still spreading meets one of the days before. A
+# clarification published longer than CLOSE_BEFORE_DAYS before the rumour (a rumour coming
+# round again) is described by its age instead, in its own features.
+CLOSE_BEFORE_DAYS = 14
+GAP_EDGES = (3, 14, 60)
 BUCKET_BITS = 18
 BUCKETS = 2**BUCKET_BITS
 
@@ -192,12 +196,13 @@ def feature_names() -> list[str]:
         "shared_numbers",
         "shared_entities",
         "author_named",
-        "has_gap",
+        "close_in_time",
         *[f"gap_bucket_{i}" for i in range(len(GAP_EDGES) + 1)],
+        "clarification_older",
+        "clarification_age_log_days",
         *[f"clarification_kind_{k}" for k in FEED_KINDS],
         "rumour_kind_social",
         *[f"clarification_cue_{family}" for family in CUES],
-        "same_language",
     ]
 
 
@@ -214,11 +219,20 @@ class PairFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         self.word_idf_ = _idf(words)
         total = float(words.data.sum(dtype=np.float64))
         self.average_length_ = total / max(len(texts), 1) or 1.0
+        lexical, _ = self._lexical(pairs)
+        self.background_ = np.vstack([lexical.mean(axis=0), lexical.std(axis=0)])
         return self
 
     def transform(self, pairs: Sequence[PairExample]) -> np.ndarray:
         if not pairs:
             return np.zeros((0, len(feature_names())))
+        lexical, pair_facts = self._lexical(pairs)
+        groups = np.asarray([p.group for p in pairs])
+        background = getattr(self, "background_", None)
+        return np.hstack([lexical, _in_group(lexical, groups, background), pair_facts[:, 1:]])
+
+    def _lexical(self, pairs: Sequence[PairExample]) -> tuple[np.ndarray, np.ndarray]:
+        """The lexical scores of each pair, and its other facts (concepts first)."""
         rumours = [pair_text(p.rumour) for p in pairs]
         clarifications = [pair_text(p.clarification) for p in pairs]
         # Each distinct text is vectorised once: a query repeats across all its candidates.
@@ -245,8 +259,7 @@ class PairFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
                 pair_facts[:, 0],
             ]
         )
-        groups = np.asarray([p.group for p in pairs])
-        return np.hstack([lexical, _in_group(lexical, groups), pair_facts[:, 1:]])
+        return lexical, pair_facts
 
     def _bm25(
         self, counts: sparse.csr_matrix, k1: float = 1.2, b: float = 0.75
@@ -279,20 +292,47 @@ def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b) if a and b else 0.0
 
 
-def _in_group(lexical: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Each lexical score against its group: z-score, distance below the best, and log rank."""
+# Candidates of the training data's average that every group is read as also holding: a lone
+# candidate is then judged against what candidates usually score, not against itself alone.
+BACKGROUND_CANDIDATES = 5
+
+
+def _in_group(lexical: np.ndarray, groups: np.ndarray, background: np.ndarray | None) -> np.ndarray:
+    """Each lexical score against its group: z-score, distance below the best, and log rank.
+    With `background` (the training candidates' mean and standard deviation of each score),
+    the group's mean and spread shrink towards it, the best is at least one deviation above
+    its mean, and a score under its mean ranks after its candidates, so a query with few
+    candidates does not make a weak one look like the best."""
     out = np.zeros((lexical.shape[0], lexical.shape[1] * 3))
     order = np.argsort(groups, kind="stable")
     _, starts = np.unique(groups[order], return_index=True)
     for rows in np.split(order, starts[1:]):
         values = lexical[rows]
-        z = (values - values.mean(axis=0)) / (values.std(axis=0) + 1e-9)
-        below = values - values.max(axis=0)
-        ranks = np.log1p((-values).argsort(axis=0).argsort(axis=0))
+        ranks = (-values).argsort(axis=0).argsort(axis=0)
+        if background is None:  # models fitted before BACKGROUND_CANDIDATES
+            z = (values - values.mean(axis=0)) / (values.std(axis=0) + 1e-9)
+            below = values - values.max(axis=0)
+        else:
+            z, below = _against_background(values, background)
+            # The background candidates rank above a score below their mean.
+            ranks = ranks + BACKGROUND_CANDIDATES * (values < background[0])
+        ranks = np.log1p(ranks)
         out[rows] = np.column_stack(
             [np.column_stack(v) for v in zip(z.T, below.T, ranks.T, strict=True)]
         )
     return out
+
+
+def _against_background(
+    values: np.ndarray, background: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    k, n = BACKGROUND_CANDIDATES, len(values)
+    mean, std = background
+    shrunk = (values.sum(axis=0) + k * mean) / (n + k)
+    spread = ((values - shrunk) ** 2).sum(axis=0) + k * (std**2 + (mean - shrunk) ** 2)
+    z = (values - shrunk) / (np.sqrt(spread / (n + k)) + 1e-9)
+    below = values - np.maximum(values.max(axis=0), mean + std)
+    return z, below
 
 
 @dataclass(frozen=True)
@@ -457,20 +497,22 @@ def _pair_facts(pair: PairExample, rumour: TextFacts, clarification: TextFacts) 
     author = {w for w in WORD.findall(fold(rumour_item.author or "")) if len(w) > 2}
     gap = _gap_days(rumour_item, clarification_item)
     buckets = [0.0] * (len(GAP_EDGES) + 1)
-    if gap is not None:
-        buckets[sum(gap >= edge for edge in GAP_EDGES)] = 1.0
-    languages = (rumour_item.language or "")[:2], (clarification_item.language or "")[:2]
+    close = gap is not None and gap >= -CLOSE_BEFORE_DAYS
+    older = gap is not None and not close
+    if gap is not None and close:
+        buckets[sum(abs(gap) >= edge for edge in GAP_EDGES)] = 1.0
     return [
         _jaccard(rumour.concepts, clarification.concepts),
         math.log1p(len(rumour.numbers & clarification.numbers)),
         len(shared_entities) / (1 + len(rumour.entities)),
         float(any(word in clarification.folded for word in author)),
-        float(gap is not None),
+        float(close),
         *buckets,
+        float(older),
+        math.log1p(-gap) if gap is not None and older else 0.0,
         *[float(clarification_item.feed_kind == kind) for kind in FEED_KINDS],
         float(rumour_item.feed_kind == "social"),
         *clarification.cues,
-        float(languages[0] == languages[1] or not all(languages)),
     ]
 
 

@@ -1,6 +1,7 @@
 """Evaluate rumour detection on PHEME-format data as the workers classify: the item classifier,
-trained together with the seed corpus, then the context of similar earlier items (the test
-items before each one, in time order). Optionally leaves one event out at a time."""
+trained afresh by the shipped recipe (classifiers/recipe.py) or given (the bundle, the active
+model), then the context of similar earlier items (the test items before each one, in time
+order). Optionally leaves one event out at a time."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -8,9 +9,9 @@ from pathlib import Path
 
 from sklearn.metrics import f1_score
 
-from classifiers import context, item_model
+from classifiers import context, recipe
 from classifiers.datasets import DatasetError, EventText, load_pheme
-from classifiers.seed import load_seed
+from classifiers.item_model import ItemClassifier
 
 Progress = Callable[[str], None]
 
@@ -21,6 +22,8 @@ class RumourEvaluation:
     # Per test item: the rumour probability and whether it is a rumour, for the PR curve.
     scores: list[float]
     relevant: list[bool]
+    # The version scored, or how the per-fold models were made.
+    model: str
 
 
 def _folds(
@@ -38,24 +41,24 @@ def _folds(
 
 
 def evaluate_rumour(
-    train_files: Sequence[Path], test_file: Path, events: Sequence[str], progress: Progress
+    train_files: Sequence[Path],
+    test_file: Path,
+    events: Sequence[str],
+    progress: Progress,
+    model: ItemClassifier | None = None,
 ) -> RumourEvaluation:
+    """Train per fold by the shipped recipe, or score `model` (then `train_files` go unused)."""
     train = [row for path in train_files for row in load_pheme(path)]
     test = load_pheme(test_file)
-    seed = load_seed()
     truth: list[bool] = []
     predicted: list[bool] = []
     alone: list[bool] = []  # the item model's own labels, without context
     scores: list[float] = []
     per_event: dict[str, float] = {}
     for event, fold_train, fold_test in _folds(train, test, events):
-        progress(
-            f"{event}: training on {len(fold_train)} + {len(seed)} seed, testing on "
-            f"{len(fold_test)}"
-        )
-        model = item_model.train([*seed, *(r.example for r in fold_train)], hold_out=False)
         texts = [r.example.text for r in fold_test]
-        own = model.predict(texts)
+        own = _classifier(event, fold_train, model, progress).predict(texts)
+        progress(f"{event}: tested on {len(fold_test)}")
         predictions = context.with_context(texts, own, [])
         fold_truth = [r.example.label == "rumour" for r in fold_test]
         fold_predicted = [p.label == "rumour" for p in predictions]
@@ -75,4 +78,15 @@ def evaluate_rumour(
     }
     if events:
         metrics["per_event_rumour_f1"] = per_event
-    return RumourEvaluation(metrics, scores, truth)
+    trained = "trained per fold by the shipped recipe"
+    return RumourEvaluation(metrics, scores, truth, model.version if model else trained)
+
+
+def _classifier(
+    event: str, fold_train: list[EventText], given: ItemClassifier | None, progress: Progress
+) -> ItemClassifier:
+    if given is not None:
+        return given
+    examples = recipe.item_examples(fold_train)
+    progress(f"{event}: training on {len(examples)} (seed and PHEME)")
+    return recipe.train_item(examples, hold_out=False)

@@ -10,7 +10,7 @@ import psycopg
 from classifiers import context
 from classifiers.pair_scorer import query_terms
 from tracker import alerts, metrics, terms
-from tracker.domain import Prediction, TextForModel
+from tracker.domain import DEFAULT_CLAIM_MIN_RUMOUR, Prediction, TextForModel, pairing_role
 from tracker.model_registry import item_classifier
 from tracker.storage import classifications, items, models
 
@@ -27,8 +27,11 @@ def classify_items(
     item_ids: Sequence[int],
     alert_min_probability: float,
     public_url: str | None,
+    claim_min_rumour: float = DEFAULT_CLAIM_MIN_RUMOUR,
 ) -> list[int]:
-    """Classify items not yet classified by the active model; returns the ids classified now."""
+    """Classify items not yet classified by the active model, and enter those pairing will
+    search into its table with their role (domain.pairing_role); returns the ids classified
+    now."""
     started = time.perf_counter()
     model = item_classifier(conn)
     with conn.transaction():
@@ -36,7 +39,12 @@ def classify_items(
         texts = [to_model_text(r) for r in rows]
         predictions = in_context(conn, rows, texts, model.predict(texts))
         stored = classifications.insert(
-            conn, model.version, [(r.id, p) for r, p in zip(rows, predictions, strict=True)]
+            conn,
+            model.version,
+            [
+                (r.id, p, pairing_role(r.feed_kind, p, claim_min_rumour))
+                for r, p in zip(rows, predictions, strict=True)
+            ],
         )
         new = set(stored)
         rumours = [

@@ -62,9 +62,11 @@ def train_item(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Train the item classifier on the seed corpus, analysts' labels and public data."""
+    """Correct the shipped item classifier with analysts' labels; public data given here
+    makes the base a model trained on it and the seed corpus by the shipped recipe."""
     from classifiers.datasets import DatasetError, checkthat_examples, load_pheme
     from tracker import training
+    from tracker.config import get_settings
 
     try:
         extra = [row.example for path in _files(pheme or "") for row in load_pheme(path)]
@@ -73,8 +75,9 @@ def train_item(
             extra += checkthat_examples(sources[0][0], [split for _, split in sources])
     except DatasetError as exc:
         raise fail(str(exc)) from exc
+    public_dir = get_settings().public_data_dir
     with connect() as conn:
-        outcome = training.train_item_model(conn, extra, _progress())
+        outcome = training.train_item_model(conn, extra, _progress(), public_dir)
         audit.record(conn, "cli", "model.train", outcome.version)
     _report_outcome(outcome, as_json)
 
@@ -86,17 +89,19 @@ def train_pair(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Train the pair re-ranker on the seed pairs, analysts' decisions and CheckThat! data."""
+    """Correct the shipped pair re-ranker with analysts' decisions; CheckThat! data given here
+    makes the base a model trained on it and the seed pairs by the shipped recipe."""
     from classifiers.datasets import DatasetError
-    from classifiers.pair_eval import candidate_pairs_for
     from tracker import training
+    from tracker.config import get_settings
 
-    try:
-        extra = candidate_pairs_for(_splits(checkthat) if checkthat else [], _progress())
-    except DatasetError as exc:
-        raise fail(str(exc)) from exc
+    sources = _splits(checkthat) if checkthat else []
+    public_dir = get_settings().public_data_dir
     with connect() as conn:
-        outcome = training.train_pair_model(conn, extra, _progress())
+        try:
+            outcome = training.train_pair_model(conn, sources, _progress(), public_dir)
+        except DatasetError as exc:
+            raise fail(str(exc)) from exc
         audit.record(conn, "cli", "model.train", outcome.version)
     _report_outcome(outcome, as_json)
 
@@ -150,6 +155,43 @@ def models_list(
         typer.echo(f"{mark} {m.kind:5} {m.version:34} {m.metadata.get('validation')}")
 
 
+@models_app.command("build-bundle")
+def models_build_bundle(
+    data: Annotated[
+        Path, typer.Option(help="The public datasets' folder (../shared/data), read in place.")
+    ] = Path("../shared/data"),
+    checkthat_splits: Annotated[
+        str, typer.Option(help="CheckThat! splits the re-ranker trains on, comma-separated.")
+    ] = "train,dev",
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write it (default: the package's bundle).")
+    ] = None,
+) -> None:
+    """Train the shipped models on public data and the seed corpus, and write the bundle
+    `tracker up` activates at first start, with its manifest and model card."""
+    from classifiers import bundle
+    from classifiers.datasets import DatasetError
+
+    public = bundle.PublicData(
+        pheme=data / "pheme_rnr" / "pheme_source_tweets.jsonl",
+        checkthat=data / "checkthat2022_2a_en",
+        checkthat_splits=tuple(s for s in checkthat_splits.split(",") if s),
+    )
+    if not public.pheme.is_file() or not public.checkthat.is_dir():
+        raise fail(f"{data}: needs pheme_rnr/ and checkthat2022_2a_en/ (see its README)")
+    command = f"tracker models build-bundle --checkthat-splits {checkthat_splits}"
+    try:
+        manifest = bundle.build(public, out or bundle.BUNDLE_DIR, command, _progress())
+    except DatasetError as exc:
+        raise fail(str(exc)) from exc
+    for kind in ("item", "pair"):
+        entry = manifest[kind]
+        typer.echo(
+            f"{kind}: {entry['version']} ({entry['bytes'] / 1e6:.1f} MB), "
+            f"validation {entry['metadata'].get('validation')}"
+        )
+
+
 @models_app.command("activate")
 def models_activate(version: str) -> None:
     """Make a version the active model of its kind (workers pick it up on their next task).
@@ -173,22 +215,36 @@ def models_rollback(kind: str) -> None:
     typer.echo(f"rolled back: {version} is the active {kind} model again")
 
 
+ModelChoice = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Score a model without training: `bundle` (shipped) or `active` (in the database).",
+    ),
+]
+
+
 @eval_app.command("pairing")
 def eval_pairing(
-    train: Annotated[str, typer.Option(help="Training data as DIR:SPLIT[,SPLIT...].")],
     test: Annotated[str, typer.Option(help="Test data as DIR:SPLIT.")],
+    train: Annotated[
+        str | None, typer.Option(help="Train afresh by the shipped recipe on DIR:SPLIT[,SPLIT].")
+    ] = None,
+    model: ModelChoice = None,
     as_json: JsonFlag = False,
     report: ReportDir = None,
 ) -> None:
-    """Train the pair re-ranker on CheckThat!-format splits and score MAP@k on another."""
+    """Score MAP@k of the pair re-ranker on a CheckThat!-format split: one trained afresh on
+    other splits (--train), or the shipped or active one (--model)."""
     from classifiers.datasets import DatasetError
     from classifiers.pair_eval import evaluate_pairing
 
     tests = _splits(test)
     if len(tests) != 1:
         raise fail("--test takes one DIR:SPLIT")
+    ranker = _chosen(model, train, "pair")
     try:
-        result = evaluate_pairing(_splits(train), tests[0], _progress())
+        result = evaluate_pairing(_splits(train) if train else None, tests[0], _progress(), ranker)
     except DatasetError as exc:
         raise fail(str(exc)) from exc
     if report is not None:
@@ -198,32 +254,62 @@ def eval_pairing(
     _print_metrics(result.metrics, as_json)
 
 
+def _chosen(model: str | None, train: str | None, kind: str) -> Any:
+    """The model named by --model, or None to train afresh; exactly one of the two is given."""
+    if (model is None) == (train is None):
+        raise fail("give either --train (train afresh) or --model bundle|active")
+    if model is None:
+        return None
+    from classifiers import bundle
+    from classifiers.artifacts import ArtifactError
+    from tracker import model_registry
+
+    try:
+        if model == "bundle":
+            return getattr(bundle.load(), kind)
+        if model == "active":
+            with connect() as conn:
+                return model_registry.active_model(conn, kind)
+    except ArtifactError as exc:
+        raise fail(str(exc)) from exc
+    raise fail(f"--model takes bundle or active, not {model!r}")
+
+
 @eval_app.command("rumour")
 def eval_rumour(
-    train: Annotated[str, typer.Option(help="PHEME-format JSONL files, comma-separated.")],
     test: Annotated[str, typer.Option(help="A PHEME-format JSONL file.")],
+    train: Annotated[
+        str | None,
+        typer.Option(help="PHEME-format JSONL files, comma-separated: train afresh on them."),
+    ] = None,
     events: Annotated[
         str | None,
         typer.Option(
             help="Leave-one-event-out: for each event listed, train without it and test on it."
         ),
     ] = None,
+    model: ModelChoice = None,
     as_json: JsonFlag = False,
     report: ReportDir = None,
 ) -> None:
-    """Train the item classifier (with the seed corpus) and score rumour detection."""
+    """Score rumour detection: an item classifier trained afresh by the shipped recipe (the
+    seed corpus and --train) per fold, or the shipped or active one (--model)."""
     from classifiers.datasets import DatasetError
     from classifiers.rumour_eval import evaluate_rumour
 
     held_out = [e for e in (events or "").split(",") if e]
+    classifier = _chosen(model, train, "item")
     try:
-        result = evaluate_rumour(_files(train), _files(test)[0], held_out, _progress())
+        result = evaluate_rumour(
+            _files(train or ""), _files(test)[0], held_out, _progress(), classifier
+        )
     except DatasetError as exc:
         raise fail(str(exc)) from exc
     if report is not None:
         from classifiers.report import write_report
 
         write_report(report, "rumour", result.metrics, result.scores, result.relevant)
+    _err.log(f"scored: {result.model}")
     _print_metrics(result.metrics, as_json)
 
 

@@ -9,6 +9,8 @@ import platformdirs
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tracker.domain import DEFAULT_CLAIM_MIN_RUMOUR, FeedKind
+
 DEFAULT_SECRET_KEY = "insecure-development-key-change-me"  # noqa: S105 - refused in production
 SECRET_FIELDS = (
     "secret_key",
@@ -22,6 +24,10 @@ SECRET_FIELDS = (
 
 def default_data_dir() -> Path:
     return platformdirs.user_data_path("rumour-tracker")
+
+
+def _archive_defaults() -> dict[FeedKind, int]:
+    return {"factcheck": 3650, "official": 3650}
 
 
 class Settings(BaseSettings):
@@ -77,12 +83,22 @@ class Settings(BaseSettings):
     sweep_every_s: float = Field(default=60.0, gt=0)
     sweep_grace_s: float = Field(default=600.0, gt=0)
     pair_window_days: int = Field(default=14, ge=1)
+    # Clarifications of these feed kinds stay matchable this many days: a rumour that comes
+    # round again was often checked years ago.
+    pair_archive_days: dict[FeedKind, int] = Field(default_factory=_archive_defaults)
+    # Items of media, social and other feeds are claims to pair from this rumour probability.
+    pair_claim_min_rumour: float = Field(default=DEFAULT_CLAIM_MIN_RUMOUR, ge=0, le=1)
     # Scores are the pair re-ranker's probability that the clarification answers the rumour.
-    pair_suggest_threshold: float = Field(default=0.5, ge=0, le=1)
-    # Pairs at or above this are confirmed without review; above 1 turns that off.
-    pair_autoconfirm_threshold: float = Field(default=0.98, ge=0, le=2)
+    pair_suggest_threshold: float = Field(default=0.2, ge=0, le=1)
+    # Pairs at or above this are confirmed without review; above 1 (the default) turns that
+    # off: no threshold of the shipped re-ranker has shown 0.99 precision on real data (README).
+    pair_autoconfirm_threshold: float = Field(default=1.01, ge=0, le=2)
     # How often models retrain from analysts' decisions (only when there are new ones).
     retrain_every_h: float = Field(default=24.0, gt=0)
+    # The public datasets the shipped models were trained on (laid out as ../shared/data), if
+    # this deployment has them: a retrained model is then also validated on their held-out
+    # part. Without them, the seed corpus's held-out part stands in (tracker/training.py).
+    public_data_dir: Path | None = None
     story_threshold: float = Field(default=0.45, ge=0, le=1)
     rumour_alert_min_probability: float = Field(default=0.5, ge=0, le=1)
     # This many immediate alerts due at once for one subscription become one digest; 0: never.

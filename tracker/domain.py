@@ -85,3 +85,28 @@ class Prediction:
 class PairScore:
     score: float
     shared_terms: tuple[str, ...]
+
+
+# Feeds whose items answer rumours by what they are: a ministry's statement or a fact-check is
+# a clarification candidate whatever the item classifier makes of its wording.
+CLARIFYING_KINDS: tuple[str, ...] = ("official", "factcheck")
+# The rumour probability from which an item of another feed is a claim to pair
+# (TRACKER_PAIR_CLAIM_MIN_RUMOUR). Every such item by default: on CheckThat! `devtest` claims
+# served as a social feed, the shipped item model gave 23 of 202 real claims a rumour
+# probability under 0.2, and 140 its label other (README, "Pairing what the eval pairs").
+DEFAULT_CLAIM_MIN_RUMOUR = 0.0
+
+
+def pairing_role(feed_kind: str, prediction: Prediction, claim_min_rumour: float) -> str | None:
+    """What pairing searches an item as: `clarification` (matched against claims), `rumour` (a
+    claim matched against clarifications and grouped into stories), or None (not paired).
+    Items of other feeds are claims when the classifier calls them rumours or gives the rumour
+    label at least `claim_min_rumour`: the re-ranker's score then decides whether a
+    clarification answers them."""
+    if feed_kind in CLARIFYING_KINDS or prediction.label == "clarification":
+        return "clarification"
+    if prediction.label == "rumour":
+        return "rumour"
+    if prediction.probabilities.get("rumour", 0.0) >= claim_min_rumour:
+        return "rumour"
+    return None

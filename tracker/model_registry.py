@@ -1,6 +1,6 @@
 """Which models the pipeline uses: the active item classifier and pair re-ranker from
-PostgreSQL, trained from the seed corpus at first start, cached per process and reloaded when
-the active version changes."""
+PostgreSQL, the shipped bundle's (classifiers/bundle.py) at first start, cached per process and
+reloaded when the active version changes."""
 
 import threading
 from typing import Any, Protocol, TypeVar
@@ -8,11 +8,10 @@ from typing import Any, Protocol, TypeVar
 import psycopg
 import structlog
 
-from classifiers import item_model, pair_model
+from classifiers import bundle
 from classifiers.artifacts import ArtifactError, LegacyArtifact
 from classifiers.item_model import ItemClassifier
 from classifiers.pair_model import PairRanker
-from classifiers.seed import load_seed, load_seed_pairs
 from tracker.storage import models
 
 log = structlog.get_logger(__name__)
@@ -34,24 +33,25 @@ _loaded: dict[str, Any] = {}
 _refused: dict[str, tuple[str, str]] = {}
 
 
-def _train_seed(kind: str) -> Artifact:
-    if kind == "item":
-        return item_model.train(load_seed())
-    return pair_model.train(*load_seed_pairs(), {"public_pairs": 0})
+def _shipped(kind: str) -> Artifact:
+    shipped = bundle.load()
+    model: Artifact = shipped.item if kind == "item" else shipped.pair
+    return model
 
 
 def ensure_model(conn: psycopg.Connection, kind: str) -> str:
-    """Train and activate the seed model of this kind when none is active; returns the version."""
+    """Activate the shipped bundle's model of this kind when none is active; returns the
+    active version. A missing or altered bundle is an ArtifactError: a broken install must
+    not quietly run on lesser models."""
     with conn.transaction():
-        # Two processes starting at once must not both train: the second waits, then finds it.
+        # Two processes starting at once must not both store it: the second waits, then finds it.
         models.lock_training(conn)
         version = models.active_version(conn, kind)
         if version is not None:
             return version
-        log.info("training the first model from the seed corpus", kind=kind)
-        model = _train_seed(kind)
+        model = _shipped(kind)
         models.store_and_activate(conn, kind, model.version, model.to_bytes(), model.metadata)
-        log.info("model ready", kind=kind, version=model.version)
+        log.info("activated the shipped model", kind=kind, version=model.version)
         return model.version
 
 
@@ -133,3 +133,8 @@ def item_classifier(conn: psycopg.Connection) -> ItemClassifier:
 def pair_scorer(conn: psycopg.Connection) -> PairRanker:
     """The active pair re-ranker, loaded like the classifier."""
     return _active(conn, "pair", PairRanker)
+
+
+def active_model(conn: psycopg.Connection, kind: str) -> ItemClassifier | PairRanker:
+    """The active model of a kind by name (`item` or `pair`), for evaluations."""
+    return item_classifier(conn) if kind == "item" else pair_scorer(conn)

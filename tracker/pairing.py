@@ -3,6 +3,7 @@ rumours), and group near-duplicate rumours from different outlets into one story
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import psycopg
@@ -10,6 +11,7 @@ import psycopg
 from classifiers.pair_scorer import LexicalPairScorer, query_terms
 from tracker import metrics, terms
 from tracker.classify import to_model_text
+from tracker.config import Settings
 from tracker.domain import PairScore, TextForModel
 from tracker.storage import classifications, items, pairs
 from tracker.storage.items import ItemForModel
@@ -31,6 +33,19 @@ class PairingConfig:
     # Pairs scoring at least this are confirmed without review; above 1 turns that off.
     autoconfirm_threshold: float
     story_threshold: float
+    # Clarifications of these feed kinds stay matchable this many days (the archive).
+    archive_days: tuple[tuple[str, int], ...] = ()
+
+
+def config_for(settings: Settings, model_version: str) -> PairingConfig:
+    return PairingConfig(
+        model_version=model_version,
+        window_days=settings.pair_window_days,
+        suggest_threshold=settings.pair_suggest_threshold,
+        autoconfirm_threshold=settings.pair_autoconfirm_threshold,
+        story_threshold=settings.story_threshold,
+        archive_days=tuple(sorted(settings.pair_archive_days.items())),
+    )
 
 
 STORY_SCORER = LexicalPairScorer()
@@ -40,6 +55,8 @@ OTHER_LABEL = {"rumour": "clarification", "clarification": "rumour"}
 # (`same_event_recall` of `tracker bench pairing`).
 PAIR_CANDIDATES = 30
 STORY_CANDIDATES = 30
+# Clarifications from the archive, older than the window, scored beside the window's.
+ARCHIVE_CANDIDATES = 20
 
 
 def pair_items(
@@ -48,79 +65,135 @@ def pair_items(
     scorer: PairScorer,
     config: PairingConfig,
 ) -> int:
-    """Suggest pairs for the given items; returns how many new pairs were stored."""
-    created = 0
+    """Suggest pairs for the given items; returns how many new pairs were stored. Each item
+    is searched as its pairing role (domain.pairing_role) says; only the classifier's rumours
+    join stories."""
+    new: list[pairs.NewPair] = []
+    stories: list[tuple[ItemForModel, ItemForModel]] = []
     with conn.transaction():
-        labels = classifications.labels(conn, config.model_version, item_ids)
+        # Reads and scoring first, writing nothing: see _store for why.
+        roles = classifications.roles(conn, config.model_version, item_ids)
         for row in items.for_model(conn, item_ids):
-            label = labels.get(row.id, ("other", 0.0))[0]
-            if label not in OTHER_LABEL:
+            if row.id not in roles:
                 continue
-            found = retrieve(conn, row, label, config)
-            if label == "rumour":
-                _join_story(conn, row, found["rumour"], config)
-            created += _pair(conn, row, label, found[OTHER_LABEL[label]], scorer, config)
-        created += pairs.spread_to_stories(conn, item_ids)
-        # In the same transaction: the sweeper re-queues exactly the items this never reached.
-        classifications.mark_paired(conn, config.model_version, item_ids)
+            role, label = roles[row.id]
+            found = retrieve(conn, row, role, config)
+            if role == label == "rumour" and (nearest := _nearest(row, found["rumour"], config)):
+                stories.append((row, nearest))
+            new += _pair(row, role, found[OTHER_LABEL[role]], scorer, config)
+        created = _store(conn, item_ids, stories, new, scorer.version, config)
     metrics.pairs_suggested(created)
     return created
 
 
+def _store(
+    conn: psycopg.Connection,
+    item_ids: Sequence[int],
+    stories: Sequence[tuple[ItemForModel, ItemForModel]],
+    new: Sequence[pairs.NewPair],
+    scorer_version: str,
+    config: PairingConfig,
+) -> int:
+    """Every write of the batch, under the story lock taken before the first of them.
+
+    Concurrent batches write the same rows: a rumour and a clarification in two batches find
+    each other, both insert the pair, and the second insert waits until the first batch's
+    transaction ends (the pairs' unique index; the outbox's dedupe keys alike). Writing while
+    searching, with the lock taken at the first story joined, batch A inserted pair X, then
+    waited for the lock held by B, which waited to insert X; or A inserted X then Y while B
+    inserted Y then X: DeadlockDetected, and the items waited for the sweeper (issue 17).
+    Behind one lock taken first, no batch waits while holding a row another one needs. The
+    searching and scoring, most of the time, still run in parallel."""
+    items.lock_stories(conn)
+    for row, nearest in stories:
+        _join_story(conn, row, nearest)
+    created = pairs.upsert_many(conn, new, scorer_version)
+    created += pairs.spread_to_stories(conn, item_ids)
+    # In the same transaction: the sweeper re-queues exactly the items this never reached.
+    classifications.mark_paired(conn, config.model_version, item_ids)
+    return created
+
+
 def retrieve(
-    conn: psycopg.Connection, row: ItemForModel, label: str, config: PairingConfig
+    conn: psycopg.Connection, row: ItemForModel, role: str, config: PairingConfig
 ) -> dict[str, list[ItemForModel]]:
-    """Candidates of the other label and, for a rumour, near-duplicate rumours, in one query."""
+    """Candidates of the other role and, for a claim, near-duplicate claims, in one query;
+    for a claim also the archive's older clarifications."""
     words = query_terms(to_model_text(row))
-    limits = {OTHER_LABEL[label]: PAIR_CANDIDATES}
-    if label == "rumour":
+    match = terms.distinctive(words, terms.frequencies(conn))
+    limits = {OTHER_LABEL[role]: PAIR_CANDIDATES}
+    if role == "rumour":
         limits["rumour"] = STORY_CANDIDATES
-    return pairs.candidates(
+    # An item published long before it reached us (an archived fact-check fetched today, a
+    # claim dated years back) meets both the items of its own time and those arriving now.
+    now = datetime.now(UTC)
+    old = now - row.seen_at > timedelta(days=config.window_days)
+    found = pairs.candidates(
         conn,
-        match_terms=terms.distinctive(words, terms.frequencies(conn)),
+        match_terms=match,
         rank_terms=words,
         limits=limits,
         model_version=config.model_version,
-        around=row.seen_at,
+        arounds=[row.seen_at, now] if old else [row.seen_at],
         window_days=config.window_days,
         exclude_id=row.id,
     )
+    if role == "rumour":
+        seen = {c.id for c in found["clarification"]}
+        found["clarification"] += [
+            c
+            for c in pairs.archived_clarifications(
+                conn,
+                match_terms=match,
+                rank_terms=words,
+                archive_days=config.archive_days,
+                model_version=config.model_version,
+                around=row.seen_at,
+                window_days=config.window_days,
+                exclude_id=row.id,
+                limit=ARCHIVE_CANDIDATES,
+            )
+            if c.id not in seen
+        ]
+    return found
 
 
 def _pair(
-    conn: psycopg.Connection,
     row: ItemForModel,
-    label: str,
+    role: str,
     found: list[ItemForModel],
     scorer: PairScorer,
     config: PairingConfig,
-) -> int:
+) -> list[pairs.NewPair]:
     new = []
-    for candidate, score in score_candidates(row, label == "rumour", found, scorer):
+    for candidate, score in score_candidates(row, role == "rumour", found, scorer):
         if score.score < config.suggest_threshold:
             continue
-        rumour, clarification = (row, candidate) if label == "rumour" else (candidate, row)
+        rumour, clarification = (row, candidate) if role == "rumour" else (candidate, row)
         status = "confirmed" if score.score >= config.autoconfirm_threshold else "suggested"
         explanation = {"shared_terms": list(score.shared_terms[:20])}
         new.append(pairs.NewPair(rumour.id, clarification.id, score.score, explanation, status))
-    return pairs.upsert_many(conn, new, scorer.version)
+    return new
 
 
-def _join_story(
-    conn: psycopg.Connection, row: ItemForModel, found: list[ItemForModel], config: PairingConfig
-) -> None:
-    """Put a rumour in the story of its nearest near-duplicate from another outlet."""
+def _nearest(
+    row: ItemForModel, found: list[ItemForModel], config: PairingConfig
+) -> ItemForModel | None:
+    """The nearest near-duplicate from another outlet of a rumour not yet in a story."""
     if row.story_id is not None:
-        return
+        return None
     near = [
         (c, s)
         for c, s in score_candidates(row, True, found, STORY_SCORER)
         if c.feed_id != row.feed_id and s.score >= config.story_threshold
     ]
     if not near:
-        return
-    nearest = max(near, key=lambda cs: cs[1].score)[0]
-    items.lock_stories(conn)
+        return None
+    return max(near, key=lambda cs: cs[1].score)[0]
+
+
+def _join_story(conn: psycopg.Connection, row: ItemForModel, nearest: ItemForModel) -> None:
+    """Put a rumour in the story of its nearest near-duplicate; call under lock_stories."""
     # Read again under the lock: another worker may have put either in a story meanwhile.
     current = {r.id: r for r in items.for_model(conn, [row.id, nearest.id])}
     if row.id not in current or current[row.id].story_id is not None or nearest.id not in current:

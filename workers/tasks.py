@@ -1,13 +1,17 @@
 """Thin tasks: ids in, one stage of work, commit, then enqueue the next stage."""
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg_pool import ConnectionPool
 
 from tracker import alert_ops, alerts, broker, classify, pairing, training
 from tracker.config import get_settings
+from tracker.feeds import schedule
 from tracker.feeds.refresh import refresh_config, refresh_feed
 from tracker.model_registry import item_classifier, pair_scorer
 from tracker.storage import db, feeds, subscriptions
@@ -17,6 +21,18 @@ from workers.app import app
 # Items per re-queued message, and at most this many messages per stage per sweep.
 SWEEP_CHUNK = 50
 SWEEP_LIMIT = 20 * SWEEP_CHUNK
+# Database errors a later attempt gets past: a deadlock or serialization failure (psycopg's
+# TransactionRollback errors, OperationalErrors too), a connection lost or refused while the
+# server restarts, no connection free in the pool (PoolTimeout). Retried this many times, 1 s
+# apart and doubling, jittered; what still fails waits for the sweeper.
+TRANSIENT = (
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+    psycopg.OperationalError,
+)
+RETRIES = 5
+RETRY_BASE_S = 1.0
+RETRY_MAX_S = 60.0
 
 
 _pool_lock = threading.Lock()
@@ -54,29 +70,37 @@ def fetch_feed(feed_id: int, lease_token: str) -> int:
     return len(outcome.new_item_ids)
 
 
-@app.task(name="rt.classify_items")
-def classify_items(item_ids: list[int]) -> int:
+@contextlib.contextmanager
+def _retry_transient(task: Any) -> Iterator[None]:
+    """Send the task again, after a backoff, when it met a TRANSIENT error. Its stage is one
+    transaction, rolled back by then, and idempotent: the new message redoes it once (acks_late
+    acks this one after the new one is sent). Outside `_pool().connection()`: a connection
+    that died is back in the pool by then, which discards it (and checks idle ones before
+    handing them out), so the retry gets a working one."""
+    try:
+        yield
+    except TRANSIENT as exc:
+        wait_s = schedule.backoff(task.request.retries, RETRY_MAX_S, base_s=RETRY_BASE_S)
+        raise task.retry(exc=exc, countdown=wait_s, max_retries=RETRIES) from exc
+
+
+@app.task(name="rt.classify_items", bind=True)
+def classify_items(self: Any, item_ids: list[int]) -> int:
     s = get_settings()
-    with _pool().connection() as conn:
+    with _retry_transient(self), _pool().connection() as conn:
         classified = classify.classify_items(
-            conn, item_ids, s.rumour_alert_min_probability, s.public_url
+            conn, item_ids, s.rumour_alert_min_probability, s.public_url, s.pair_claim_min_rumour
         )
     # Pair even when a redelivery classified nothing new: pairing is idempotent too.
     pair_items.delay(item_ids)
     return len(classified)
 
 
-@app.task(name="rt.pair_items")
-def pair_items(item_ids: list[int]) -> int:
+@app.task(name="rt.pair_items", bind=True)
+def pair_items(self: Any, item_ids: list[int]) -> int:
     s = get_settings()
-    with _pool().connection() as conn:
-        config = pairing.PairingConfig(
-            model_version=item_classifier(conn).version,
-            window_days=s.pair_window_days,
-            suggest_threshold=s.pair_suggest_threshold,
-            autoconfirm_threshold=s.pair_autoconfirm_threshold,
-            story_threshold=s.story_threshold,
-        )
+    with _retry_transient(self), _pool().connection() as conn:
+        config = pairing.config_for(s, item_classifier(conn).version)
         return pairing.pair_items(conn, item_ids, pair_scorer(conn), config)
 
 
@@ -135,5 +159,7 @@ def _queue_lengths() -> dict[str, int]:
 @app.task(name="rt.retrain_models")
 def retrain_models() -> list[str]:
     """Retrain from analysts' decisions when there are new ones; champion/challenger decides."""
+    public_dir = get_settings().public_data_dir
     with _pool().connection() as conn:
-        return [o.version for o in training.retrain(conn, lambda _message: None) if o.activated]
+        outcomes = training.retrain(conn, lambda _message: None, public_dir)
+        return [o.version for o in outcomes if o.activated]

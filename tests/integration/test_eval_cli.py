@@ -111,3 +111,51 @@ def test_train_pair_with_checkthat_data_reports_the_champion_decision(
         run_tracker("models", "list", "--kind", "pair", "--json", env=cli_env).stdout
     )
     assert outcome["version"] in [m["version"] for m in listed]
+
+
+def test_eval_scores_the_shipped_and_the_active_models_without_training(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    data = _checkthat(tmp_path / "ct")
+    for model in ("bundle", "active"):
+        result = run_tracker(
+            "eval", "pairing", "--model", model, "--test", f"{data}:test", "--json", env=cli_env
+        )
+        assert result.returncode == 0, result.stderr
+        metrics = json.loads(result.stdout)
+        assert set(metrics) == {"map@1", "map@5", "recall@5", "queries"}
+        assert metrics["queries"] == 3
+        # No training: progress names the shipped version, which `tracker up` activates.
+        assert "fitting" not in result.stderr and "pair-" in result.stderr
+    pheme = tmp_path / "pheme.jsonl"
+    pheme.write_text(
+        json.dumps({"text": "Unconfirmed: dam burst?", "label": "rumour", "event": "e"})
+        + "\n"
+        + json.dumps({"text": "Officials held a briefing.", "label": "non-rumour", "event": "e"})
+        + "\n"
+    )
+    rumour = run_tracker(
+        "eval", "rumour", "--model", "bundle", "--test", str(pheme), "--json", env=cli_env
+    )
+    assert rumour.returncode == 0, rumour.stderr
+    assert json.loads(rumour.stdout)["n"] == 2
+    assert "scored: item-" in rumour.stderr
+
+
+def test_eval_takes_either_training_data_or_a_model(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    data = _checkthat(tmp_path / "ct")
+    both = run_tracker(
+        "eval", "pairing", "--model", "bundle", "--train", f"{data}:train",
+        "--test", f"{data}:test", env=cli_env,
+    )  # fmt: skip
+    neither = run_tracker("eval", "pairing", "--test", f"{data}:test", env=cli_env)
+    unknown = run_tracker(
+        "eval", "pairing", "--model", "latest", "--test", f"{data}:test", env=cli_env
+    )
+    for result in (both, neither, unknown):
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+    assert "--model bundle|active" in neither.stderr
+    assert "bundle or active" in unknown.stderr

@@ -9,7 +9,7 @@ import pytest
 from classifiers import context
 from tracker import classify, pairing
 from tracker.demo import FEEDS_DIR
-from tracker.domain import ParsedEntry, Prediction
+from tracker.domain import ParsedEntry, Prediction, pairing_role
 from tracker.feeds.parse import parse
 from tracker.model_registry import ensure_models, item_classifier, pair_scorer
 from tracker.storage import classifications, feeds, items, outbox, pairs
@@ -30,7 +30,7 @@ def demo_items(conn: psycopg.Connection) -> list[int]:
 
 
 def run_stages(conn: psycopg.Connection, item_ids: list[int]) -> int:
-    classify.classify_items(conn, item_ids, 0.5, "http://t.example")
+    classify.classify_items(conn, item_ids, 0.5, "http://t.example", 0.0)
     config = pairing.PairingConfig(item_classifier(conn).version, 14, 0.5, 1.01, 0.45)
     return pairing.pair_items(conn, item_ids, pair_scorer(conn), config)
 
@@ -108,20 +108,29 @@ def test_a_clarification_pairs_with_every_outlet_of_the_story(
             assert members <= paired, (story, clarification)
 
 
-def test_pairing_searches_exactly_the_rumours_and_clarifications(
+def test_pairing_searches_every_item_with_a_pairing_role_as_that_role(
     conn: psycopg.Connection, demo_items: list[int]
 ) -> None:
     run_stages(conn, demo_items)
-    searched = conn.execute(
-        "SELECT item_id, model_version, label FROM pairing_candidates ORDER BY item_id"
+    searched = {
+        row[0]: (row[1], row[2])
+        for row in conn.execute("SELECT item_id, label, kind FROM pairing_candidates")
+    }
+    rows = conn.execute(
+        """SELECT c.item_id, c.label, c.probabilities, f.kind FROM classifications c
+           JOIN items i ON i.id = c.item_id JOIN feeds f ON f.id = i.feed_id"""
     ).fetchall()
-    flagged = conn.execute(
-        """SELECT item_id, model_version, label FROM classifications
-           WHERE label <> 'other' ORDER BY item_id"""
-    ).fetchall()
-    assert searched == flagged
-    labels = {row[0] for row in conn.execute("SELECT label FROM classifications")}
-    assert labels == {"rumour", "clarification", "other"}
+    expected = {
+        item_id: (role, kind)
+        for item_id, label, probabilities, kind in rows
+        if (role := pairing_role(kind, Prediction(label, 1.0, probabilities), 0.0)) is not None
+    }
+    assert searched == expected
+    assert {role for role, _ in searched.values()} == {"rumour", "clarification"}
+    assert {kind for role, kind in searched.values() if role == "clarification"} >= {
+        "official",
+        "factcheck",
+    }
 
 
 def test_an_edited_rumour_is_found_by_its_new_words(
@@ -143,7 +152,7 @@ def test_an_edited_rumour_is_found_by_its_new_words(
             rank_terms=["zorblaxite"],
             limits={"rumour": 5},
             model_version=version,
-            around=published_at,
+            arounds=[published_at],
             window_days=14,
             exclude_id=0,
         )
@@ -193,7 +202,7 @@ def test_an_item_is_classified_in_the_context_of_similar_stored_items(
     )
     # Stored by another model version: the context outlives a model switch.
     sure = Prediction("rumour", 0.95, {"rumour": 0.95, "clarification": 0.01, "other": 0.04})
-    classifications.insert(conn, "an-earlier-model", [(i, sure) for i in earlier])
+    classifications.insert(conn, "an-earlier-model", [(i, sure, "rumour") for i in earlier])
     [new, unrelated] = items.upsert(
         conn,
         feed.id,

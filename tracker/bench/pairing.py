@@ -24,7 +24,15 @@ from threadpoolctl import threadpool_limits
 from classifiers import pair_model
 from tracker import classify, pairing
 from tracker.bench.corpus import scratch_database
-from tracker.domain import ParsedEntry, TextForModel
+from tracker.domain import (
+    DEFAULT_CLAIM_MIN_RUMOUR as CLAIM_MIN,
+)
+from tracker.domain import (
+    ParsedEntry,
+    Prediction,
+    TextForModel,
+    pairing_role,
+)
 from tracker.feeds.dedupe import text_fingerprint
 from tracker.model_registry import item_classifier, pair_scorer
 from tracker.storage import classifications, db, feeds, items
@@ -302,6 +310,8 @@ def load(
     row = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM items").fetchone()
     first = int(row[0]) if row else 1
     labels = bytearray(count)
+    kinds = [""] * count
+    kind_of = {f: kind for kind, ids in feeds_.by_kind.items() for f in ids}
     indexes = _secondary_indexes(conn)
     with conn.transaction(), conn.cursor() as cur:
         for name, _ in indexes:
@@ -314,6 +324,7 @@ def load(
                 g = corpus.item((i + corpus.rng.random()) / count)
                 feed_id = feeds_.for_label(corpus.rng, g.label)
                 labels[i] = LABELS.index(g.label)
+                kinds[i] = kind_of[feed_id]
                 key = f"bench-{first + i}"
                 copy.write_row(
                     (first + i, feed_id, key, g.event, f"https://f{feed_id}.example/{key}",
@@ -323,6 +334,7 @@ def load(
             """COPY classifications (item_id, model_version, label, probability, probabilities)
                FROM STDIN"""
         ) as copy:
+            roles: dict[int, str] = {}
             for i, code in enumerate(labels):
                 # The whole distribution, as the workers store it: the context of later items
                 # reads it (classifiers/context.py).
@@ -330,7 +342,10 @@ def load(
                 spread = {label: round((1 - top) / 2, 4) for label in LABELS}
                 spread[LABELS[code]] = top
                 copy.write_row((first + i, model_version, LABELS[code], top, Jsonb(spread)))
-        classifications.add_pairing_candidates(conn, model_version, range(first, first + count))
+                role = pairing_role(kinds[i], Prediction(LABELS[code], top, spread), CLAIM_MIN)
+                if role is not None:
+                    roles[first + i] = role
+        classifications.add_pairing_candidates(conn, model_version, roles)
         cur.execute("SELECT setval(pg_get_serial_sequence('items', 'id'), max(id)) FROM items")
         cur.execute("SET LOCAL maintenance_work_mem = '512MB'")
         for _, definition in indexes:
@@ -429,13 +444,13 @@ def _steps(
 def same_event_recall(conn: psycopg.Connection, found: dict[int, set[int]], version: str) -> float:
     """Of the items of the other label about the same event within the window, the share
     that retrieval found (averaged over new items that have any): what the speed may cost."""
-    labels = classifications.labels(conn, version, list(found))
-    other = {i: "rumour" if labels[i][0] == "clarification" else "clarification" for i in found}
+    roles = classifications.roles(conn, version, list(found))
+    other = {i: pairing.OTHER_LABEL[roles[i][0]] for i in found}
     rows = conn.execute(
         """SELECT n.id, o.id FROM unnest(%s::bigint[], %s::text[]) AS q(id, other)
            JOIN items n ON n.id = q.id
            JOIN items o ON o.guid = n.guid AND o.id <> n.id
-           JOIN classifications c
+           JOIN pairing_candidates c
              ON c.item_id = o.id AND c.model_version = %s AND c.label = q.other
            WHERE coalesce(o.published_at, o.fetched_at) - coalesce(n.published_at, n.fetched_at)
                  BETWEEN -make_interval(days => %s) AND make_interval(days => %s)""",
@@ -464,7 +479,7 @@ def pairing_latency(
         pairing.pair_items(conn, [item_id], scorer, config)
     inserted = insert_new(conn, feeds_, Corpus(*events, item_seed=events[0] + 1), new)
     ids = inserted.ids
-    labels = classifications.labels(conn, config.model_version, ids)
+    roles = classifications.roles(conn, config.model_version, ids)
     timed: list[float] = []
     steps: list[tuple[int, Steps]] = []
     created = 0
@@ -472,14 +487,14 @@ def pairing_latency(
         started = time.perf_counter()
         created += pairing.pair_items(conn, [item_id], scorer, config)
         elapsed = (time.perf_counter() - started) * 1000
-        label = labels.get(item_id, ("other", 0.0))[0]
-        if label != "other":  # items labelled other are not paired: timing them flatters
+        label = roles.get(item_id, ("", ""))[0]
+        if label:  # items with no pairing role are not paired: timing them flatters
             timed.append(elapsed)
             steps.append((item_id, _steps(conn, item_id, label, scorer, config.model_version)))
     return {
         "stored_items": stored,
         "new_items": len(ids),
-        "labelled": dict(Counter(label for label, _ in labels.values())),
+        "pairing_roles": dict(Counter(role for role, _ in roles.values())),
         "latency_ms": percentiles(timed),
         # Classifying the same new items beforehand, per item.
         "classify_stage_ms_per_item": percentiles(inserted.classify_ms_per_item),

@@ -1,6 +1,6 @@
 """Classifications: one row per (item, model version), written once."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,13 +12,16 @@ from tracker.storage.items import ITEM_FOR_MODEL, ItemForModel
 
 
 def insert(
-    conn: psycopg.Connection, model_version: str, predictions: Sequence[tuple[int, Prediction]]
+    conn: psycopg.Connection,
+    model_version: str,
+    predictions: Sequence[tuple[int, Prediction, str | None]],
 ) -> list[int]:
-    """Store predictions, and copy the rumours and clarifications among them into the table
-    pairing searches (0016); returns the item ids classified now (not by an earlier delivery)."""
+    """Store predictions, and copy the items with a pairing role (rumour or clarification,
+    domain.pairing_role) into the table pairing searches (0016, 0017); returns the item ids
+    classified now (not by an earlier delivery)."""
     stored: list[int] = []
     with conn.cursor() as cur:
-        for item_id, p in predictions:
+        for item_id, p, _ in predictions:
             cur.execute(
                 """INSERT INTO classifications (item_id, model_version, label, probability,
                                                 probabilities)
@@ -28,27 +31,45 @@ def insert(
             )
             if cur.fetchone() is not None:
                 stored.append(item_id)
-    add_pairing_candidates(conn, model_version, stored)
+    new = set(stored)
+    roles = {i: role for i, _, role in predictions if i in new and role is not None}
+    add_pairing_candidates(conn, model_version, roles)
     return stored
 
 
 def add_pairing_candidates(
-    conn: psycopg.Connection, model_version: str, item_ids: Sequence[int]
+    conn: psycopg.Connection, model_version: str, roles: Mapping[int, str]
 ) -> None:
-    """Copy those of the items this version labelled rumour or clarification, with their time
-    and terms, into the table pairing searches (0016)."""
-    if not item_ids:
+    """Copy items classified by this version into the table pairing searches, each with its
+    role, feed kind, time and terms."""
+    if not roles:
         return
     with conn.cursor() as cur:
         cur.execute(
-            """INSERT INTO pairing_candidates (item_id, model_version, label, seen_at, tsv)
-               SELECT c.item_id, c.model_version, c.label,
+            """INSERT INTO pairing_candidates (item_id, model_version, label, kind, seen_at, tsv)
+               SELECT c.item_id, c.model_version, r.role, f.kind,
                       coalesce(i.published_at, i.fetched_at), item_terms(i.title, i.summary)
-               FROM classifications c JOIN items i ON i.id = c.item_id
-               WHERE c.model_version = %s AND c.item_id = ANY(%s)
-                 AND c.label IN ('rumour', 'clarification')""",
+               FROM unnest(%s::bigint[], %s::text[]) AS r(item_id, role)
+               JOIN classifications c ON c.item_id = r.item_id AND c.model_version = %s
+               JOIN items i ON i.id = c.item_id
+               JOIN feeds f ON f.id = i.feed_id
+               ON CONFLICT DO NOTHING""",
+            (list(roles), list(roles.values()), model_version),
+        )
+
+
+def roles(
+    conn: psycopg.Connection, model_version: str, item_ids: Sequence[int]
+) -> dict[int, tuple[str, str]]:
+    """The pairing role and the label of each of the items that has a role."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT p.item_id, p.label, c.label FROM pairing_candidates p
+               JOIN classifications c USING (item_id, model_version)
+               WHERE p.model_version = %s AND p.item_id = ANY(%s)""",
             (model_version, list(item_ids)),
         )
+        return {row[0]: (row[1], row[2]) for row in cur.fetchall()}
 
 
 def labels(

@@ -224,7 +224,9 @@ def for_model(conn: psycopg.Connection, item_ids: Sequence[int]) -> list[ItemFor
 
 def lock_stories(conn: psycopg.Connection) -> None:
     """Serialise story assignment until the transaction ends, so two workers pairing
-    near-duplicates at once do not create two stories for one rumour."""
+    near-duplicates at once do not create two stories for one rumour. Pairing takes it before
+    its first write of a batch (pairing._store): taken after a pair was written, it closed
+    deadlocks with a batch holding it and writing that pair."""
     conn.execute("SELECT pg_advisory_xact_lock(7263116)")
 
 

@@ -126,8 +126,9 @@ class Candidate:
 CANDIDATES = (
     """WITH weeks AS (
         SELECT DISTINCT item_week(day) AS week
-        FROM generate_series(%(around)s - make_interval(days => %(days)s),
-                             %(around)s + make_interval(days => %(days)s), interval '1 day') day
+        FROM unnest(%(arounds)s::timestamptz[]) a,
+             generate_series(a - make_interval(days => %(days)s),
+                             a + make_interval(days => %(days)s), interval '1 day') day
     ),
     match AS (
         -- The lexemes to_tsquery would make of the terms, each tagged with each week and
@@ -150,9 +151,11 @@ CANDIDATES = (
         WHERE p.item_id <> %(exclude)s
           AND item_week_terms(p.tsv, p.seen_at) @@ (SELECT q FROM match)
           AND p.model_version = %(version)s AND p.label = ANY(%(labels)s)
-          -- Exact window, checked on the rows found (the weeks overhang it).
-          AND p.seen_at - %(around)s
-              BETWEEN -make_interval(days => %(days)s) AND make_interval(days => %(days)s)
+          -- Exact windows, checked on the rows found (the weeks overhang them).
+          AND EXISTS (SELECT 1 FROM unnest(%(arounds)s::timestamptz[]) a
+                      WHERE p.seen_at - a
+                            BETWEEN -make_interval(days => %(days)s)
+                                AND make_interval(days => %(days)s))
     )
     SELECT found.label, """
     + ITEM_FOR_MODEL.removeprefix("SELECT ")
@@ -169,13 +172,13 @@ def candidates(
     rank_terms: Sequence[str],
     limits: dict[str, int],
     model_version: str,
-    around: datetime,
+    arounds: Sequence[datetime],
     window_days: int,
     exclude_id: int,
 ) -> dict[str, list[ItemForModel]]:
-    """Per label of `limits`, up to that many items with the label under `model_version`
-    within `window_days` of `around` that share one of `match_terms`, best FTS rank over
-    `rank_terms` first."""
+    """Per label (pairing role) of `limits`, up to that many items with the label under
+    `model_version` within `window_days` of one of `arounds` that share one of `match_terms`,
+    best FTS rank over `rank_terms` first."""
     labels = list(limits)
     found: dict[str, list[ItemForModel]] = {label: [] for label in labels}
     if not match_terms:
@@ -193,7 +196,7 @@ def candidates(
                 "limits": [limits[label] for label in labels],
                 "version": model_version,
                 "exclude": exclude_id,
-                "around": around,
+                "arounds": list(arounds),
                 "days": window_days,
             },
             prepare=False,
@@ -201,6 +204,74 @@ def candidates(
         for label, *columns in cur.fetchall():
             found[label].append(ItemForModel(*columns))
     return found
+
+
+# Clarifications of the archived feed kinds outside the window, by a plain index of their
+# terms (0017): each kind for as long as configured.
+ARCHIVED = (
+    """WITH match AS (
+        SELECT string_agg(
+                   chr(39)
+                   || replace(replace(t.lexeme, chr(92), repeat(chr(92), 2)),
+                              chr(39), repeat(chr(39), 2))
+                   || chr(39),
+                   ' | ')::tsquery AS q
+        FROM unnest(to_tsvector('simple', %(match)s)) AS t
+    ),
+    found AS (
+        SELECT p.item_id AS id
+        FROM pairing_candidates p
+        JOIN unnest(%(kinds)s::text[], %(days)s::int[]) AS a(kind, days) ON a.kind = p.kind
+        WHERE p.label = 'clarification' AND p.tsv @@ (SELECT q FROM match)
+          AND p.model_version = %(version)s AND p.item_id <> %(exclude)s
+          AND p.seen_at >= %(around)s - make_interval(days => a.days)
+          -- The window's own are found by the week-tagged index; the archive brings the
+          -- older ones, and those published long after an old claim.
+          AND NOT p.seen_at - %(around)s
+              BETWEEN -make_interval(days => %(window)s) AND make_interval(days => %(window)s)
+        ORDER BY ts_rank(p.tsv, to_tsquery('simple', %(rank)s)) DESC, p.item_id DESC
+        LIMIT %(limit)s
+    )
+    """
+    + ITEM_FOR_MODEL
+    + " JOIN found ON found.id = i.id"
+)
+
+
+def archived_clarifications(
+    conn: psycopg.Connection,
+    *,
+    match_terms: Sequence[str],
+    rank_terms: Sequence[str],
+    archive_days: Sequence[tuple[str, int]],
+    model_version: str,
+    around: datetime,
+    window_days: int,
+    exclude_id: int,
+    limit: int,
+) -> list[ItemForModel]:
+    """Up to `limit` clarifications of the archived kinds (kind, days kept), outside the window
+    around `around` and at most their days before it, sharing one of `match_terms`, best FTS
+    rank first."""
+    if not match_terms or not archive_days:
+        return []
+    with conn.cursor(row_factory=class_row(ItemForModel)) as cur:
+        cur.execute(
+            ARCHIVED,
+            {
+                "match": " ".join(match_terms),
+                "rank": " | ".join(rank_terms),
+                "kinds": [kind for kind, _ in archive_days],
+                "days": [days for _, days in archive_days],
+                "version": model_version,
+                "exclude": exclude_id,
+                "around": around,
+                "window": window_days,
+                "limit": limit,
+            },
+            prepare=False,
+        )
+        return cur.fetchall()
 
 
 def term_frequencies(conn: psycopg.Connection) -> dict[str, float]:

@@ -1,0 +1,120 @@
+"""Pairing by role and the fact-check archive, with the shipped models, against PostgreSQL:
+fact-checks and official statements are clarifications by their feed's kind, and stay
+matchable for years; a fact-check that arrives after the claim it answers still finds it."""
+
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from tracker import classify, pairing
+from tracker.config import Settings
+from tracker.domain import ParsedEntry
+from tracker.model_registry import ensure_models, item_classifier, pair_scorer
+from tracker.storage import feeds, items, pairs
+
+CLAIM = "Viral video shows a ten-metre anaconda swimming across the Xingu river in Brazil"
+CHECK_TITLE = "Does a video show a ten-metre anaconda swimming in the Xingu river?"
+CHECK_SUMMARY = (
+    "Claim: a viral video shows a ten-metre anaconda swimming across the Xingu river in "
+    "Brazil. Rating: miscaptioned. The snake in the footage is about five metres long."
+)
+NOW = datetime.now(UTC)
+YEARS_AGO = NOW - timedelta(days=3 * 365)
+
+
+def entry(key: str, title: str, summary: str, published_at: datetime) -> ParsedEntry:
+    return ParsedEntry(
+        dedupe_key=key,
+        guid=None,
+        url=None,
+        title=title,
+        summary=summary,
+        language="en",
+        published_at=published_at,
+        content_hash=key,
+    )
+
+
+def stored(conn: psycopg.Connection, kind: str, found: ParsedEntry) -> int:
+    feed, _ = feeds.add(conn, feeds.NewFeed(f"http://{kind}.example/feed", kind, kind, "en"))
+    [item_id] = items.upsert(conn, feed.id, [found])
+    return item_id
+
+
+def run(conn: psycopg.Connection, item_ids: list[int], config: pairing.PairingConfig) -> None:
+    classify.classify_items(conn, item_ids, 1.1, None, claim_min_rumour=0.2)
+    pairing.pair_items(conn, item_ids, pair_scorer(conn), config)
+
+
+@pytest.fixture
+def config(conn: psycopg.Connection) -> pairing.PairingConfig:
+    ensure_models(conn)
+    return pairing.config_for(Settings(), item_classifier(conn).version)
+
+
+def paired(conn: psycopg.Connection) -> set[tuple[str, str]]:
+    return {(p.rumour_title, p.clarification_kind) for p in pairs.list_pairs(conn)}
+
+
+def test_a_claim_meets_a_fact_check_published_years_before_it(
+    conn: psycopg.Connection, config: pairing.PairingConfig
+) -> None:
+    check = stored(conn, "factcheck", entry("check", CHECK_TITLE, CHECK_SUMMARY, YEARS_AGO))
+    run(conn, [check], config)
+    claim = stored(conn, "social", entry("claim", CLAIM, "", NOW))
+    run(conn, [claim], config)
+    assert paired(conn) == {(CLAIM, "factcheck")}
+
+
+def test_without_the_archive_the_window_hides_an_old_fact_check(
+    conn: psycopg.Connection, config: pairing.PairingConfig
+) -> None:
+    window_only = pairing.PairingConfig(
+        config.model_version, config.window_days, config.suggest_threshold, 1.01, 0.45
+    )
+    check = stored(conn, "factcheck", entry("check", CHECK_TITLE, CHECK_SUMMARY, YEARS_AGO))
+    claim = stored(conn, "social", entry("claim", CLAIM, "", NOW))
+    run(conn, [check], window_only)
+    run(conn, [claim], window_only)
+    assert paired(conn) == set()
+
+
+def test_an_old_fact_check_fetched_after_the_claim_finds_it(
+    conn: psycopg.Connection, config: pairing.PairingConfig
+) -> None:
+    claim = stored(conn, "social", entry("claim", CLAIM, "", NOW))
+    run(conn, [claim], config)
+    assert paired(conn) == set()
+    check = stored(conn, "factcheck", entry("check", CHECK_TITLE, CHECK_SUMMARY, YEARS_AGO))
+    run(conn, [check], config)
+    assert paired(conn) == {(CLAIM, "factcheck")}
+
+
+def test_an_official_statement_is_a_clarification_whatever_its_label(
+    conn: psycopg.Connection, config: pairing.PairingConfig
+) -> None:
+    # Worded as a claim: the classifier alone would not call it a clarification.
+    statement = stored(
+        conn,
+        "official",
+        entry("st", "Ten-metre anaconda seen in the Xingu river, video shows", "", NOW),
+    )
+    run(conn, [statement], config)
+    role = conn.execute(
+        "SELECT label, kind FROM pairing_candidates WHERE item_id = %s", (statement,)
+    ).fetchone()
+    assert role == ("clarification", "official")
+
+
+def test_the_archive_keeps_each_kind_as_long_as_configured(
+    conn: psycopg.Connection, config: pairing.PairingConfig
+) -> None:
+    short = pairing.PairingConfig(
+        config.model_version, 14, config.suggest_threshold, 1.01, 0.45, (("factcheck", 365),)
+    )
+    check = stored(conn, "factcheck", entry("check", CHECK_TITLE, CHECK_SUMMARY, YEARS_AGO))
+    claim = stored(conn, "social", entry("claim", CLAIM, "", NOW))
+    run(conn, [check], short)
+    run(conn, [claim], short)
+    assert paired(conn) == set()
