@@ -80,7 +80,10 @@ def pair_items(
             found = retrieve(conn, row, role, config)
             if role == label == "rumour" and (nearest := _nearest(row, found["rumour"], config)):
                 stories.append((row, nearest))
-            new += _pair(row, role, found[OTHER_LABEL[role]], scorer, config)
+            found_pairs = _pair(row, role, found[OTHER_LABEL[role]], scorer, config)
+            if role == "clarification":
+                found_pairs = _as_the_claims_see_it(conn, row, found_pairs, scorer, config)
+            new += found_pairs
         created = _store(conn, item_ids, stories, new, scorer.version, config)
     metrics.pairs_suggested(created)
     return created
@@ -174,6 +177,32 @@ def _pair(
         explanation = {"shared_terms": list(score.shared_terms[:20])}
         new.append(pairs.NewPair(rumour.id, clarification.id, score.score, explanation, status))
     return new
+
+
+def _as_the_claims_see_it(
+    conn: psycopg.Connection,
+    row: ItemForModel,
+    found: list[pairs.NewPair],
+    scorer: PairScorer,
+    config: PairingConfig,
+) -> list[pairs.NewPair]:
+    """A clarification's pairs scored again from each claim's side, among that claim's own
+    candidates. The re-ranker reads a score against the other candidates of the query, so a
+    claim's pairs are all scored as its own query, whichever of the two came first: its best
+    pair is then the best of one comparison (`tracker bench replay`: with scores from both
+    sides, a claim's best pair was its fact-check less often)."""
+    claims = {c.id: c for c in items.for_model(conn, [p.rumour_id for p in found])}
+    kept: list[pairs.NewPair] = []
+    for claim in claims.values():
+        candidates = retrieve(conn, claim, "rumour", config)["clarification"]
+        if row.id not in {c.id for c in candidates}:
+            candidates.append(row)
+        kept += [
+            p
+            for p in _pair(claim, "rumour", candidates, scorer, config)
+            if p.clarification_id == row.id
+        ]
+    return kept
 
 
 def _nearest(
