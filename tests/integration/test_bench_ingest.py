@@ -10,6 +10,9 @@ from tracker.bench.corpus import CorpusServer, feed_bytes
 from tracker.bench.ingest import bench
 from tracker.feeds.fetch import FetchError, FetchPolicy, fetch
 
+# A benchmark-style run: CI's first pass runs it, the external-services pass does not.
+pytestmark = pytest.mark.slow
+
 LOOPBACK = FetchPolicy(5, 1_000_000, "test", (ipaddress.ip_network("127.0.0.0/8"),))
 
 

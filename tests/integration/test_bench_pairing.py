@@ -6,6 +6,9 @@ import pytest
 
 from tracker.bench.pairing import bench
 
+# A benchmark-style run: CI's first pass runs it, the external-services pass does not.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def figures(session_db_url: str) -> dict[str, Any]:

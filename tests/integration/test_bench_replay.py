@@ -12,6 +12,9 @@ import pytest
 from tests.conftest import Endpoints, run_tracker
 from tracker.bench.replay import task_errors
 
+# A benchmark-style run: CI's first pass runs it, the external-services pass does not.
+pytestmark = pytest.mark.slow
+
 DISTRACTORS = 3
 # (query id, tweet in the oEmbed form "text — Name (@handle) Month D, YYYY", its fact-checks)
 QUERIES = [

@@ -9,6 +9,9 @@ import pytest
 
 from tracker.bench.review import bench
 
+# A benchmark-style run: CI's first pass runs it, the external-services pass does not.
+pytestmark = pytest.mark.slow
+
 ENDPOINTS = ("queue_page", "api_pairs")
 
 

@@ -9,6 +9,9 @@ import pytest
 from tests.conftest import Endpoints, run_tracker
 from tracker.bench.scale import bench
 
+# A benchmark-style run: CI's first pass runs it, the external-services pass does not.
+pytestmark = pytest.mark.slow
+
 FEEDS = 20
 
 
