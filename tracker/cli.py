@@ -226,7 +226,11 @@ def bench_replay(
         ),
     ],
     dates: Annotated[
-        str, typer.Option(help="recent: fact-checks a day old, claims now; real: their dates.")
+        str,
+        typer.Option(
+            help="recent: fact-checks a day old, claims now; real: fact-checks at their real "
+            "dates, claims now; all-real: both at their real dates."
+        ),
     ] = "recent",
     distractors: Annotated[
         int, typer.Option(min=0, help="Other fact-checks of the collection served too.")

@@ -120,6 +120,7 @@ VCLAIMS = [
 
 
 def write_split(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps({"qid": q, "text": text}) for q, text, _gold in QUERIES]
     (directory / "queries.tiny.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     qrels = [f"{q}\t0\t{doc}\t1" for q, _text, gold in QUERIES for doc in gold]
@@ -228,15 +229,19 @@ def test_the_report_names_the_models_that_ran(recent: dict[str, Any]) -> None:
     assert set(models["pairs_scored_by"]) <= {models["pair"]}
 
 
-def test_real_dates_are_those_of_the_tweets_and_fact_checks(
+def test_real_dates_are_those_of_the_fact_checks_and_all_real_those_of_the_tweets_too(
     tmp_path: Path, services: Endpoints, session_db_url: str
 ) -> None:
-    report = replay(tmp_path, services, session_db_url, "real")
-    assert report["settled"] is True
-    # q4 has no signature, vc-bridge-2 no date: those two fall back to recent dates.
-    assert report["claims"]["real_dates"] == len(QUERIES) - 1
-    assert report["factchecks"]["real_dates"] == report["factchecks"]["served"] - 1
-    assert report["claims"]["stored"] == len(QUERIES)
+    real = replay(tmp_path / "real", services, session_db_url, "real")
+    assert real["settled"] is True
+    # vc-bridge-2 has no date: it falls back to a recent one. Claims stay new.
+    assert real["factchecks"]["real_dates"] == real["factchecks"]["served"] - 1
+    assert real["claims"]["real_dates"] == 0
+    both = replay(tmp_path / "all", services, session_db_url, "all-real")
+    # q4 has no signature: it falls back to a recent date.
+    assert both["claims"]["real_dates"] == len(QUERIES) - 1
+    assert both["factchecks"]["real_dates"] == both["factchecks"]["served"] - 1
+    assert both["claims"]["stored"] == len(QUERIES)
 
 
 def test_a_split_that_is_not_there_is_refused_with_a_clear_error(tmp_path: Path) -> None:

@@ -32,7 +32,10 @@ from tracker.config import Settings
 from tracker.domain import TextForModel
 from tracker.storage import models
 
-DATE_MODES = ("recent", "real")
+# recent: fact-checks a day before the claims; real: fact-checks at their real dates (years
+# before, most of them) and claims now, a rumour coming round again; all-real: each at its own
+# date, CheckThat!'s own timeline (fact-checks mostly days after their tweet).
+DATE_MODES = ("recent", "real", "all-real")
 FACTCHECK_FEEDS = 4
 # Distractors are a seeded sample: two runs on one split serve the same fact-checks.
 SEED = 2022
@@ -159,10 +162,12 @@ class Served:
 
 
 def serve_as(replay: Replay, dates: str, now: datetime) -> Served:
-    """Dated as `dates` says: "recent", fact-checks a day before `now` and claims at `now`
-    (each side spread over a few minutes); "real", each at its own date where it has one."""
-    claims = _dated(replay.claims, now, dates)
-    checks = _dated(replay.factchecks, now - timedelta(days=1), dates)
+    """Dated as `dates` says (DATE_MODES; each side spread over a few minutes where it is not
+    at its real date, and at recent dates where it has none)."""
+    claims = _dated(replay.claims, now, "real" if dates == "all-real" else "recent")
+    checks = _dated(
+        replay.factchecks, now - timedelta(days=1), "recent" if dates == "recent" else "real"
+    )
     social = ServedFeed(
         "/social.xml",
         "social",
