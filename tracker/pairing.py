@@ -55,8 +55,11 @@ OTHER_LABEL = {"rumour": "clarification", "clarification": "rumour"}
 # (`same_event_recall` of `tracker bench pairing`).
 PAIR_CANDIDATES = 30
 STORY_CANDIDATES = 30
-# Clarifications from the archive, older than the window, scored beside the window's.
+# Clarifications from the archive, outside the window, scored beside the window's.
 ARCHIVE_CANDIDATES = 20
+# A clarification's best claims, scored again each among its own candidates: a fact-check
+# answers a few claims, and each costs a claim's retrieval and scoring.
+RESCORED_CLAIMS = 3
 
 
 def pair_items(
@@ -118,14 +121,18 @@ def _store(
 
 
 def retrieve(
-    conn: psycopg.Connection, row: ItemForModel, role: str, config: PairingConfig
+    conn: psycopg.Connection,
+    row: ItemForModel,
+    role: str,
+    config: PairingConfig,
+    with_story: bool = True,
 ) -> dict[str, list[ItemForModel]]:
-    """Candidates of the other role and, for a claim, near-duplicate claims, in one query;
-    for a claim also the archive's older clarifications."""
+    """Candidates of the other role and, for a claim, near-duplicate claims (unless not
+    `with_story`), in one query; for a claim also the archive's clarifications."""
     words = query_terms(to_model_text(row))
     match = terms.distinctive(words, terms.frequencies(conn))
     limits = {OTHER_LABEL[role]: PAIR_CANDIDATES}
-    if role == "rumour":
+    if role == "rumour" and with_story:
         limits["rumour"] = STORY_CANDIDATES
     # An item published long before it reached us (an archived fact-check fetched today, a
     # claim dated years back) meets both the items of its own time and those arriving now.
@@ -190,11 +197,13 @@ def _as_the_claims_see_it(
     candidates. The re-ranker reads a score against the other candidates of the query, so a
     claim's pairs are all scored as its own query, whichever of the two came first: its best
     pair is then the best of one comparison (`tracker bench replay`: with scores from both
-    sides, a claim's best pair was its fact-check less often)."""
-    claims = {c.id: c for c in items.for_model(conn, [p.rumour_id for p in found])}
+    sides, a claim's best pair was its fact-check less often). Only the best RESCORED_CLAIMS
+    are kept: the rest of a wave of copies is reached through their story."""
+    best = sorted(found, key=lambda p: -p.score)[:RESCORED_CLAIMS]
+    claims = {c.id: c for c in items.for_model(conn, [p.rumour_id for p in best])}
     kept: list[pairs.NewPair] = []
     for claim in claims.values():
-        candidates = retrieve(conn, claim, "rumour", config)["clarification"]
+        candidates = retrieve(conn, claim, "rumour", config, with_story=False)["clarification"]
         if row.id not in {c.id for c in candidates}:
             candidates.append(row)
         kept += [
