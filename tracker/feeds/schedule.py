@@ -31,8 +31,14 @@ def next_interval(
     return int(min(max(interval, min_s), max_s))
 
 
-def backoff(error_count: int, max_s: int, rng: random.Random | None = None) -> float:
-    """Exponential backoff with +-20% jitter, so feeds that broke together retry apart."""
-    base = min(float(max_s), BACKOFF_BASE_S * 2 ** min(error_count, 20))
+def backoff(
+    error_count: int,
+    max_s: float,
+    rng: random.Random | None = None,
+    base_s: float = BACKOFF_BASE_S,
+) -> float:
+    """Exponential backoff with +-20% jitter, so feeds (or tasks) that broke together retry
+    apart."""
+    base = min(float(max_s), base_s * 2 ** min(error_count, 20))
     uniform = rng.uniform if rng is not None else random.uniform
     return float(base * uniform(0.8, 1.2))
