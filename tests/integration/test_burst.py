@@ -190,6 +190,7 @@ def _feeds(conn: psycopg.Connection, name: str, kinds: tuple[str, ...], n: int) 
     ]
 
 
+@pytest.mark.slow  # a benchmark-style run: CI's first pass only
 def test_a_burst_through_real_workers_classifies_and_pairs_every_item_without_a_failed_task(
     conn: psycopg.Connection, db_url: str, services: Endpoints, tmp_path: Path
 ) -> None:
