@@ -294,6 +294,25 @@ def wait_until_blocked(
         time.sleep(0.01)
 
 
+@contextmanager
+def pair_held_while_a_task_waits(
+    conn: psycopg.Connection,
+    db_url: str,
+    services: Endpoints,
+    worker: Worker,
+    one_pair: tuple[int, int],
+) -> Iterator[psycopg.Connection]:
+    """A connection holding the pair uncommitted, once a pairing task waits to insert it."""
+    rumour, clarification = one_pair
+    with psycopg.connect(db_url) as other:
+        pairs.upsert_many(
+            other, [pairs.NewPair(rumour, clarification, 0.9, {}, "suggested")], "held"
+        )
+        send(services.broker_url, "rt.pair_items", [[rumour]])
+        wait_until_blocked(conn, other, worker)
+        yield other
+
+
 def test_a_pairing_task_that_meets_a_deadlock_is_retried_and_succeeds(
     conn: psycopg.Connection,
     db_url: str,
@@ -302,14 +321,9 @@ def test_a_pairing_task_that_meets_a_deadlock_is_retried_and_succeeds(
     one_pair: tuple[int, int],
 ) -> None:
     rumour, clarification = one_pair
-    with psycopg.connect(db_url) as other:
-        # Another writer holds the pair, uncommitted, as a pairing batch did before issue 17...
-        pairs.upsert_many(
-            other, [pairs.NewPair(rumour, clarification, 0.9, {}, "suggested")], "held"
-        )
-        send(services.broker_url, "rt.pair_items", [[rumour]])
-        # ...while the task, holding the story lock, waits to insert the same pair...
-        wait_until_blocked(conn, other, worker)
+    # Another writer holds the pair, uncommitted, as a pairing batch did before issue 17, while
+    # the task, holding the story lock, waits to insert the same pair...
+    with pair_held_while_a_task_waits(conn, db_url, services, worker, one_pair) as other:
         # ...and then asks for the story lock: PostgreSQL ends the transaction of the one that
         # waited first, the task's.
         items.lock_stories(other)
@@ -332,13 +346,8 @@ def test_a_task_whose_connections_died_is_retried_on_a_new_connection(
     worker: Worker,
     one_pair: tuple[int, int],
 ) -> None:
-    rumour, clarification = one_pair
-    with psycopg.connect(db_url) as other:
-        pairs.upsert_many(
-            other, [pairs.NewPair(rumour, clarification, 0.9, {}, "suggested")], "held"
-        )
-        send(services.broker_url, "rt.pair_items", [[rumour]])
-        wait_until_blocked(conn, other, worker)
+    rumour, _ = one_pair
+    with pair_held_while_a_task_waits(conn, db_url, services, worker, one_pair) as other:
         # Every connection of the worker's pools, the busy one and any idle ones, as when
         # PostgreSQL restarts: none of them may serve the retry.
         killed = count(
