@@ -269,6 +269,26 @@ def bench_replay(
         raise typer.Exit(1)
 
 
+@bench_app.command("language")
+def bench_language(
+    data: Annotated[
+        Path, typer.Option(help="The shared data folder (voxcheck_xling, pheme_rnr, feeds).")
+    ] = Path("../shared/data"),
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Language detection on real text: accuracy where it decides, how often an item falls back
+    to its declared language, at the shipped floors and at others."""
+    from tracker.bench import language
+
+    if not data.is_dir():
+        raise fail(f"--data: no folder {data}")
+    figures = language.bench(data)
+    if as_json:
+        print_json(figures)
+    else:
+        typer.echo("\n".join(language.readable(figures)))
+
+
 @bench_app.command("faults")
 def bench_faults(
     fault: Annotated[
