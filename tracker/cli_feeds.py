@@ -7,14 +7,21 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from tracker import feed_admin
 from tracker.cliutil import connect, fail, print_json, settings
 from tracker.domain import FEED_KINDS, Feed
-from tracker.feeds import archive, opml
+from tracker.feeds import archive, languages, opml
 from tracker.feeds.parse import describe_file
-from tracker.storage import audit, feeds
+from tracker.storage import audit, feeds, item_languages
 
 feeds_app = typer.Typer(help="Feeds to poll.", no_args_is_help=True)
 items_app = typer.Typer(help="Items (feed entries).", no_args_is_help=True)
@@ -282,3 +289,30 @@ def _import_with_progress(
         if chosen == "jsonl":
             return archive.import_jsonl(conn, path, kind or "other", progress)
         return archive.import_claimreview(conn, path, kind or "factcheck", feed_url, progress)
+
+
+@items_app.command("detect-language")
+def items_detect_language(
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Items per transaction.")] = 2000,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would change; write nothing.")
+    ] = False,
+) -> None:
+    """Detect the language of every stored item from its text and store it where it differs
+    (search, filters, alerts and pages follow). Doubtful text keeps its stored language, else
+    its feed's. Safe to interrupt and to run again."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with connect() as conn, Progress(*columns, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("detecting languages", total=item_languages.count(conn))
+        report = languages.backfill(
+            conn, batch, dry_run, lambda done: bar.update(task, advance=done)
+        )
+    for (old, new), n in report.moves.most_common(10):
+        typer.echo(f"  {old or 'unknown'} -> {new or 'unknown'}: {n}")
+    verb = "would change" if dry_run else "changed"
+    typer.echo(f"{report.scanned} items: {report.changed} {verb}")

@@ -15,6 +15,7 @@ import psycopg
 from tracker.domain import ParsedEntry
 from tracker.feeds import claimreview
 from tracker.feeds.dedupe import text_fingerprint
+from tracker.feeds.languages import with_language
 from tracker.feeds.parse import canonical_url
 from tracker.storage import feeds, items
 
@@ -57,12 +58,14 @@ class _Loader:
         self.conn, self.kind, self.report = conn, kind, report
         # A fact-checker's home page is no feed: polling it would only fail and alert.
         self.archive_only = archive_only
-        self.feed_ids: dict[str, int] = {}
+        # url -> (id, language): the language is an entry's last fallback (feeds.languages).
+        self.known: dict[str, tuple[int, str | None]] = {}
         self.batch: list[tuple[int, ParsedEntry]] = []
 
     def add(self, feed_url: str, entry: ParsedEntry) -> bool:
         """Queue one entry; True when that filled and stored a batch."""
-        self.batch.append((self._feed_id(feed_url), entry))
+        feed_id, feed_language = self._feed(feed_url)
+        self.batch.append((feed_id, with_language(entry, feed_language)))
         if len(self.batch) < BATCH:
             return False
         self.flush()
@@ -71,14 +74,14 @@ class _Loader:
     def flush(self) -> None:
         _flush(self.conn, self.batch, self.report)
 
-    def _feed_id(self, feed_url: str) -> int:
-        if feed_url not in self.feed_ids:
+    def _feed(self, feed_url: str) -> tuple[int, str | None]:
+        if feed_url not in self.known:
             with self.conn.transaction():
                 feed, created = feeds.add(self.conn, feeds.NewFeed(feed_url, self.kind))
                 if created and self.archive_only:
                     feeds.set_enabled(self.conn, feed.id, False, ARCHIVE_REASON)
-            self.feed_ids[feed_url] = feed.id
-        return self.feed_ids[feed_url]
+            self.known[feed_url] = (feed.id, feed.language)
+        return self.known[feed_url]
 
 
 def choose_format(path: Path, requested: str) -> str:

@@ -15,6 +15,7 @@ from tracker.domain import Feed, ParsedEntry
 from tracker.feeds import schedule
 from tracker.feeds.dedupe import text_fingerprint
 from tracker.feeds.fetch import FetchError, FetchPolicy, FetchResult, fetch, parse_networks
+from tracker.feeds.languages import with_language
 from tracker.feeds.parse import NotAFeedError, ParsedFeed, parse
 from tracker.storage import feeds, items, outbox
 from tracker.storage.feeds import Lease, Success
@@ -80,7 +81,7 @@ def _store(
     body_hash: str | None,
 ) -> Outcome:
     with conn.transaction():
-        entries = [_fingerprinted(e) for e in parsed.entries] if parsed else []
+        entries = [_prepared(e, feed.language) for e in parsed.entries] if parsed else []
         new_ids = items.upsert(conn, feed.id, entries, link_copies=True)
         status = _status(result, parsed)
         # Only new items change the posting rhythm; an unchanged feed skips the query.
@@ -123,7 +124,8 @@ def _status(result: FetchResult, parsed: ParsedFeed | None) -> str:
     return "ok_bozo" if parsed.bozo_reason else "ok"
 
 
-def _fingerprinted(entry: ParsedEntry) -> ParsedEntry:
+def _prepared(entry: ParsedEntry, feed_language: str | None) -> ParsedEntry:
+    entry = with_language(entry, feed_language)
     return dataclasses.replace(entry, text_hash=text_fingerprint(entry.title, entry.summary))
 
 
