@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from classifiers import embedder
 from classifiers.item_model import LabelledText
 from tracker.domain import TextForModel
 
@@ -99,7 +100,7 @@ def load_checkthat_split(directory: Path, split: str) -> RetrievalSplit:
     missing = sorted(set(relevant) - set(queries))
     if missing:
         raise DatasetError(f"{qrels}: qrels name queries not in {path.name}: {missing[:3]}")
-    return RetrievalSplit(queries, dict(relevant))
+    return RetrievalSplit(_with_vectors(queries), dict(relevant))
 
 
 def load_checkthat_collection(directory: Path) -> dict[str, TextForModel]:
@@ -120,7 +121,12 @@ def load_checkthat_collection(directory: Path) -> dict[str, TextForModel]:
                 seen_at=_date(row.get("date"), "%d %B %Y"),
                 author=row.get("author"),
             )
-    return collection
+    return _with_vectors(collection)
+
+
+def _with_vectors(texts: dict[str, TextForModel]) -> dict[str, TextForModel]:
+    """Read again and again by evaluation and training: their vectors come from a disk cache."""
+    return dict(zip(texts, embedder.with_vectors(list(texts.values())), strict=True))
 
 
 @dataclass(frozen=True)

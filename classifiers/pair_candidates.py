@@ -13,6 +13,9 @@ from tracker.domain import TextForModel
 
 Progress = Callable[[str], None]
 CANDIDATES = 50
+# Candidates by meaning alone, beside the lexical ones: a quote in Russian shares no word with
+# its English debunk (tracker/pairing.py brings as many from the vector column).
+MEANING_CANDIDATES = 20
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,9 @@ def candidate_pairs(
 ) -> tuple[list[PairExample], list[bool], list[tuple[str, str]]]:
     """Each query's candidates as pairs, with labels and (query id, document id) keys."""
     qids = list(split.queries)
-    found = collection.index.search([split.queries[q] for q in qids], CANDIDATES)
+    found = collection.index.search(
+        [split.queries[q] for q in qids], CANDIDATES, MEANING_CANDIDATES
+    )
     position = {doc: i for i, doc in enumerate(collection.ids)}
     pairs, labels, keys = [], [], []
     for group, (qid, candidates) in enumerate(zip(qids, found, strict=True)):

@@ -27,7 +27,7 @@ from sklearn.metrics import precision_recall_curve
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from classifiers import artifacts
+from classifiers import artifacts, embedder
 from classifiers.evaluate import in_validation, pr_curve, ranked, retrieval_metrics
 from classifiers.text import (
     _STEM_CONCEPT,
@@ -188,7 +188,7 @@ def unit_rows(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
 
 
 def feature_names() -> list[str]:
-    lexical = ["char_cos", "word_cos", "bm25", "concepts"]
+    lexical = ["char_cos", "word_cos", "bm25", "concepts", "meaning_cos"]
     in_group = [f"{name}_{view}" for name in lexical for view in ("z", "below_best", "rank")]
     return [
         *lexical,
@@ -219,6 +219,7 @@ class PairFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         self.word_idf_ = _idf(words)
         total = float(words.data.sum(dtype=np.float64))
         self.average_length_ = total / max(len(texts), 1) or 1.0
+        self.meaning_ = True
         lexical, _ = self._lexical(pairs)
         self.background_ = np.vstack([lexical.mean(axis=0), lexical.std(axis=0)])
         return self
@@ -251,15 +252,19 @@ class PairFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         pair_facts = np.asarray(
             [_pair_facts(p, facts[i], facts[j]) for p, i, j in zip(pairs, r, c, strict=True)]
         )
-        lexical = np.column_stack(
-            [
-                _rowwise(chars, r, chars, c),
-                _rowwise(words, r, words, c),
-                _rowwise((counts > 0).astype(np.float32), queries, self._bm25(counts), documents),
-                pair_facts[:, 0],
-            ]
-        )
-        return lexical, pair_facts
+        columns = [
+            _rowwise(chars, r, chars, c),
+            _rowwise(words, r, words, c),
+            _rowwise((counts > 0).astype(np.float32), queries, self._bm25(counts), documents),
+            pair_facts[:, 0],
+        ]
+        # Models fitted before the embedder read words alone.
+        if getattr(self, "meaning_", False):
+            first = {text: p.rumour for p, text in zip(pairs, rumours, strict=True)}
+            first.update({t: p.clarification for p, t in zip(pairs, clarifications, strict=True)})
+            meaning = embedder.vectors([first[t] for t in texts])
+            columns.append(np.einsum("ij,ij->i", meaning[r], meaning[c]))
+        return np.column_stack(columns), pair_facts
 
     def _bm25(
         self, counts: sparse.csr_matrix, k1: float = 1.2, b: float = 0.75

@@ -5,6 +5,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from classifiers import embedder
 from classifiers.item_model import LabelledText
 from classifiers.pair_model import PairExample
 from classifiers.retrieval import SparseIndex
@@ -47,6 +48,9 @@ def load_seed_pairs(
     feed showed it, so the seed model leaves time to models trained on real decisions.
     """
     examples = list(seed) if seed is not None else load_seed()
+    # Trained on again and again (tests, the demo): the vectors come from the disk cache.
+    vectors = embedder.with_vectors([ex.text for ex in examples])
+    examples = [LabelledText(v, ex.label) for ex, v in zip(examples, vectors, strict=True)]
     texts = {ex.text.title: ex for ex in examples}
     links: dict[str, set[str]] = {}
     with path.open(encoding="utf-8") as lines:
@@ -86,7 +90,7 @@ def _nearest(
     queries: list[TextForModel], collection: list[TextForModel], k: int
 ) -> dict[str, set[str]]:
     index = SparseIndex([c.title for c in collection], collection)
-    found = index.search(queries, k)
+    found = index.search(queries, k, meaning_k=k)
     return {
         q.title: {collection[i].title for i in near} for q, near in zip(queries, found, strict=True)
     }

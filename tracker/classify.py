@@ -5,14 +5,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import psycopg
 
-from classifiers import context
+from classifiers import context, embedder
 from classifiers.pair_scorer import query_terms
 from tracker import alerts, metrics, terms
 from tracker.domain import DEFAULT_CLAIM_MIN_RUMOUR, Prediction, TextForModel, pairing_role
 from tracker.model_registry import item_classifier
-from tracker.storage import classifications, items, models
+from tracker.storage import classifications, items, models, vectors
 
 # Stalls older than this are left alone: it bounds the sweep's scan, and work lost that long ago
 # (a model switch, a restore from backup) is for an operator to look at, not for a timer.
@@ -38,15 +39,25 @@ def classify_items(
         rows = items.for_model(conn, item_ids)
         texts = [to_model_text(r) for r in rows]
         predictions = in_context(conn, rows, texts, model.predict(texts))
+        roles = [
+            pairing_role(r.feed_kind, p, claim_min_rumour)
+            for r, p in zip(rows, predictions, strict=True)
+        ]
         stored = classifications.insert(
             conn,
             model.version,
-            [
-                (r.id, p, pairing_role(r.feed_kind, p, claim_min_rumour))
-                for r, p in zip(rows, predictions, strict=True)
-            ],
+            [(r.id, p, role) for r, p, role in zip(rows, predictions, roles, strict=True)],
         )
         new = set(stored)
+        # Embedded once, here, for the items pairing will search: their vectors are stored
+        # beside their terms (0018).
+        searched = [
+            (r, t) for r, t, role in zip(rows, texts, roles, strict=True) if r.id in new and role
+        ]
+        meaning = embedder.vectors([t for _, t in searched])
+        vectors.store(
+            conn, model.version, {r.id: v for (r, _), v in zip(searched, meaning, strict=True)}
+        )
         rumours = [
             (r, p)
             for r, p in zip(rows, predictions, strict=True)
@@ -86,6 +97,7 @@ def to_model_text(row: items.ItemForModel) -> TextForModel:
         language=row.language,
         seen_at=row.seen_at,
         author=row.author,
+        embedding=None if row.embedding is None else np.asarray(row.embedding, np.float32),
     )
 
 

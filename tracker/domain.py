@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, get_args
 
+import numpy as np
+
 FeedKind = Literal["official", "factcheck", "media", "social", "other"]
 Label = Literal["rumour", "clarification", "other"]
 PairStatus = Literal["suggested", "confirmed", "rejected"]
@@ -72,6 +74,8 @@ class TextForModel:
     # whether the clarification names the rumour's author.
     seen_at: datetime | None = None
     author: str | None = None
+    # The item's sentence vector (classifiers.embedder), when stored or computed already.
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

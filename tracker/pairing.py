@@ -8,12 +8,13 @@ from typing import Protocol
 
 import psycopg
 
+from classifiers import embedder, pair_candidates
 from classifiers.pair_scorer import LexicalPairScorer, query_terms
 from tracker import metrics, terms
 from tracker.classify import to_model_text
 from tracker.config import Settings
 from tracker.domain import PairScore, TextForModel
-from tracker.storage import classifications, items, pairs
+from tracker.storage import classifications, items, pairs, vectors
 from tracker.storage.items import ItemForModel
 
 
@@ -57,6 +58,15 @@ PAIR_CANDIDATES = 30
 STORY_CANDIDATES = 30
 # Clarifications from the archive, outside the window, scored beside the window's.
 ARCHIVE_CANDIDATES = 20
+# The nearest items of the other role in meaning (sentence vectors), beside those found by
+# words: a quote in Russian shares no word with its English debunk. As many as the evaluation
+# brings (classifiers/pair_candidates.py).
+MEANING_CANDIDATES = pair_candidates.MEANING_CANDIDATES
+# The cosine from which a rumour in another language is a copy of one already seen. On
+# voxcheck_xling dev, a quote and its translation: 80% of English-Russian and 59% of
+# English-Ukrainian pairs at or above 0.90; quotes of different fakes: 3 in 10,000 and 1 in
+# 10,000 (the cosines of this encoder crowd between 0.75 and 0.95).
+STORY_TRANSLATION_COSINE = 0.90
 # A clarification's best claims, scored again each among its own candidates: a fact-check
 # answers a few claims, and each costs a claim's retrieval and scoring.
 RESCORED_CLAIMS = 3
@@ -148,11 +158,26 @@ def retrieve(
         window_days=config.window_days,
         exclude_id=row.id,
     )
+    vector = embedder.vectors([to_model_text(row)])[0]
+    for label in limits:
+        found[label] += _unseen(
+            found[label],
+            vectors.nearest(
+                conn,
+                vector=vector,
+                label=label,
+                limit=MEANING_CANDIDATES,
+                model_version=config.model_version,
+                arounds=[row.seen_at, now] if old else [row.seen_at],
+                window_days=config.window_days,
+                archive_days=config.archive_days if label == "clarification" else (),
+                exclude_id=row.id,
+            ),
+        )
     if role == "rumour":
-        seen = {c.id for c in found["clarification"]}
-        found["clarification"] += [
-            c
-            for c in pairs.archived_clarifications(
+        found["clarification"] += _unseen(
+            found["clarification"],
+            pairs.archived_clarifications(
                 conn,
                 match_terms=match,
                 rank_terms=words,
@@ -162,10 +187,14 @@ def retrieve(
                 window_days=config.window_days,
                 exclude_id=row.id,
                 limit=ARCHIVE_CANDIDATES,
-            )
-            if c.id not in seen
-        ]
+            ),
+        )
     return found
+
+
+def _unseen(found: list[ItemForModel], more: list[ItemForModel]) -> list[ItemForModel]:
+    seen = {c.id for c in found}
+    return [c for c in more if c.id not in seen]
 
 
 def _pair(
@@ -220,14 +249,25 @@ def _nearest(
     """The nearest near-duplicate from another outlet of a rumour not yet in a story."""
     if row.story_id is not None:
         return None
+    others = [c for c in found if c.feed_id != row.feed_id]
     near = [
-        (c, s)
-        for c, s in score_candidates(row, True, found, STORY_SCORER)
-        if c.feed_id != row.feed_id and s.score >= config.story_threshold
+        (c, s.score)
+        for c, s in score_candidates(row, True, others, STORY_SCORER)
+        if s.score >= config.story_threshold
     ]
     if not near:
+        # A copy in another language shares few words: it is near in meaning instead.
+        translated = [c for c in others if c.language != row.language]
+        meaning = embedder.vectors([to_model_text(c) for c in translated])
+        mine = embedder.vectors([to_model_text(row)])[0]
+        near = [
+            (c, float(cosine))
+            for c, cosine in zip(translated, meaning @ mine, strict=True)
+            if cosine >= STORY_TRANSLATION_COSINE
+        ]
+    if not near:
         return None
-    return max(near, key=lambda cs: cs[1].score)[0]
+    return max(near, key=lambda cs: cs[1])[0]
 
 
 def _join_story(conn: psycopg.Connection, row: ItemForModel, nearest: ItemForModel) -> None:

@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from classifiers import embedder
 from tracker import classify, pairing
 from tracker.config import Settings
 from tracker.domain import ParsedEntry
 from tracker.model_registry import ensure_models, item_classifier, pair_scorer
-from tracker.storage import feeds, items, pairs
+from tracker.storage import feeds, items, pairs, vectors
 
 CLAIM = "Viral video shows a ten-metre anaconda swimming across the Xingu river in Brazil"
 CHECK_TITLE = "Does a video show a ten-metre anaconda swimming in the Xingu river?"
@@ -118,3 +119,32 @@ def test_the_archive_keeps_each_kind_as_long_as_configured(
     run(conn, [check], short)
     run(conn, [claim], short)
     assert paired(conn) == set()
+
+
+RUSSIAN_CLAIM = "Вирусное видео: десятиметровая анаконда переплывает реку Шингу в Бразилии"
+
+
+def test_a_claim_in_another_language_meets_its_fact_check_by_meaning(
+    conn: psycopg.Connection, config: pairing.PairingConfig
+) -> None:
+    """No word of the Russian claim is in the English fact-check: only the vector channel
+    brings it as a candidate, whichever vector column the server has (0018)."""
+    check = stored(conn, "factcheck", entry("check", CHECK_TITLE, CHECK_SUMMARY, NOW))
+    run(conn, [check], config)
+    claim = stored(conn, "social", entry("claim", RUSSIAN_CLAIM, "", NOW))
+    run(conn, [claim], config)
+    assert paired(conn) == {(RUSSIAN_CLAIM, "factcheck")}
+
+
+def test_vectors_are_stored_at_classification_in_the_column_the_server_offers(
+    conn: psycopg.Connection, config: pairing.PairingConfig
+) -> None:
+    check = stored(conn, "factcheck", entry("check", CHECK_TITLE, CHECK_SUMMARY, NOW))
+    run(conn, [check], config)
+    [row] = items.for_model(conn, [check])
+    assert row.embedding is not None and len(row.embedding) == embedder.DIM
+    assert abs(sum(x * x for x in row.embedding) - 1) < 1e-3
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'")
+        has_pgvector = cur.fetchone() is not None
+    assert vectors.column_type(conn) == ("vector" if has_pgvector else "real[]")

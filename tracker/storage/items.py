@@ -21,11 +21,15 @@ class ItemForModel:
     seen_at: datetime
     story_id: int | None
     author: str | None
+    # The sentence vector stored at classification (0018), if the item has a pairing role.
+    embedding: list[float] | None = None
 
 
 ITEM_FOR_MODEL = """SELECT i.id, i.feed_id, f.kind AS feed_kind, i.title, i.summary,
         coalesce(i.language, f.language) AS language,
-        coalesce(i.published_at, i.fetched_at) AS seen_at, i.story_id, i.author
+        coalesce(i.published_at, i.fetched_at) AS seen_at, i.story_id, i.author,
+        (SELECT v.embedding::real[] FROM pairing_candidates v
+         WHERE v.item_id = i.id AND v.embedding IS NOT NULL LIMIT 1) AS embedding
     FROM items i JOIN feeds f ON f.id = i.feed_id"""
 
 
@@ -160,7 +164,7 @@ def _update(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedEntr
                     content_html = e.content_html, author = e.author,
                     updated_at = e.updated_at, categories = {SPLIT.format("categories")},
                     enclosures = {SPLIT.format("enclosures")}, text_hash = e.text_hash,
-                    revision = i.revision + 1
+                    language = e.language, revision = i.revision + 1
                 FROM {ROWS}
                 WHERE i.feed_id = %s AND i.dedupe_key = e.dedupe_key
                   AND i.content_hash IS DISTINCT FROM e.content_hash
@@ -170,11 +174,12 @@ def _update(conn: psycopg.Connection, feed_id: int, entries: Sequence[ParsedEntr
         updated = [row[0] for row in cur.fetchall()]
         if not updated:
             return []
-        # Pairing searches its own copy of the terms (0016): it must find the new text.
+        # Pairing searches its own copy of the terms (0016): it must find the new text. The
+        # old text's vector would mislead; without one, pairing embeds the item as a query.
         cur.execute(
             """UPDATE pairing_candidates p
                SET tsv = item_terms(i.title, i.summary),
-                   seen_at = coalesce(i.published_at, i.fetched_at)
+                   seen_at = coalesce(i.published_at, i.fetched_at), embedding = NULL
                FROM items i WHERE i.id = p.item_id AND i.id = ANY(%s)""",
             (updated,),
         )
