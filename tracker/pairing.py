@@ -82,7 +82,7 @@ def pair_items(
     is searched as its pairing role (domain.pairing_role) says; only the classifier's rumours
     join stories."""
     new: list[pairs.NewPair] = []
-    stories: list[tuple[ItemForModel, ItemForModel]] = []
+    stories: list[tuple[ItemForModel, list[ItemForModel]]] = []
     with conn.transaction():
         # Reads and scoring first, writing nothing: see _store for why.
         roles = classifications.roles(conn, config.model_version, item_ids)
@@ -91,8 +91,8 @@ def pair_items(
                 continue
             role, label = roles[row.id]
             found = retrieve(conn, row, role, config)
-            if role == label == "rumour" and (nearest := _nearest(row, found["rumour"], config)):
-                stories.append((row, nearest))
+            if role == label == "rumour" and (copies := _copies(row, found["rumour"], config)):
+                stories.append((row, copies))
             found_pairs = _pair(row, role, found[OTHER_LABEL[role]], scorer, config)
             if role == "clarification":
                 found_pairs = _as_the_claims_see_it(conn, row, found_pairs, scorer, config)
@@ -105,7 +105,7 @@ def pair_items(
 def _store(
     conn: psycopg.Connection,
     item_ids: Sequence[int],
-    stories: Sequence[tuple[ItemForModel, ItemForModel]],
+    stories: Sequence[tuple[ItemForModel, list[ItemForModel]]],
     new: Sequence[pairs.NewPair],
     scorer_version: str,
     config: PairingConfig,
@@ -121,8 +121,8 @@ def _store(
     Behind one lock taken first, no batch waits while holding a row another one needs. The
     searching and scoring, most of the time, still run in parallel."""
     items.lock_stories(conn)
-    for row, nearest in stories:
-        _join_story(conn, row, nearest)
+    for row, copies in stories:
+        _join_story(conn, row, copies)
     created = pairs.upsert_many(conn, new, scorer_version)
     created += pairs.spread_to_stories(conn, item_ids)
     # In the same transaction: the sweeper re-queues exactly the items this never reached.
@@ -243,40 +243,43 @@ def _as_the_claims_see_it(
     return kept
 
 
-def _nearest(
+def _copies(
     row: ItemForModel, found: list[ItemForModel], config: PairingConfig
-) -> ItemForModel | None:
-    """The nearest near-duplicate from another outlet of a rumour not yet in a story."""
+) -> list[ItemForModel]:
+    """Near-duplicates from other outlets of a rumour not yet in a story, nearest first: by
+    words, then copies in another language by meaning (they share few words)."""
     if row.story_id is not None:
-        return None
+        return []
     others = [c for c in found if c.feed_id != row.feed_id]
-    near = [
+    by_words = [
         (c, s.score)
         for c, s in score_candidates(row, True, others, STORY_SCORER)
         if s.score >= config.story_threshold
     ]
-    if not near:
-        # A copy in another language shares few words: it is near in meaning instead.
-        translated = [c for c in others if c.language != row.language]
-        meaning = embedder.vectors([to_model_text(c) for c in translated])
-        mine = embedder.vectors([to_model_text(row)])[0]
-        near = [
-            (c, float(cosine))
-            for c, cosine in zip(translated, meaning @ mine, strict=True)
-            if cosine >= STORY_TRANSLATION_COSINE
-        ]
-    if not near:
-        return None
-    return max(near, key=lambda cs: cs[1])[0]
+    translated = [c for c in others if c.language != row.language]
+    meaning = embedder.vectors([to_model_text(c) for c in translated])
+    mine = embedder.vectors([to_model_text(row)])[0]
+    by_meaning = [
+        (c, float(cosine))
+        for c, cosine in zip(translated, meaning @ mine, strict=True)
+        if cosine >= STORY_TRANSLATION_COSINE
+    ]
+    near = sorted(by_words, key=lambda cs: -cs[1]) + sorted(by_meaning, key=lambda cs: -cs[1])
+    return list({c.id: c for c, _ in near}.values())
 
 
-def _join_story(conn: psycopg.Connection, row: ItemForModel, nearest: ItemForModel) -> None:
-    """Put a rumour in the story of its nearest near-duplicate; call under lock_stories."""
-    # Read again under the lock: another worker may have put either in a story meanwhile.
-    current = {r.id: r for r in items.for_model(conn, [row.id, nearest.id])}
-    if row.id not in current or current[row.id].story_id is not None or nearest.id not in current:
+def _join_story(conn: psycopg.Connection, row: ItemForModel, copies: list[ItemForModel]) -> None:
+    """Put a rumour in the story of the nearest of its copies that has one, or start one with
+    the nearest; call under lock_stories. A story so reaches across languages even when each
+    language's copies found each other first."""
+    # Read again under the lock: another worker may have put them in stories meanwhile.
+    current = {r.id: r for r in items.for_model(conn, [row.id, *(c.id for c in copies)])}
+    if row.id not in current or current[row.id].story_id is not None:
         return
-    nearest = current[nearest.id]
+    copies = [current[c.id] for c in copies if c.id in current]
+    if not copies:
+        return
+    nearest = next((c for c in copies if c.story_id is not None), copies[0])
     story_id = nearest.story_id or items.create_story(
         conn, nearest.title, min(nearest.seen_at, row.seen_at)
     )

@@ -81,6 +81,20 @@ def test_rumours_repeated_by_several_outlets_form_one_story(
     assert row is not None and row[0] >= 3
 
 
+def test_the_english_and_romanian_copies_of_the_rumour_are_one_story(
+    conn: psycopg.Connection, demo_items: list[int]
+) -> None:
+    """The Romanian outlets' copies share few words with the English ones: they join the story
+    by meaning (pairing.STORY_TRANSLATION_COSINE)."""
+    run_stages(conn, demo_items)
+    rows = conn.execute("""SELECT i.story_id, coalesce(i.language, f.language)
+                           FROM items i JOIN feeds f ON f.id = i.feed_id
+                           JOIN classifications c ON c.item_id = i.id AND c.label = 'rumour'
+                           WHERE i.title LIKE '%F-16%' OR i.title LIKE '%Ucrain%'""").fetchall()
+    assert {language for _, language in rows} >= {"en", "ro"}, rows
+    assert len({story for story, _ in rows}) == 1 and rows[0][0] is not None, rows
+
+
 def test_a_subscriber_gets_one_alert_per_matching_rumour(
     conn: psycopg.Connection, demo_items: list[int]
 ) -> None:
