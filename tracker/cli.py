@@ -289,6 +289,37 @@ def bench_language(
         typer.echo("\n".join(language.readable(figures)))
 
 
+@bench_app.command("vectors")
+def bench_vectors(
+    n_items: Annotated[int, typer.Option("--items", min=100, help="Stored vectors.")] = 100_000,
+    queries: Annotated[int, typer.Option(min=1, help="Query vectors per path.")] = 200,
+    exact_items: Annotated[
+        int | None, typer.Option(min=100, help="Cap on the real[] path's rows [--items].")
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Server for the real[] path [TRACKER_DATABASE_URL, else the local 5432].",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Vector search as pairing runs it, on pgvector (HNSW, embedded pgserver unless the server
+    has it) and on real[] (exact): load, index build, size, latency, recall; embedder speed."""
+    from tracker.bench import vectors
+
+    configured = settings().database_url
+    url = server or (configured.get_secret_value() if configured else vectors.DEFAULT_SERVER)
+    echo = lambda line: typer.echo(line, err=True)  # noqa: E731
+    figures = vectors.bench(url, n_items, queries, exact_items, echo)
+    if as_json:
+        print_json(figures)
+        return
+    for key, value in figures.items():
+        typer.echo(f"{key}: {value}")
+
+
 @bench_app.command("faults")
 def bench_faults(
     fault: Annotated[
