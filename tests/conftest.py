@@ -13,9 +13,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from classifiers import bundle
 from tests import tally
 from tracker import embedded
-from tracker.storage import db
+from tracker.storage import db, models
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -76,6 +77,15 @@ def unmigrated_db_url(services: Endpoints) -> Iterator[str]:
     yield with_database(services.database_url, name)
     with psycopg.connect(services.database_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def shipped_models(conn: psycopg.Connection) -> None:
+    """The bundle's models active, as `tracker up` starts, whatever an earlier test of the
+    session activated (the model store outlives each test's tables)."""
+    shipped = bundle.load()
+    for kind, model in (("item", shipped.item), ("pair", shipped.pair)):
+        models.store_and_activate(conn, kind, model.version, model.to_bytes(), model.metadata)
 
 
 @pytest.fixture

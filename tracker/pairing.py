@@ -246,8 +246,10 @@ def _as_the_claims_see_it(
 def _copies(
     row: ItemForModel, found: list[ItemForModel], config: PairingConfig
 ) -> list[ItemForModel]:
-    """Near-duplicates from other outlets of a rumour not yet in a story, nearest first: by
-    words, then copies in another language by meaning (they share few words)."""
+    """Copies from other outlets of a rumour not yet in a story: its nearest near-duplicate by
+    words, then its copies in another language by meaning, nearest first (they share few
+    words). Only the nearest by words: other candidates above the threshold may be another
+    event told in the same template."""
     if row.story_id is not None:
         return []
     others = [c for c in found if c.feed_id != row.feed_id]
@@ -264,7 +266,7 @@ def _copies(
         for c, cosine in zip(translated, meaning @ mine, strict=True)
         if cosine >= STORY_TRANSLATION_COSINE
     ]
-    near = sorted(by_words, key=lambda cs: -cs[1]) + sorted(by_meaning, key=lambda cs: -cs[1])
+    near = sorted(by_words, key=lambda cs: -cs[1])[:1] + sorted(by_meaning, key=lambda cs: -cs[1])
     return list({c.id: c for c, _ in near}.values())
 
 

@@ -11,7 +11,7 @@ from classifiers import embedder
 from tracker import classify, pairing
 from tracker.config import Settings
 from tracker.domain import ParsedEntry
-from tracker.model_registry import ensure_models, item_classifier, pair_scorer
+from tracker.model_registry import item_classifier, pair_scorer
 from tracker.storage import feeds, items, pairs, vectors
 
 CLAIM = "Viral video shows a ten-metre anaconda swimming across the Xingu river in Brazil"
@@ -49,8 +49,7 @@ def run(conn: psycopg.Connection, item_ids: list[int], config: pairing.PairingCo
 
 
 @pytest.fixture
-def config(conn: psycopg.Connection) -> pairing.PairingConfig:
-    ensure_models(conn)
+def config(conn: psycopg.Connection, shipped_models: None) -> pairing.PairingConfig:
     return pairing.config_for(Settings(), item_classifier(conn).version)
 
 

@@ -16,8 +16,7 @@ from tracker.storage import classifications, feeds, items, outbox, pairs
 
 
 @pytest.fixture
-def demo_items(conn: psycopg.Connection) -> list[int]:
-    ensure_models(conn)
+def demo_items(conn: psycopg.Connection, shipped_models: None) -> list[int]:
     ids: list[int] = []
     for entry in json.loads((FEEDS_DIR / "manifest.json").read_text()):
         new = feeds.NewFeed(
