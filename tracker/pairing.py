@@ -158,7 +158,7 @@ def retrieve(
         window_days=config.window_days,
         exclude_id=row.id,
     )
-    vector = embedder.vectors([to_model_text(row)])[0]
+    vector = embedder.vector_of(to_model_text(row))
     for label in limits:
         found[label] += _unseen(
             found[label],
@@ -260,7 +260,7 @@ def _copies(
     ]
     translated = [c for c in others if c.language != row.language]
     meaning = embedder.vectors([to_model_text(c) for c in translated])
-    mine = embedder.vectors([to_model_text(row)])[0]
+    mine = embedder.vector_of(to_model_text(row))
     by_meaning = [
         (c, float(cosine))
         for c, cosine in zip(translated, meaning @ mine, strict=True)

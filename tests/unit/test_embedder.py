@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classifiers import embedder
+from classifiers import bundle, embedder
 from tracker.domain import TextForModel
 
 CLAIM_EN = TextForModel("Romanian F-16s fly secret combat missions over Ukraine", "")
@@ -49,3 +49,24 @@ def test_the_disk_cache_embeds_each_text_once(
     ]
     assert first[0].embedding is not None and again[1].embedding is not None
     assert np.array_equal(first[0].embedding, again[1].embedding)
+
+
+def test_an_unknown_vector_stays_unknown_and_reads_as_the_usual_candidate() -> None:
+    """Pairing never embeds a stored item without a vector: its cosine takes the training
+    candidates' mean, and the pair is scored on its words."""
+    [found] = embedder.vectors([TextForModel("anything", "", embedding=embedder.UNKNOWN)])
+    assert not embedder.known(found)
+    assert embedder.known(embedder.vector_of(TextForModel("anything", "", embedding=found)))
+
+
+def test_a_candidate_without_a_vector_is_scored_on_its_words() -> None:
+    ranker = bundle.load().pair
+    check = TextForModel(
+        "FALSE: Romanian F-16s are not flying secret missions over Ukraine",
+        "The Ministry of Defence says no Romanian F-16 has flown over Ukraine.",
+        "factcheck",
+        embedding=embedder.UNKNOWN,
+    )
+    other = TextForModel("Snow closes mountain roads", "", "factcheck", embedding=embedder.UNKNOWN)
+    scores = [s.score for s in ranker.score_many(CLAIM_EN, [check, other], True)]
+    assert all(np.isfinite(scores)) and scores[0] > scores[1]
