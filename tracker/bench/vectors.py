@@ -337,6 +337,8 @@ def search(
             if recalls
             else None,
             "min_recall": round(min(recalls), 4) if recalls else None,
+            # Queries that lost most of their nearest items: a mean recall hides them.
+            "queries_under_half_recall": sum(r < 0.5 for r in recalls),
             "mean_returned": round(float(np.mean(returned)), 2),
         }
     return figures
