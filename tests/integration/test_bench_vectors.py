@@ -65,6 +65,5 @@ def test_a_capped_real_array_path_says_so(session_db_url: str) -> None:
 def test_the_embedder_is_timed_per_item_and_in_batches(figures: dict[str, Any]) -> None:
     speed = figures["embedder"]
     assert speed["texts"] == 10 and speed["mean_chars"] > 20
-    for run in (speed["default_threads"], speed["one_openmp_thread"]):
-        assert 0 < run["single_item_ms"]["p50"] <= run["single_item_ms"]["p95"]
-        assert run["items_per_s_batches_of_32"] > 0
+    assert 0 < speed["single_item_ms"]["p50"] <= speed["single_item_ms"]["p95"]
+    assert speed["items_per_s_batches_of_32"] > 0
