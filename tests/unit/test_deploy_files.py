@@ -185,7 +185,8 @@ def tracker_services(model: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_compose_services_and_their_order(compose_model: dict[str, Any]) -> None:
     services = compose_model["services"]
     assert set(services) == {"db", "redis", "migrate", *ROLES, "smtp-sink"}
-    assert services["db"]["image"].startswith("postgres:")
+    # PostgreSQL with pgvector: the sentence vectors' HNSW index (migration 0018).
+    assert services["db"]["image"].startswith("pgvector/pgvector:")
     redis_command = services["redis"]["command"]
     assert redis_command[:1] == ["redis-server"]
     assert " --appendonly yes " in f" {' '.join(redis_command)} "
