@@ -21,7 +21,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from threadpoolctl import threadpool_limits
 
-from classifiers import pair_model
+from classifiers import embedder, pair_model
 from tracker import classify, pairing
 from tracker.bench.corpus import scratch_database
 from tracker.domain import (
@@ -564,12 +564,15 @@ def classification_rate(conn: psycopg.Connection, n: int) -> dict[str, Any]:
 
 
 def _worker_rss(db_url: str, item_ids: list[int], out: Any) -> None:
-    """What a worker holds: both models loaded, a batch classified, items paired."""
+    """What a worker holds: both models and the sentence embedder loaded, a batch classified
+    and embedded, items paired."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         model = item_classifier(conn)
         scorer = pair_scorer(conn)
         rows = items.for_model(conn, item_ids)
-        model.predict([classify.to_model_text(r) for r in rows])
+        texts = [classify.to_model_text(r) for r in rows]
+        model.predict(texts)
+        embedder.default().embed([embedder.embedding_text(t) for t in texts])
         config = _config(model.version)
         for item_id in item_ids:
             pairing.pair_items(conn, [item_id], scorer, config)
