@@ -139,7 +139,8 @@ def retrieve(
 ) -> dict[str, list[ItemForModel]]:
     """Candidates of the other role and, for a claim, near-duplicate claims (unless not
     `with_story`), in one query; for a claim also the archive's clarifications."""
-    words = query_terms(to_model_text(row))
+    text = to_model_text(row)
+    words = query_terms(text)
     match = terms.distinctive(words, terms.frequencies(conn))
     limits = {OTHER_LABEL[role]: PAIR_CANDIDATES}
     if role == "rumour" and with_story:
@@ -148,17 +149,18 @@ def retrieve(
     # claim dated years back) meets both the items of its own time and those arriving now.
     now = datetime.now(UTC)
     old = now - row.seen_at > timedelta(days=config.window_days)
+    arounds = [row.seen_at, now] if old else [row.seen_at]
     found = pairs.candidates(
         conn,
         match_terms=match,
         rank_terms=words,
         limits=limits,
         model_version=config.model_version,
-        arounds=[row.seen_at, now] if old else [row.seen_at],
+        arounds=arounds,
         window_days=config.window_days,
         exclude_id=row.id,
     )
-    vector = embedder.vector_of(to_model_text(row))
+    vector = embedder.vector_of(text)
     for label in limits:
         found[label] += _unseen(
             found[label],
@@ -168,7 +170,7 @@ def retrieve(
                 label=label,
                 limit=MEANING_CANDIDATES,
                 model_version=config.model_version,
-                arounds=[row.seen_at, now] if old else [row.seen_at],
+                arounds=arounds,
                 window_days=config.window_days,
                 archive_days=config.archive_days if label == "clarification" else (),
                 exclude_id=row.id,
