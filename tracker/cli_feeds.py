@@ -6,6 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
 import typer
 from rich.progress import (
     BarColumn,
@@ -316,3 +317,37 @@ def items_detect_language(
         typer.echo(f"  {old or 'unknown'} -> {new or 'unknown'}: {n}")
     verb = "would change" if dry_run else "changed"
     typer.echo(f"{report.scanned} items: {report.changed} {verb}")
+
+
+@items_app.command("embed")
+def items_embed(
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Items per transaction.")] = 64,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Embed at most this many items.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count the items without a vector; write nothing.")
+    ] = False,
+) -> None:
+    """Compute and store the sentence vectors of the rumours and clarifications the active
+    item model gave pairing without one (classified before vectors, or edited since), so
+    pairing's search by meaning finds them. Safe to interrupt and to run again."""
+    # Deferred: the use case loads the classifiers, which every other command would pay for.
+    from tracker import embed_backfill
+
+    try:
+        with connect() as conn:
+            version = embed_backfill.model_version(conn)
+            if dry_run:
+                todo = embed_backfill.remaining(conn, version, limit)
+                typer.echo(f"{todo:,} items would be embedded (item model {version})")
+                return
+            done = embed_backfill.backfill(
+                conn, version, lambda p: typer.echo(p.line()), batch, limit
+            )
+            left = embed_backfill.remaining(conn, version)
+    except embed_backfill.NoActiveModelError as exc:
+        raise fail(f"{exc}: activate one with `tracker models activate VERSION`") from exc
+    except psycopg.OperationalError as exc:
+        raise fail(f"the database is unreachable: {exc}") from exc
+    typer.echo(f"{done:,} items embedded, {left:,} still without a vector (item model {version})")
