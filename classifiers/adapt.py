@@ -74,14 +74,15 @@ def adapt_item(
         raise ValueError(f"labels the base model does not know: {sorted(unknown)}")
     shift = 0.0
     if fitting:
-        texts = [ex.text for ex in fitting] + list(anchor)
-        matrix = pipeline.named_steps["features"].transform([model_document(t) for t in texts])
+        rows = item_model.inputs(pipeline, [ex.text for ex in fitting] + list(anchor))
+        matrix = pipeline.named_steps["features"].transform(rows)
         targets = np.eye(len(classes))[[classes.index(ex.label) for ex in fitting]]
         if anchor:
-            soft = base.pipeline.predict_proba([model_document(t) for t in anchor])
+            soft = base.pipeline.predict_proba(rows[len(fitting) :])
             targets = np.vstack([targets, soft])
-        # The hashed text columns come first; the style counts after them are left alone.
-        text_columns = int(pipeline.named_steps["features"].offsets_[-2])
+        # The hashed text columns come first; the style counts and the vector after them are
+        # left alone.
+        text_columns = item_model.text_columns(pipeline)
         shift = _correct_item_head(head, sparse.csr_matrix(matrix), targets, penalty, text_columns)
     return _item_model(pipeline, base, examples, len(fitting), shift, metadata or {})
 

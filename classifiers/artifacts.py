@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 # Each kind's pipeline: its steps' names and types, by the names skops stores.
 STEPS: dict[str, tuple[tuple[str, str], ...]] = {
     "item": (
-        ("features", "classifiers.style.ItemFeatures"),
+        ("features", "classifiers.item_model.WordsAndMeaning"),
         ("classifier", "classifiers.item_model.CalibratedLogistic"),
     ),
     "pair": (
@@ -31,12 +31,21 @@ STEPS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
+# Item models trained before sentence vectors read words alone: deployments keep them as
+# champions and in their history, so they still load.
+LEGACY_STEPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "item": (
+        ("features", "classifiers.style.ItemFeatures"),
+        ("classifier", "classifiers.item_model.CalibratedLogistic"),
+    ),
+}
+
 # Every type a fitted item or pair pipeline holds, and nothing else. `dump` checks what it
 # writes against this list too, so a model change that adds a type fails when it is trained,
 # not when a worker loads it.
 TRUSTED_TYPES = frozenset(
     {
-        *(name for steps in STEPS.values() for _, name in steps),
+        *(name for steps in (*STEPS.values(), *LEGACY_STEPS.values()) for _, name in steps),
         "sklearn.pipeline.Pipeline",
         # CalibratedLogistic's calibrator_; also the pair pipeline's last step.
         "sklearn.linear_model._logistic.LogisticRegression",
@@ -150,7 +159,7 @@ def _check_pipeline(pipeline: Any, kind: str) -> None:
     if not isinstance(pipeline, Pipeline):
         raise ArtifactError(f"the artifact holds a {type(pipeline).__name__}, not a Pipeline")
     found = tuple((name, _type_name(step)) for name, step in pipeline.steps)
-    if found != STEPS.get(kind):
+    if found not in (STEPS.get(kind), LEGACY_STEPS.get(kind)):
         raise ArtifactError(f"not a pipeline of the {kind} model: its steps are {found}")
     try:
         for _, step in pipeline.steps:

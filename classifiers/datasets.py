@@ -136,7 +136,8 @@ class EventText:
 
 
 def load_pheme(path: Path) -> list[EventText]:
-    """PHEME source tweets: verified accounts read as media, others as social media."""
+    """PHEME source tweets: verified accounts read as media, others as social media; their
+    vectors come from the disk cache."""
     examples = []
     for number, row in _json_lines(path):
         label = {"rumour": "rumour", "non-rumour": "other"}.get(str(row.get("label")))
@@ -151,7 +152,11 @@ def load_pheme(path: Path) -> list[EventText]:
             author=row.get("user_screen_name"),
         )
         examples.append(EventText(str(row.get("event", "")), LabelledText(text, label)))
-    return examples
+    vectors = embedder.with_vectors([row.example.text for row in examples])
+    return [
+        EventText(row.event, LabelledText(vector, row.example.label))
+        for row, vector in zip(examples, vectors, strict=True)
+    ]
 
 
 def checkthat_examples(directory: Path, splits: list[str]) -> list[LabelledText]:

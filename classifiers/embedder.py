@@ -117,8 +117,24 @@ def vectors(items: Sequence[TextForModel]) -> np.ndarray:
     return out
 
 
+def completed(items: Sequence[TextForModel]) -> np.ndarray:
+    """Each item's vector, those not given or unknown computed now, in batches (not kept: new
+    items are seen once)."""
+    out = np.zeros((len(items), DIM), dtype=np.float32)
+    missing = []
+    for i, item in enumerate(items):
+        if item.embedding is not None and known(item.embedding):
+            out[i] = item.embedding
+        else:
+            missing.append(i)
+    if missing:
+        out[missing] = default().embed([embedding_text(items[i]) for i in missing])
+    return out
+
+
 def vector_of(item: TextForModel) -> np.ndarray:
-    """The item's vector, computed now if it is unknown or not given."""
+    """The item's vector, computed now if it is unknown or not given (and kept: a query meets
+    the same candidates again and again)."""
     if item.embedding is not None and known(item.embedding):
         return item.embedding
     found: np.ndarray = default().embed_cached([embedding_text(item)])[0]

@@ -10,14 +10,14 @@ from typing import Any
 import numpy as np
 import sklearn
 from scipy import sparse
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from classifiers import artifacts
+from classifiers import artifacts, embedder
 from classifiers.evaluate import in_validation, pr_curve
 from classifiers.style import ItemFeatures
 from tracker.domain import LABELS, Prediction, TextForModel
@@ -35,6 +35,36 @@ def model_document(item: TextForModel) -> str:
         f"{item.title}. {item.summary} __kind_{item.feed_kind} "
         f"__lang_{(item.language or 'xx')[:2].lower()}"
     )
+
+
+# How far the sentence vector (centred on the training data's mean) counts beside the words.
+MEANING_SCALE = 1.0
+
+
+class WordsAndMeaning(BaseEstimator, TransformerMixin):  # type: ignore[misc]
+    """The model document's ItemFeatures, then the item's sentence vector (classifiers/
+    embedder.py), centred and scaled. Words tell how an item is written in the languages the
+    training data has; the vector tells what it says in any language the encoder knows, so what
+    is learnt from English transfers to Romanian, Russian and Ukrainian. Input: one (document,
+    vector) pair per item."""
+
+    def __init__(self, scale: float = MEANING_SCALE):
+        self.scale = scale
+
+    def fit(self, rows: Sequence[tuple[str, np.ndarray]], y: Any = None) -> "WordsAndMeaning":
+        self.words_ = ItemFeatures().fit([document for document, _ in rows])
+        self.mean_ = np.vstack([vector for _, vector in rows]).mean(axis=0).astype(np.float64)
+        return self
+
+    def transform(self, rows: Sequence[tuple[str, np.ndarray]]) -> sparse.csr_matrix:
+        words = self.words_.transform([document for document, _ in rows])
+        meaning = self.scale * (np.vstack([vector for _, vector in rows]) - self.mean_)
+        return sparse.hstack([words, sparse.csr_matrix(meaning)], format="csr")
+
+    @property
+    def text_columns(self) -> int:
+        """The hashed text columns, which come first."""
+        return int(self.words_.offsets_[-2])
 
 
 # Inverse regularisation strength of the item model. Chosen on PHEME leave-one-event-out with
@@ -92,7 +122,25 @@ class CalibratedLogistic(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
 
 
 def build_pipeline(C: float = DEFAULT_C) -> Pipeline:
-    return Pipeline([("features", ItemFeatures()), ("classifier", CalibratedLogistic(C=C))])
+    return Pipeline([("features", WordsAndMeaning()), ("classifier", CalibratedLogistic(C=C))])
+
+
+def inputs(pipeline: Pipeline, items: Sequence[TextForModel]) -> list[Any]:
+    """What the pipeline's first step reads: (document, vector) pairs, or for models trained
+    before vectors (ItemFeatures first) the documents alone. Items without a known vector are
+    embedded now."""
+    documents = [model_document(i) for i in items]
+    if isinstance(pipeline.steps[0][1], ItemFeatures):
+        return documents
+    return list(zip(documents, embedder.completed(items), strict=True))
+
+
+def text_columns(pipeline: Pipeline) -> int:
+    """How many of the features are hashed text columns (they come first)."""
+    features = pipeline.steps[0][1]
+    if isinstance(features, ItemFeatures):
+        return int(features.offsets_[-2])
+    return int(features.text_columns)
 
 
 class ItemClassifier:
@@ -104,7 +152,7 @@ class ItemClassifier:
     def predict(self, items: Sequence[TextForModel]) -> list[Prediction]:
         if not items:
             return []
-        probabilities = self.pipeline.predict_proba([model_document(i) for i in items])
+        probabilities = self.pipeline.predict_proba(inputs(self.pipeline, items))
         classes = [str(c) for c in self.pipeline.classes_]
         # Whole-array operations: per-value Python rounding cost as much as a feature view.
         best = probabilities.argmax(axis=1).tolist()
@@ -191,9 +239,10 @@ def train(
     if len({ex.label for ex, _ in fitting}) < 2:
         raise ValueError("training data needs examples of at least two labels")
     # Small problems: BLAS threads only contend with each other (and with other processes).
+    pipeline = build_pipeline(C)
     with threadpool_limits(limits=1):
-        pipeline = build_pipeline(C).fit(
-            [model_document(ex.text) for ex, _ in fitting],
+        pipeline.fit(
+            inputs(pipeline, [ex.text for ex, _ in fitting]),
             [ex.label for ex, _ in fitting],
             classifier__sample_weight=np.array([w for _, w in fitting]),
         )

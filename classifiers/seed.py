@@ -2,7 +2,6 @@
 links between its items (classifiers/seed/pairs.jsonl), written for this project."""
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 from classifiers import embedder
@@ -15,6 +14,8 @@ SEED_FILE = Path(__file__).parent / "seed" / "seed.jsonl"
 
 
 def load_seed(path: Path = SEED_FILE) -> list[LabelledText]:
+    """The seed items with their sentence vectors, which come from the disk cache: the seed is
+    trained on again and again (tests, the demo, every retraining's anchor)."""
     examples = []
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
@@ -31,7 +32,8 @@ def load_seed(path: Path = SEED_FILE) -> list[LabelledText]:
                 examples.append(LabelledText(text=text, label=row["label"]))
             except (KeyError, json.JSONDecodeError) as exc:
                 raise ValueError(f"{path}:{number}: bad seed row: {exc}") from exc
-    return examples
+    vectors = embedder.with_vectors([ex.text for ex in examples])
+    return [LabelledText(v, ex.label) for ex, v in zip(examples, vectors, strict=True)]
 
 
 SEED_PAIRS_FILE = Path(__file__).parent / "seed" / "pairs.jsonl"
@@ -39,18 +41,13 @@ SEED_CANDIDATES = 20
 SEED_OTHER_LANGUAGE = 12
 
 
-def load_seed_pairs(
-    path: Path = SEED_PAIRS_FILE, seed: Sequence[LabelledText] | None = None
-) -> tuple[list[PairExample], list[bool]]:
+def load_seed_pairs(path: Path = SEED_PAIRS_FILE) -> tuple[list[PairExample], list[bool]]:
     """Each seed rumour with its linked clarifications, against the nearest unlinked ones.
 
     Seed items carry no dates, and invented ones would teach the model a time gap no real
     feed showed it, so the seed model leaves time to models trained on real decisions.
     """
-    examples = list(seed) if seed is not None else load_seed()
-    # Trained on again and again (tests, the demo): the vectors come from the disk cache.
-    vectors = embedder.with_vectors([ex.text for ex in examples])
-    examples = [LabelledText(v, ex.label) for ex, v in zip(examples, vectors, strict=True)]
+    examples = load_seed()
     texts = {ex.text.title: ex for ex in examples}
     links: dict[str, set[str]] = {}
     with path.open(encoding="utf-8") as lines:

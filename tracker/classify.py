@@ -3,7 +3,7 @@ rumour alerts in the same transaction."""
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import psycopg
@@ -37,7 +37,9 @@ def classify_items(
     model = item_classifier(conn)
     with conn.transaction():
         rows = items.for_model(conn, item_ids)
-        texts = [to_model_text(r) for r in rows]
+        # Embedded once, here: the item model reads the vector, and pairing searches the
+        # vectors of the items it is given a role for, stored beside their terms (0018).
+        texts = embedded([to_model_text(r) for r in rows])
         predictions = in_context(conn, rows, texts, model.predict(texts))
         roles = [
             pairing_role(r.feed_kind, p, claim_min_rumour)
@@ -49,15 +51,12 @@ def classify_items(
             [(r.id, p, role) for r, p, role in zip(rows, predictions, roles, strict=True)],
         )
         new = set(stored)
-        # Embedded once, here, for the items pairing will search: their vectors are stored
-        # beside their terms (0018).
-        searched = [
-            (r, t) for r, t, role in zip(rows, texts, roles, strict=True) if r.id in new and role
-        ]
-        meaning = embedder.default().embed([embedder.embedding_text(t) for _, t in searched])
-        vectors.store(
-            conn, model.version, {r.id: v for (r, _), v in zip(searched, meaning, strict=True)}
-        )
+        searched = {
+            r.id: t.embedding
+            for r, t, role in zip(rows, texts, roles, strict=True)
+            if r.id in new and role and t.embedding is not None
+        }
+        vectors.store(conn, model.version, searched)
         rumours = [
             (r, p)
             for r, p in zip(rows, predictions, strict=True)
@@ -66,6 +65,12 @@ def classify_items(
         alerts.queue_rumour_alerts(conn, rumours, public_url)
     metrics.batch_classified(time.perf_counter() - started, len(stored))
     return stored
+
+
+def embedded(texts: Sequence[TextForModel]) -> list[TextForModel]:
+    """The texts with their vectors: those stored, the others computed now, in batches."""
+    found = embedder.completed(texts)
+    return [replace(t, embedding=v) for t, v in zip(texts, found, strict=True)]
 
 
 def in_context(

@@ -313,6 +313,44 @@ def eval_rumour(
     _print_metrics(result.metrics, as_json)
 
 
+@eval_app.command("languages")
+def eval_languages(
+    test: Annotated[
+        list[str],
+        typer.Option(
+            help="Claims as DIR:SPLIT (CheckThat! layout; qrels name the fake each claim "
+            "repeats), once per language, the same claims in each. The first is the reference."
+        ),
+    ],
+    train: Annotated[
+        str | None,
+        typer.Option(help="PHEME-format JSONL files, comma-separated: train afresh on them."),
+    ] = None,
+    model: ModelChoice = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Score how rumour detection carries across languages: the share of the claims labelled
+    rumour in each language, and how well each language's per-fake rumour probabilities agree
+    with the first's."""
+    from classifiers import recipe
+    from classifiers.datasets import DatasetError, load_pheme
+    from classifiers.language_eval import evaluate_languages
+
+    classifier = _chosen(model, train, "item")
+    try:
+        if classifier is None:
+            pheme = [row for path in _files(train or "") for row in load_pheme(path)]
+            examples = recipe.item_examples(pheme)
+            _progress()(f"training on {len(examples)} (seed and PHEME)")
+            classifier = recipe.train_item(examples, hold_out=False)
+        tests = [found for value in test for found in _splits(value)]
+        metrics = evaluate_languages(tests, classifier, _progress())
+    except DatasetError as exc:
+        raise fail(str(exc)) from exc
+    _err.log(f"scored: {classifier.version}")
+    _print_metrics(metrics, as_json)
+
+
 def _print_metrics(metrics: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(metrics)

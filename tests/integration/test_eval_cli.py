@@ -159,3 +159,35 @@ def test_eval_takes_either_training_data_or_a_model(
         assert "Traceback" not in result.stderr
     assert "--model bundle|active" in neither.stderr
     assert "bundle or active" in unknown.stderr
+
+
+# The claims of TWEETS[4:] + TWEETS[:1] in Russian, in the same order.
+RUSSIAN = [
+    "Плотина на Сирете прорвётся этой ночью после шторма, срочно эвакуируйтесь",
+    "Бюллетени в уезде Васлуй напечатали дважды, распространите, пока не удалили",
+    "Румынские самолёты каждую ночь выполняют секретные полёты над Украиной!",
+]
+
+
+def test_eval_languages_compares_each_language_with_the_first(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    english = _checkthat(tmp_path / "en")
+    again = _checkthat(tmp_path / "en-again")
+    russian = _checkthat(tmp_path / "ru")
+    with (russian / "queries.test.jsonl").open("w") as out:
+        for (qid, _, _), text in zip(TWEETS[4:] + TWEETS[:1], RUSSIAN, strict=True):
+            out.write(json.dumps({"qid": f"test-{qid}", "text": text}) + "\n")
+    result = run_tracker(
+        "eval", "languages", "--model", "bundle", "--test", f"{english}:test",
+        "--test", f"{again}:test", "--test", f"{russian}:test", "--json", env=cli_env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert list(metrics) == ["en:test", "en-again:test", "ru:test"]
+    assert [m["language"] for m in metrics.values()] == ["en", "en", "ru"]
+    assert all(m["n"] == 3 and 0 <= m["rumour_share"] <= 1 for m in metrics.values())
+    assert "fake_agreement" not in metrics["en:test"]
+    # The same claims in the same language: the same probabilities, fake by fake.
+    assert metrics["en-again:test"]["fake_agreement"] == 1.0
+    assert -1 <= metrics["ru:test"]["fake_agreement"] <= 1

@@ -8,6 +8,7 @@ import io
 import os
 import pickle
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,12 @@ import skops.io as sio
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 
-from classifiers import artifacts, item_model, pair_model
+from classifiers import artifacts, embedder, item_model, pair_model
 from classifiers.artifacts import ArtifactError, LegacyArtifact
-from classifiers.item_model import ItemClassifier
+from classifiers.item_model import CalibratedLogistic, ItemClassifier
 from classifiers.pair_model import PairExample, PairRanker
 from classifiers.seed import load_seed, load_seed_pairs
+from classifiers.style import ItemFeatures
 from tracker.domain import TextForModel
 
 ITEMS = [
@@ -75,11 +77,23 @@ def _pairs() -> list[PairExample]:
 
 def test_the_item_model_round_trips_to_identical_probabilities(item: ItemClassifier) -> None:
     loaded = ItemClassifier.from_bytes(item.to_bytes(), item.version, item.metadata)
-    documents = [item_model.model_document(i) for i in ITEMS]
-    assert np.array_equal(
-        loaded.pipeline.predict_proba(documents), item.pipeline.predict_proba(documents)
-    )
+    rows = item_model.inputs(item.pipeline, ITEMS)
+    assert np.array_equal(loaded.pipeline.predict_proba(rows), item.pipeline.predict_proba(rows))
     assert loaded.predict(ITEMS) == item.predict(ITEMS)
+
+
+def test_an_item_model_from_before_vectors_loads_and_reads_words_alone() -> None:
+    seed = load_seed()
+    legacy = Pipeline([("features", ItemFeatures()), ("classifier", CalibratedLogistic())])
+    legacy.fit([item_model.model_document(ex.text) for ex in seed], [ex.label for ex in seed])
+    loaded = ItemClassifier.from_bytes(artifacts.dump(legacy), "item-legacy", {})
+    assert item_model.inputs(loaded.pipeline, ITEMS) == [
+        item_model.model_document(i) for i in ITEMS
+    ]
+    # No vector is read: items given another item's vector get the same predictions.
+    other = embedder.vector_of(ITEMS[1])
+    assert loaded.predict([replace(i, embedding=other) for i in ITEMS]) == loaded.predict(ITEMS)
+    assert {p.label for p in loaded.predict(ITEMS)} <= {"rumour", "clarification", "other"}
 
 
 def test_the_pair_model_round_trips_to_identical_scores(pair: PairRanker) -> None:
@@ -153,7 +167,10 @@ def test_an_estimator_skops_trusts_but_our_pipelines_do_not_hold_is_refused(
     knn = KNeighborsClassifier(n_neighbors=1).fit([[0.0], [1.0]], ["other", "rumour"])
     tampered = Pipeline([("features", item.pipeline.named_steps["features"]), ("classifier", knn)])
     payload = sio.dumps(tampered)
-    assert sio.get_untrusted_types(data=payload) == ["classifiers.style.ItemFeatures"]
+    assert sio.get_untrusted_types(data=payload) == [
+        "classifiers.item_model.WordsAndMeaning",
+        "classifiers.style.ItemFeatures",
+    ]
     with pytest.raises(ArtifactError, match="KNeighborsClassifier"):
         artifacts.load(payload, "item")
 

@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from classifiers import item_model
+from classifiers import embedder, item_model
 from classifiers.item_model import ItemClassifier
 from classifiers.seed import load_seed
 from classifiers.style import DENSE, ItemFeatures
@@ -91,6 +91,39 @@ def test_metadata_records_the_data_and_the_validation_scores(model: ItemClassifi
     # The Models page draws this curve of the rumour label on the validation part.
     curve = meta["pr_curve"]
     assert len(curve["precision"]) == len(curve["recall"]) > 1 and curve["recall"][0] == 1.0
+
+
+# The same two items in Russian: no word of them is in the seed corpus.
+RUSSIAN_RUMOUR = TextForModel(
+    "Пишут, что армия тайно перебрасывает танки к северной границе этой ночью",
+    "В Telegram утверждают, что колонны видели у перехода; никто этого не подтвердил.",
+    "social",
+    "ru",
+)
+RUSSIAN_DENIAL = TextForModel(
+    "Министерство обороны: сообщения о переброске танков к границе не соответствуют "
+    "действительности",
+    "Никаких передвижений войск не происходит, заявили в министерстве.",
+    "social",
+    "ru",
+)
+
+
+def test_what_an_item_says_counts_as_well_as_its_words(model: ItemClassifier) -> None:
+    # One text, two vectors: the meaning of a rumour and the meaning of a denial.
+    meant = [
+        replace(RUSSIAN_RUMOUR, embedding=embedder.vector_of(RUSSIAN_RUMOUR)),
+        replace(RUSSIAN_RUMOUR, embedding=embedder.vector_of(RUSSIAN_DENIAL)),
+    ]
+    rumour, denial = (p.probabilities for p in model.predict(meant))
+    assert rumour["rumour"] > denial["rumour"]
+    assert rumour["clarification"] < denial["clarification"]
+
+
+def test_an_item_without_a_vector_is_embedded_to_be_classified(model: ItemClassifier) -> None:
+    given = replace(RUSSIAN_RUMOUR, embedding=embedder.vector_of(RUSSIAN_RUMOUR))
+    unknown = replace(RUSSIAN_RUMOUR, embedding=embedder.UNKNOWN)
+    assert model.predict([unknown]) == model.predict([given]) == model.predict([RUSSIAN_RUMOUR])
 
 
 def _features(documents: list[str]) -> ItemFeatures:
