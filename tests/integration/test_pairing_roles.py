@@ -44,7 +44,9 @@ def stored(conn: psycopg.Connection, kind: str, found: ParsedEntry) -> int:
 
 
 def run(conn: psycopg.Connection, item_ids: list[int], config: pairing.PairingConfig) -> None:
-    classify.classify_items(conn, item_ids, 1.1, None, claim_min_rumour=0.2)
+    # Claims meet fact-checks whatever their rumour probability, as the default settings have it.
+    settings = Settings()
+    classify.classify_items(conn, item_ids, 1.1, None, settings.pair_claim_min_rumour)
     pairing.pair_items(conn, item_ids, pair_scorer(conn), config)
 
 
