@@ -105,30 +105,32 @@ def known(vector: np.ndarray | None) -> bool:
 
 
 def vectors(items: Sequence[TextForModel]) -> np.ndarray:
-    """Each item's vector as given (UNKNOWN ones stay unknown), or one computed now for items
-    given none."""
-    out = np.zeros((len(items), DIM), dtype=np.float32)
-    missing = [i for i, item in enumerate(items) if item.embedding is None]
-    for i, item in enumerate(items):
-        if item.embedding is not None:
-            out[i] = item.embedding
-    if missing:
-        out[missing] = default().embed_cached([embedding_text(items[i]) for i in missing])
-    return out
+    """Each item's vector as given (UNKNOWN ones stay unknown), or one computed now, and kept,
+    for items given none."""
+    return _filled(items, lambda v: v is None, lambda texts: default().embed_cached(texts))
 
 
 def completed(items: Sequence[TextForModel]) -> np.ndarray:
     """Each item's vector, those not given or unknown computed now, in batches (not kept: new
     items are seen once)."""
+    return _filled(items, lambda v: v is None or not known(v), lambda texts: default().embed(texts))
+
+
+def _filled(
+    items: Sequence[TextForModel],
+    wanted: Callable[[np.ndarray | None], bool],
+    embed: Callable[[list[str]], np.ndarray],
+) -> np.ndarray:
+    """The items' vectors, those `wanted` computed by `embed` in one call."""
     out = np.zeros((len(items), DIM), dtype=np.float32)
     missing = []
     for i, item in enumerate(items):
-        if item.embedding is not None and known(item.embedding):
-            out[i] = item.embedding
-        else:
+        if wanted(item.embedding):
             missing.append(i)
+        else:
+            out[i] = item.embedding
     if missing:
-        out[missing] = default().embed([embedding_text(items[i]) for i in missing])
+        out[missing] = embed([embedding_text(items[i]) for i in missing])
     return out
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import psycopg
 
 from classifiers import embedder
-from tracker.classify import to_model_text
+from tracker import classify
 from tracker.storage import item_vectors, models, vectors
 from tracker.storage.items import ItemForModel
 
@@ -78,8 +78,7 @@ def backfill(
 def _embed(conn: psycopg.Connection, version: str, rows: Sequence[ItemForModel]) -> None:
     if not rows:
         return  # Nothing to do: the encoder is not loaded for it.
-    # The text classification embeds (tracker/classify.py): a backfilled vector is the one
-    # the item would have had.
-    texts = [embedder.embedding_text(to_model_text(row)) for row in rows]
-    found = embedder.default().embed(texts)
+    # As classification embeds (tracker/classify.py): a backfilled vector is the one the item
+    # would have had.
+    found = embedder.completed([classify.to_model_text(row) for row in rows])
     vectors.store(conn, version, {r.id: v for r, v in zip(rows, found, strict=True)})

@@ -12,12 +12,13 @@ import pytest
 
 from classifiers import embedder
 from tests.conftest import free_port, run_tracker
+from tests.rows import entry
 from tracker import classify, embed_backfill
-from tracker.domain import ParsedEntry, Prediction, TextForModel
+from tracker.domain import Prediction, TextForModel
 from tracker.model_registry import item_classifier
 from tracker.storage import classifications, feeds, items, models
 
-NOW = datetime.now(UTC)
+HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 CLAIMS = [
     ("Video shows a ten-metre anaconda in the Xingu river", "A viral clip, shared widely."),
     ("Romanian F-16s fly secret missions over Ukraine", "Pilots were seen near the border."),
@@ -28,19 +29,6 @@ CHECKS = [
     ("The Ministry: no Romanian aircraft flew over Ukraine", "The reports are false."),
     ("Water in Valea Verde meets every standard", "The utility published its lab results."),
 ]
-
-
-def entry(key: str, title: str, summary: str) -> ParsedEntry:
-    return ParsedEntry(
-        dedupe_key=key,
-        guid=None,
-        url=None,
-        title=title,
-        summary=summary,
-        language="en",
-        published_at=NOW - timedelta(hours=1),
-        content_hash=key,
-    )
 
 
 def expected(title: str, summary: str) -> np.ndarray:
@@ -77,7 +65,7 @@ def texts(conn: psycopg.Connection, version: str) -> dict[int, tuple[str, str]]:
     found: dict[int, tuple[str, str]] = {}
     for kind, stories in (("media", CLAIMS), ("factcheck", CHECKS)):
         feed, _ = feeds.add(conn, feeds.NewFeed(f"http://{kind}.example/feed", kind, kind, "en"))
-        entries = [entry(f"{kind}-{n}", t, s) for n, (t, s) in enumerate(stories)]
+        entries = [entry(f"{kind}-{n}", t, s, HOUR_AGO) for n, (t, s) in enumerate(stories)]
         ids = items.upsert(conn, feed.id, entries)
         found.update(zip(ids, stories, strict=True))
     # Every claim is a rumour candidate (claim_min_rumour 0): all six rows are pairing's.
@@ -123,7 +111,9 @@ def test_an_edited_item_gets_the_vector_of_its_new_text(
     edited = ("The anaconda video was filmed in Peru", "A five-metre snake, not ten, in 2019.")
     with conn.transaction():
         [item_id] = items.upsert(
-            conn, check_feed.id, [replace(entry("factcheck-0", *edited), content_hash="v2")]
+            conn,
+            check_feed.id,
+            [replace(entry("factcheck-0", *edited, HOUR_AGO), content_hash="v2")],
         )
     assert stored(conn, version)[item_id] is None  # dropped with the old text
     assert embed_backfill.remaining(conn, version) == 1

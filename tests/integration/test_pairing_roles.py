@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from classifiers import embedder
+from tests.rows import entry
 from tracker import classify, pairing
 from tracker.config import Settings
 from tracker.domain import ParsedEntry
@@ -22,19 +23,6 @@ CHECK_SUMMARY = (
 )
 NOW = datetime.now(UTC)
 YEARS_AGO = NOW - timedelta(days=3 * 365)
-
-
-def entry(key: str, title: str, summary: str, published_at: datetime) -> ParsedEntry:
-    return ParsedEntry(
-        dedupe_key=key,
-        guid=None,
-        url=None,
-        title=title,
-        summary=summary,
-        language="en",
-        published_at=published_at,
-        content_hash=key,
-    )
 
 
 def stored(conn: psycopg.Connection, kind: str, found: ParsedEntry) -> int:
