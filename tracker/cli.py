@@ -326,18 +326,33 @@ def bench_faults(
         list[str] | None,
         typer.Option(help="Only this fault (repeatable); default: every one, after a clean run."),
     ] = None,
+    n_feeds: Annotated[
+        int, typer.Option("--feeds", min=1, help="Feeds of rumours and clarifications.")
+    ] = 200,
+    items_per_feed: Annotated[int, typer.Option(min=1, help="Items in each feed.")] = 10,
+    demo_feeds: Annotated[
+        bool, typer.Option("--demo-feeds", help="The 6 demo feeds (28 items) instead of a load.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """The pipeline under faults: killed workers, Redis and PostgreSQL restarts, SMTP down,
-    a second beat; counts items, classifications, pairs and alerts, lost and duplicated."""
-    from tracker.bench import faults
+    """The pipeline under faults while it is busy: killed workers, Redis and PostgreSQL
+    restarts, SMTP down, a second beat, the connection limit; counts items, classifications,
+    pairs, stories and alerts, lost and duplicated, and how long each run took to settle."""
+    from tracker.bench import faultload, faults
 
     unknown = sorted(set(fault or ()) - set(faults.FAULTS))
     if unknown:
         raise fail(f"unknown fault {', '.join(unknown)}; choose from {', '.join(faults.FAULTS)}")
+    load = None if demo_feeds else faultload.Load(n_feeds, items_per_feed)
     with tempfile.TemporaryDirectory(prefix="rt-faults-") as directory:
-        typer.echo(f"running the pipeline under faults in {directory} ...", err=True)
-        figures = faults.bench(Path(directory), tuple(fault or faults.FAULTS))
+        what = "the demo feeds" if load is None else f"{n_feeds} feeds x {items_per_feed} items"
+        typer.echo(f"running the pipeline under faults, {what}, in {directory} ...", err=True)
+        figures = faults.bench(
+            Path(directory),
+            tuple(fault or faults.FAULTS),
+            load,
+            lambda line: typer.echo(line, err=True),
+        )
     if as_json:
         print_json(figures)
     else:

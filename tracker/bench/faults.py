@@ -1,21 +1,28 @@
-"""`tracker bench faults`: the demo feeds through the real pipeline, one fault at a time, then a
-count of what came out: every item stored once, classified once per model version, each pair
-and each alert once, nothing lost."""
+"""`tracker bench faults`: feeds through the real pipeline, one fault at a time, then a count of
+what came out: every item stored once, classified once per model version, each pair and each
+alert once, nothing lost. The feeds are the demo's, or with `--feeds N --items-per-feed M` a load
+of rumours and the clarifications that answer them (tracker/bench/faultload.py), so that each
+fault strikes while thousands of items are in flight."""
 
 import contextlib
 import dataclasses
 import json
 import re
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import redis
 
 from tracker import alert_mail, model_registry
+from tracker.bench import faultload
 from tracker.bench.faultenv import FeedServer, Pipeline, services, wait_until
+from tracker.broker import QUEUES
 from tracker.demo import FEEDS_DIR
 from tracker.storage import db, feeds, outbox
 
@@ -23,12 +30,19 @@ FAULTS = (
     "none",
     "kill_worker_mid_fetch",
     "kill_worker_mid_classify",
+    "kill_worker_mid_pair",
     "redis_restart",
     "postgres_restart",
     "smtp_outage",
     "second_beat",
+    "connection_limit",
 )
+# How long a run may take to settle once its fault has ended: a guard against a hang, the
+# settle time itself is reported. A loaded run gets longer (its burst takes minutes to drain).
 SETTLE_S = 150
+SETTLE_PER_ITEM_S = 0.5
+# How long the connection-limit fault keeps every connection slot taken.
+CONNECTIONS_HELD_S = 10
 # After the counts settle, this long for a late redelivery to show up as a duplicate.
 QUIET_S = 3
 SUBSCRIBER = "analyst@example.org"
@@ -38,6 +52,9 @@ SUBSCRIBER = "analyst@example.org"
 class Result:
     fault: str
     seconds: float
+    # From the fault's end (the worker started again, the server back, the slots free) until
+    # every item is classified and paired and every alert sent.
+    seconds_to_settle: float
     feeds: int
     fetches: int
     items_expected: int
@@ -49,10 +66,23 @@ class Result:
     pairs: int
     pair_duplicates: int
     unpaired: int
+    stories: int
+    story_members: int
+    # Copies of one text (the same title) that ended up in different stories: a story that
+    # should have been one, counted as the extra stories. Reported, not part of `ok`: which
+    # copy starts a story depends on the order items arrive in.
+    story_splits: int
     alerts_queued: int
     alerts_received: int
     alert_duplicates: int
     alerts_lost: int
+    # The most messages waiting in any queue, sampled twice a second.
+    max_queue_depth: int
+    # Task errors in the workers' logs by outcome and type: "retried DeadlockDetected" is a
+    # task that met the error and sent itself again, "failed ..." one that gave up.
+    task_errors: dict[str, int]
+    # Items the sweeper re-queued: work of a lost message, or work it thought lost.
+    swept: int
     # Processes that exited by themselves during the run and were restarted (see Pipeline).
     restarts: dict[str, int]
 
@@ -81,9 +111,39 @@ def expected_items(body: bytes) -> int:
     return body.count(b"<item>") + body.count(b"<entry>")
 
 
+class QueueDepth:
+    """The longest any queue got, sampled twice a second in a thread while the block runs."""
+
+    def __init__(self, broker_url: str) -> None:
+        self.broker_url = broker_url
+        self.most = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> "QueueDepth":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def _sample(self) -> None:
+        client = redis.Redis.from_url(self.broker_url, socket_timeout=1)
+        try:
+            while not self.done.wait(0.5):
+                # Nothing to read while Redis is down for its fault.
+                with contextlib.suppress(redis.RedisError):
+                    lengths = [int(client.llen(queue)) for queue in QUEUES]
+                    self.most = max(self.most, *lengths)
+        finally:
+            client.close()
+
+
 class FaultBench:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, load: faultload.Load | None = None) -> None:
         self.directory = directory
+        self.load = load
         self.feeds = FeedServer()
         # Processes a fault started that must run until the run settles (a second beat).
         self.stop_after_run: list[str] = []
@@ -116,18 +176,45 @@ class FaultBench:
         started = time.monotonic()
         self._reset()
         self.pipeline.restarts.clear()
-        bodies = demo_bodies(fault)
+        logs = self._log_sizes()
+        bodies = faultload.bodies(fault, self.load) if self.load else demo_bodies(fault)
         paths = {f"/{fault}/{name}": body for name, (_, body) in bodies.items()}
         self.feeds.routes.update(paths)
         add = lambda: self._add_feeds(fault, bodies)  # noqa: E731
-        INJECT[fault](self, add, sorted(paths))
-        expected = sum(expected_items(body) for body in paths.values())
-        self._settle(expected)
+        with QueueDepth(self.broker.url) as depth:
+            INJECT[fault](self, add, sorted(paths))
+            fault_ended = time.monotonic()
+            expected = sum(expected_items(body) for body in paths.values())
+            self._settle(expected)
+            settled = time.monotonic() - fault_ended
         time.sleep(QUIET_S)
         while self.stop_after_run:
             self.pipeline.stop(self.stop_after_run.pop())
         fetches = sum(self.feeds.requests[p] for p in paths)
-        return self._count(fault, time.monotonic() - started, len(paths), fetches, expected)
+        for path in paths:
+            del self.feeds.routes[path]
+        return self._count(
+            fault,
+            time.monotonic() - started,
+            settled,
+            len(paths),
+            fetches,
+            expected,
+            depth.most,
+            self._log_text(logs),
+        )
+
+    def _log_sizes(self) -> dict[Path, int]:
+        return {path: path.stat().st_size for path in self.directory.glob("*.log")}
+
+    def _log_text(self, since: dict[Path, int]) -> str:
+        """What the processes logged since `since` was taken."""
+        parts = []
+        for path in sorted(self.directory.glob("*.log")):
+            with path.open("rb") as log:
+                log.seek(since.get(path, 0))
+                parts.append(log.read().decode(errors="replace"))
+        return "\n".join(parts)
 
     def _reset(self) -> None:
         for attempt in range(5):
@@ -175,14 +262,23 @@ class FaultBench:
         return {name: n for name, n in zip(names, row, strict=True) if n}
 
     def _settle(self, expected: int) -> None:
-        deadline = time.monotonic() + SETTLE_S
+        limit_s = SETTLE_S + SETTLE_PER_ITEM_S * expected
+        deadline = time.monotonic() + limit_s
         while pending := self._pending(expected):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"not settled after {SETTLE_S} s, still to do: {pending}")
+                raise TimeoutError(f"not settled after {limit_s:.0f} s, still to do: {pending}")
             time.sleep(0.5)
 
     def _count(
-        self, fault: str, seconds: float, n_feeds: int, fetches: int, expected: int
+        self,
+        fault: str,
+        seconds: float,
+        settled: float,
+        n_feeds: int,
+        fetches: int,
+        expected: int,
+        max_queue_depth: int,
+        log: str,
     ) -> Result:
         q = self.query
         with psycopg.connect(self.pg.url, autocommit=True) as conn:
@@ -196,6 +292,7 @@ class FaultBench:
         return Result(
             fault=fault,
             seconds=round(seconds, 1),
+            seconds_to_settle=round(settled, 1),
             feeds=n_feeds,
             fetches=fetches,
             items_expected=expected,
@@ -213,6 +310,13 @@ class FaultBench:
                 "SELECT count(*) - count(DISTINCT (rumour_id, clarification_id)) FROM pairs"
             ),
             unpaired=q("SELECT count(*) FROM classifications WHERE paired_at IS NULL"),
+            stories=q("SELECT count(DISTINCT story_id) FROM items"),
+            story_members=q("SELECT count(*) FROM items WHERE story_id IS NOT NULL"),
+            story_splits=q(
+                """SELECT coalesce(sum(n - 1), 0)::int FROM (
+                       SELECT count(DISTINCT story_id) AS n FROM items
+                       WHERE story_id IS NOT NULL GROUP BY title) t"""
+            ),
             alerts_queued=q(
                 """SELECT count(*) FROM alert_outbox
                    WHERE status IN ('pending', 'sending', 'sent', 'dead')"""
@@ -223,8 +327,23 @@ class FaultBench:
                 "SELECT count(*) FROM alert_outbox WHERE status IN ('pending', 'sending', 'dead')"
             )
             + sum(1 for key in sent if alert_mail.message_id(key) not in received),
+            max_queue_depth=max_queue_depth,
+            task_errors=task_errors(log),
+            swept=sum(int(n) for n in SWEPT.findall(log)),
             restarts=dict(self.pipeline.restarts),
         )
+
+
+# What Celery's worker logs when a task sends itself again, or fails for good.
+RETRIED = re.compile(r"Task rt\.\w+\[[^\]]+\] retry: Retry in \S+: (\w+)\(")
+FAILED = re.compile(r"Task rt\.\w+\[[^\]]+\] raised unexpected: (\w+)\(")
+SWEPT = re.compile(r"Task rt\.sweep_stalled\[[^\]]+\] succeeded in \S+: (\d+)")
+
+
+def task_errors(log: str) -> dict[str, int]:
+    found = Counter(f"retried {name}" for name in RETRIED.findall(log))
+    found.update(f"failed {name}" for name in FAILED.findall(log))
+    return dict(sorted(found.items()))
 
 
 ACTIVE = "SELECT version FROM models WHERE kind = 'item' AND active"
@@ -252,16 +371,27 @@ def _kill_mid_fetch(bench: FaultBench, add: Callable[[], None], paths: list[str]
 def _kill_mid_classify(bench: FaultBench, add: Callable[[], None], paths: list[str]) -> None:
     # Our lock holds the classifier's INSERT: the worker dies inside classify_items, with the
     # predictions made and the transaction open.
+    _kill_classify_worker_blocked_on(bench, "classifications", add)
+
+
+def _kill_mid_pair(bench: FaultBench, add: Callable[[], None], paths: list[str]) -> None:
+    # The same inside pair_items: the candidates searched and scored, the pairs' INSERT waiting.
+    _kill_classify_worker_blocked_on(bench, "pairs", add)
+
+
+def _kill_classify_worker_blocked_on(
+    bench: FaultBench, table: str, add: Callable[[], None]
+) -> None:
     with psycopg.connect(bench.pg.url) as lock:
-        lock.execute("LOCK TABLE classifications IN EXCLUSIVE MODE")
+        lock.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
         add()
         wait_until(
             lambda: bench.query(
-                """SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event_type = 'Lock'
-                   AND query ILIKE '%INSERT INTO classifications%'"""
+                f"""SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+                    AND query ILIKE '%INSERT INTO {table}%'"""
             ),
-            60,
-            "a classification blocked on the lock",
+            120,
+            f"an INSERT INTO {table} blocked on the lock",
         )
         bench.pipeline.kill("worker-classify")
         lock.rollback()
@@ -272,8 +402,13 @@ def _started(bench: FaultBench) -> bool:
     return bool(bench.query("SELECT count(*) > 0 FROM items"))
 
 
+def _pairing(bench: FaultBench) -> bool:
+    return bool(bench.query("SELECT count(*) > 0 FROM pairs"))
+
+
 def _restart_redis(bench: FaultBench, add: Callable[[], None], paths: list[str]) -> None:
     add()
+    # Items stored: classify (and, under load, fetch) messages are queued.
     wait_until(lambda: _started(bench), 60, "the first items")
     bench.broker.stop()
     time.sleep(2)
@@ -282,7 +417,7 @@ def _restart_redis(bench: FaultBench, add: Callable[[], None], paths: list[str])
 
 def _restart_postgres(bench: FaultBench, add: Callable[[], None], paths: list[str]) -> None:
     add()
-    wait_until(lambda: _started(bench), 60, "the first items")
+    wait_until(lambda: _pairing(bench), 120, "the first pairs")
     bench.pg.restart()
 
 
@@ -307,21 +442,58 @@ def _second_beat(bench: FaultBench, add: Callable[[], None], paths: list[str]) -
     bench.stop_after_run.append("beat-2")
 
 
+def _connection_limit(bench: FaultBench, add: Callable[[], None], paths: list[str]) -> None:
+    add()
+    wait_until(lambda: _started(bench), 60, "the first items")
+    # Every free slot taken (superuser ones too: the pipeline connects as the superuser here),
+    # so any new connection a task or its pool opens is refused with "too many clients".
+    held: list[psycopg.Connection] = []
+    try:
+        while True:
+            try:
+                held.append(psycopg.connect(bench.pg.url, autocommit=True))
+            except psycopg.OperationalError:
+                break
+        time.sleep(CONNECTIONS_HELD_S)
+    finally:
+        for conn in held:
+            conn.close()
+
+
 INJECT: dict[str, Callable[[FaultBench, Callable[[], None], list[str]], None]] = {
     "none": _none,
     "kill_worker_mid_fetch": _kill_mid_fetch,
     "kill_worker_mid_classify": _kill_mid_classify,
+    "kill_worker_mid_pair": _kill_mid_pair,
     "redis_restart": _restart_redis,
     "postgres_restart": _restart_postgres,
     "smtp_outage": _smtp_outage,
     "second_beat": _second_beat,
+    "connection_limit": _connection_limit,
 }
 
 
-def bench(directory: Path, faults: tuple[str, ...] = FAULTS) -> dict[str, Any]:
-    with FaultBench(directory).running() as fb:
-        results = [fb.run(fault) for fault in faults]
+def bench(
+    directory: Path,
+    faults: tuple[str, ...] = FAULTS,
+    load: faultload.Load | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    results = []
+    with FaultBench(directory, load).running() as fb:
+        for fault in faults:
+            if progress:
+                progress(f"{fault} ...")
+            results.append(fb.run(fault))
+            if progress:
+                r = results[-1]
+                progress(
+                    f"{fault}: {'ok' if r.ok else 'NOT OK'}, {r.items_found} items, "
+                    f"settled {r.seconds_to_settle} s after the fault"
+                )
     return {
+        "feeds": load.feeds if load else None,
+        "items_per_feed": load.items_per_feed if load else None,
         "faults_injected": sum(r.fault != "none" for r in results),
         "all_ok": all(r.ok for r in results),
         "runs": [dataclasses.asdict(r) | {"ok": r.ok} for r in results],
