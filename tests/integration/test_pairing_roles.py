@@ -2,6 +2,7 @@
 fact-checks and official statements are clarifications by their feed's kind, and stay
 matchable for years; a fact-check that arrives after the claim it answers still finds it."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -12,6 +13,7 @@ from tests.rows import entry
 from tracker import classify, pairing
 from tracker.config import Settings
 from tracker.domain import ParsedEntry
+from tracker.feeds.dedupe import text_fingerprint
 from tracker.model_registry import item_classifier, pair_scorer
 from tracker.storage import feeds, items, pairs, vectors
 
@@ -26,8 +28,9 @@ YEARS_AGO = NOW - timedelta(days=3 * 365)
 
 
 def stored(conn: psycopg.Connection, kind: str, found: ParsedEntry) -> int:
+    """Stored as a fetch stores it: pointed at the first copy of its text in another feed."""
     feed, _ = feeds.add(conn, feeds.NewFeed(f"http://{kind}.example/feed", kind, kind, "en"))
-    [item_id] = items.upsert(conn, feed.id, [found])
+    [item_id] = items.upsert(conn, feed.id, [found], link_copies=True)
     return item_id
 
 
@@ -137,3 +140,21 @@ def test_vectors_are_stored_at_classification_in_the_column_the_server_offers(
         cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'")
         has_pgvector = cur.fetchone() is not None
     assert vectors.column_type(conn) == ("vector" if has_pgvector else "real[]")
+
+
+def test_a_copy_of_an_item_in_another_feed_is_given_the_vector_of_the_first(
+    conn: psycopg.Connection, config: pairing.PairingConfig
+) -> None:
+    def fetched(key: str, summary: str) -> ParsedEntry:
+        # As refresh stores an entry: with the fingerprint dedupe finds copies by.
+        found = entry(key, CHECK_TITLE, summary, NOW)
+        return replace(found, text_hash=text_fingerprint(CHECK_TITLE, summary))
+
+    first = stored(conn, "factcheck", fetched("check", CHECK_SUMMARY))
+    run(conn, [first], config)
+    copy = stored(conn, "official", fetched("copy", CHECK_SUMMARY.upper()))
+    reworded = stored(conn, "media", fetched("other", "A different summary of the same video."))
+    [first_row, copy_row, reworded_row] = items.for_model(conn, [first, copy, reworded])
+    assert first_row.embedding is not None and copy_row.embedding is not None
+    assert list(copy_row.embedding) == list(first_row.embedding)
+    assert reworded_row.embedding is None

@@ -25,11 +25,18 @@ class ItemForModel:
     embedding: list[float] | None = None
 
 
+# The item's vector, or else its first copy's when the copy has the same words (dedupe's
+# text_hash): a rumour repeated by a dozen outlets is embedded once, not a dozen times.
 ITEM_FOR_MODEL = """SELECT i.id, i.feed_id, f.kind AS feed_kind, i.title, i.summary,
         coalesce(i.language, f.language) AS language,
         coalesce(i.published_at, i.fetched_at) AS seen_at, i.story_id, i.author,
-        (SELECT v.embedding::real[] FROM pairing_candidates v
-         WHERE v.item_id = i.id AND v.embedding IS NOT NULL LIMIT 1) AS embedding
+        coalesce(
+            (SELECT v.embedding::real[] FROM pairing_candidates v
+             WHERE v.item_id = i.id AND v.embedding IS NOT NULL LIMIT 1),
+            (SELECT v.embedding::real[] FROM items o
+             JOIN pairing_candidates v ON v.item_id = o.id
+             WHERE o.id = i.duplicate_of AND o.text_hash = i.text_hash
+               AND v.embedding IS NOT NULL LIMIT 1)) AS embedding
     FROM items i JOIN feeds f ON f.id = i.feed_id"""
 
 
