@@ -80,8 +80,13 @@ class Settings(BaseSettings):
     relay_every_s: float = Field(default=10.0, gt=0)
     # The sweeper re-queues items stored but not classified, or classified but not paired, for
     # longer than the grace period: the work of a message lost to a killed worker or an outage.
-    sweep_every_s: float = Field(default=60.0, gt=0)
-    sweep_grace_s: float = Field(default=600.0, gt=0)
+    # With nothing waiting in the classify queue, an item not done is lost or in a running task:
+    # the grace outlasts the longest task and its retries (`tracker bench faults` reports how
+    # long tasks take under a 2,000-item burst). While messages wait, the item is most likely
+    # among them, and the sweeper waits the backlog grace.
+    sweep_every_s: float = Field(default=30.0, gt=0)
+    sweep_grace_s: float = Field(default=60.0, gt=0)
+    sweep_backlog_grace_s: float = Field(default=600.0, gt=0)
     pair_window_days: int = Field(default=14, ge=1)
     # Clarifications of these feed kinds stay matchable this many days: a rumour that comes
     # round again was often checked years ago.

@@ -18,7 +18,7 @@ from tracker.storage import db, feeds, subscriptions
 from tracker.storage.feeds import Lease
 from workers.app import app
 
-# Items per re-queued message, and at most this many messages per stage per sweep.
+# Items per re-queued message, and at most this many items per stage per sweep.
 SWEEP_CHUNK = 50
 SWEEP_LIMIT = 20 * SWEEP_CHUNK
 # Database errors a later attempt gets past: a deadlock or serialization failure (psycopg's
@@ -108,11 +108,12 @@ def pair_items(self: Any, item_ids: list[int]) -> int:
 def sweep_stalled() -> int:
     """Re-queue the work of lost messages (see classify.stalled); feeds whose fetch died need
     nothing here, as dispatch leases a feed again once its lease expires."""
-    if _queue_lengths()["queue classify"] > SWEEP_LIMIT:
-        # A backlog, not a loss: the items are most likely queued already.
-        return 0
+    s = get_settings()
+    # Messages waiting: a burst, whose items are most likely queued already, not lost.
+    backlog = _queue_lengths()["queue classify"] > 0
+    grace_s = s.sweep_backlog_grace_s if backlog else s.sweep_grace_s
     with _pool().connection() as conn:
-        found = classify.stalled(conn, get_settings().sweep_grace_s, SWEEP_LIMIT)
+        found = classify.stalled(conn, grace_s, SWEEP_LIMIT)
     for start in range(0, len(found.unclassified), SWEEP_CHUNK):
         classify_items.delay(found.unclassified[start : start + SWEEP_CHUNK])
     for start in range(0, len(found.unpaired), SWEEP_CHUNK):

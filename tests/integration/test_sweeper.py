@@ -1,11 +1,17 @@
-"""The sweeper's queries: work a lost message left undone is found after the grace period."""
+"""The sweeper: work a lost message left undone is found after the grace period, and left
+alone while the classify queue has messages waiting (a burst, not a loss)."""
 
+import base64
 import json
 from collections.abc import Iterator
+from types import ModuleType
 
 import psycopg
 import pytest
+import redis
 
+from tests.conftest import Endpoints
+from tests.workerenv import worker_tasks
 from tracker import classify, pairing
 from tracker.demo import FEEDS_DIR
 from tracker.feeds.parse import parse
@@ -76,3 +82,39 @@ def test_items_an_earlier_model_classified_are_not_classified_again_by_a_newer_o
     age(conn, "items", "fetched_at")
     # Only the item no model ever classified is lost work; the rest belong to the old model.
     assert classify.stalled(conn, GRACE_S, 1000).unclassified == [demo_items[0]]
+
+
+@pytest.fixture
+def tasks(
+    db_url: str, services: Endpoints, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ModuleType]:
+    with worker_tasks(
+        db_url, services.broker_url, monkeypatch, SWEEP_GRACE_S="60", SWEEP_BACKLOG_GRACE_S="600"
+    ) as module:
+        queue = redis.Redis.from_url(services.broker_url)
+        queue.delete("classify")
+        yield module
+        queue.delete("classify")
+        queue.close()
+
+
+def queued_items(broker_url: str) -> list[int]:
+    """The item ids in the classify queue's messages (Celery's JSON body: args first)."""
+    client = redis.Redis.from_url(broker_url)
+    try:
+        messages = [json.loads(raw) for raw in client.lrange("classify", 0, -1)]
+    finally:
+        client.close()
+    return sorted(i for m in messages for i in json.loads(base64.b64decode(m["body"]))[0][0])
+
+
+def test_the_sweeper_waits_the_longer_grace_while_messages_wait_in_the_queue(
+    conn: psycopg.Connection, demo_items: list[int], tasks: ModuleType, services: Endpoints
+) -> None:
+    age(conn, "items", "fetched_at")  # two minutes: past the grace, within the backlog's
+    tasks.classify_items.delay(demo_items[:1])  # a burst's message, waiting for a worker
+    assert tasks.sweep_stalled() == 0
+    redis.Redis.from_url(services.broker_url).delete("classify")
+    # Nothing queued: items two minutes old and never classified are lost work.
+    assert tasks.sweep_stalled() == len(demo_items)
+    assert queued_items(services.broker_url) == sorted(demo_items)

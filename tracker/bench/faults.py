@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 import redis
 
@@ -83,6 +84,9 @@ class Result:
     task_errors: dict[str, int]
     # Items the sweeper re-queued: work of a lost message, or work it thought lost.
     swept: int
+    # How long the classify and pair tasks that succeeded ran: median, 95th percentile and
+    # longest, in seconds (what the sweeper's grace is measured against).
+    task_seconds: dict[str, dict[str, float]]
     # Processes that exited by themselves during the run and were restarted (see Pipeline).
     restarts: dict[str, int]
 
@@ -330,6 +334,7 @@ class FaultBench:
             max_queue_depth=max_queue_depth,
             task_errors=task_errors(log),
             swept=sum(int(n) for n in SWEPT.findall(log)),
+            task_seconds=task_seconds(log),
             restarts=dict(self.pipeline.restarts),
         )
 
@@ -338,6 +343,23 @@ class FaultBench:
 RETRIED = re.compile(r"Task rt\.\w+\[[^\]]+\] retry: Retry in \S+: (\w+)\(")
 FAILED = re.compile(r"Task rt\.\w+\[[^\]]+\] raised unexpected: (\w+)\(")
 SWEPT = re.compile(r"Task rt\.sweep_stalled\[[^\]]+\] succeeded in \S+: (\d+)")
+
+
+SUCCEEDED = re.compile(r"Task rt\.(classify_items|pair_items)\[[^\]]+\] succeeded in ([\d.]+)s")
+
+
+def task_seconds(log: str) -> dict[str, dict[str, float]]:
+    found: dict[str, list[float]] = {}
+    for name, seconds in SUCCEEDED.findall(log):
+        found.setdefault(name, []).append(float(seconds))
+    return {
+        name: {
+            "p50": round(float(np.percentile(times, 50)), 2),
+            "p95": round(float(np.percentile(times, 95)), 2),
+            "max": round(max(times), 2),
+        }
+        for name, times in sorted(found.items())
+    }
 
 
 def task_errors(log: str) -> dict[str, int]:
