@@ -1,6 +1,7 @@
 """The `tracker` command line: run the service, manage feeds, read pairs."""
 
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -344,6 +345,9 @@ def bench_faults(
     if unknown:
         raise fail(f"unknown fault {', '.join(unknown)}; choose from {', '.join(faults.FAULTS)}")
     load = None if demo_feeds else faultload.Load(n_feeds, items_per_feed)
+    # Killed with SIGTERM (a timeout, a CI job cancelled): unwind, so the workers, Redis and
+    # PostgreSQL the bench started are stopped rather than left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="rt-faults-") as directory:
         what = "the demo feeds" if load is None else f"{n_feeds} feeds x {items_per_feed} items"
         typer.echo(f"running the pipeline under faults, {what}, in {directory} ...", err=True)
