@@ -57,6 +57,10 @@ MALFORMED = {
     "bad UTF-8": opml('<outline text="x" xmlUrl="https://a.example/"/>').replace(b"x", b"\xff\xfe"),
     "unknown encoding": opml("", head=b'<?xml version="1.0" encoding="x-no-such"?>'),
     "lying encoding": opml("").replace(b"UTF-8", b"UTF-16"),
+    "lying multi-byte encoding": opml("").replace(b"UTF-8", b"UTF-32"),
+    "UTF-7": opml('<outline text="+ADw-b+AD4-" xmlUrl="https://a.example/"/>').replace(
+        b"UTF-8", b"UTF-7"
+    ),
     "truncated": opml(FEED.format(n=1) * 10)[:-20],
     "not OPML": b'<rss version="2.0"><channel><title>x</title></channel></rss>',
     "HTML": b"<!doctype html><html><body><a href='https://a.example/rss'>rss</a></body></html>",
@@ -71,6 +75,25 @@ def test_a_malformed_opml_file_gets_a_clear_error(name: str) -> None:
     message = str(refused.value)
     assert message and len(message) < 300
     assert "\x00" not in message
+
+
+@pytest.mark.parametrize(
+    ("encoding", "title"),
+    [
+        ("Shift_JIS", "東京ニュース"),
+        ("EUC-JP", "東京ニュース"),
+        ("GB2312", "新华社新闻"),
+        ("Big5", "中央社新聞"),
+        ("windows-1251", "Новости Киева"),
+    ],
+)
+def test_a_file_in_a_declared_multi_byte_or_legacy_encoding_is_read(
+    encoding: str, title: str
+) -> None:
+    text = opml(f'<outline text="{title}" xmlUrl="https://a.example/rss"/>').decode()
+    data = text.replace("UTF-8", encoding).encode(encoding)
+    [feed] = parse_opml(data).feeds
+    assert (feed.title, feed.url) == (title, "https://a.example/rss")
 
 
 def test_a_huge_opml_file_of_twelve_thousand_feeds_imports_whole_in_bounded_memory() -> None:

@@ -16,6 +16,21 @@ CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\uf
 WHITESPACE = re.compile(r"\s+")
 TAG_SEPARATORS = re.compile(r"[,/]")
 LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*$")
+# The encoding an XML declaration in ASCII bytes names (a UTF-16 file with a BOM has none
+# readable here, and expat reads it itself).
+DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+# What expat decodes itself; any other declared encoding is decoded here first, as expat
+# refuses multi-byte ones (Shift_JIS, EUC-JP, GB2312, Big5) with a bare ValueError.
+EXPAT_ENCODINGS = {
+    "utf-8",
+    "utf8",
+    "utf-16",
+    "utf16",
+    "iso-8859-1",
+    "latin-1",
+    "latin1",
+    "us-ascii",
+}
 ATTRIBUTE_ESCAPES = str.maketrans(
     {
         "&": "&amp;",
@@ -70,7 +85,7 @@ def parse_opml(data: bytes, max_bytes: int = MAX_OPML_BYTES) -> OpmlParseResult:
         )
     reader = _OutlineReader()
     try:
-        reader.parser.Parse(data, True)
+        reader.parser.Parse(_readable_by_expat(data), True)
     except expat.ExpatError as exc:
         reason = expat.ErrorString(exc.code)
         raise OpmlError(
@@ -79,6 +94,30 @@ def parse_opml(data: bytes, max_bytes: int = MAX_OPML_BYTES) -> OpmlParseResult:
     except LookupError as exc:  # expat asks Python for the declared encoding, which may not exist
         raise OpmlError(f"the XML declares an encoding Python cannot read: {exc}") from None
     return OpmlParseResult(feeds=reader.feeds, problems=reader.problems)
+
+
+def _readable_by_expat(data: bytes) -> bytes:
+    """The document in an encoding expat reads: as it is, or decoded from the encoding its
+    declaration names and given to expat as UTF-8 under a declaration that says so."""
+    declared = DECLARED_ENCODING.match(data)
+    if declared is None or declared.group(1).decode().lower() in EXPAT_ENCODINGS:
+        return data
+    name = declared.group(1).decode()
+    if name.lower().replace("-", "").replace("_", "") == "utf7":
+        # Decoded, "+ADw-" is "<": markup hidden from anything that reads the bytes as ASCII.
+        raise OpmlError("the XML declares UTF-7, which is not accepted; save the file as UTF-8")
+    try:
+        text = data.decode(name)
+    except LookupError:
+        raise OpmlError(f"the XML declares an encoding Python cannot read: {name}") from None
+    except UnicodeDecodeError as exc:
+        raise OpmlError(
+            f"the file is not valid {name} (the encoding it declares): "
+            f"{exc.reason} at byte {exc.start}"
+        ) from None
+    start, end = declared.span(1)
+    # The declaration is ASCII, so its offsets in the bytes are its offsets in the text.
+    return (text[:start] + "UTF-8" + text[end:]).encode("utf-8")
 
 
 class _OutlineReader:
