@@ -1,6 +1,7 @@
 """Alerts: outbox rows written with the event, digests, and the relay that sends them."""
 
 import hashlib
+import os
 import random
 import smtplib
 import ssl
@@ -62,14 +63,18 @@ class FileMailer:
         self.directory = directory
 
     def send(self, message: EmailMessage) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Alerts name subscribers and carry unsubscribe links: for the tracker's user alone.
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         name = hashlib.sha256(str(message["Message-ID"]).encode()).hexdigest()[:16]
-        (self.directory / f"{name}.eml").write_bytes(bytes(message))
+        path = self.directory / f"{name}.eml"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(bytes(message))
         log.info(
             "alert written to file",
             to=message["To"],
             subject=message["Subject"],
-            path=str(self.directory / f"{name}.eml"),
+            path=str(path),
         )
 
 

@@ -77,6 +77,7 @@ def test_without_smtp_alerts_are_written_as_files(conn: psycopg.Connection, tmp_
     files = list((tmp_path / "mail").glob("*.eml"))
     assert len(files) == 1
     assert b"New rumour: y" in files[0].read_bytes()
+    assert files[0].stat().st_mode & 0o777 == 0o600  # subscribers' addresses: ours alone
 
 
 def test_a_row_that_cannot_be_sent_is_recorded_and_does_not_block_the_others(

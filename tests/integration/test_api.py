@@ -620,7 +620,7 @@ def test_clients_that_leave_mid_export_give_their_connections_back(api: Api, db_
 def test_csv_exports_defuse_formula_like_cells(api: Api) -> None:
     c = api.conn
     feeds = pair_world(c)
-    payloads = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tTAB", "plain = fine"]
+    payloads = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tTAB", "plain; fine"]
     r = add_item(c, feeds["media"], payloads[0], payloads[1])
     k = add_item(c, feeds["official"], payloads[2], payloads[3])
     add_pair(c, r, k, 0.7, "confirmed")
@@ -641,7 +641,9 @@ def test_csv_exports_defuse_formula_like_cells(api: Api) -> None:
             io.StringIO(api.client().get("/api/v1/export/labels.csv", headers=headers).text)
         )
     )
-    assert (label["title"], label["summary"]) == ("'\tTAB", "plain = fine")
+    assert (label["title"], label["summary"]) == ("'\tTAB", "plain; fine")
+    labels_csv = api.client().get("/api/v1/export/labels.csv", headers=headers).text
+    assert '"plain; fine"' in labels_csv  # one cell, read with ";" as the separator too
     # JSON is data, not a spreadsheet: its text stays as the feed wrote it.
     [record] = api.client().get("/api/v1/export/pairs.jsonl", headers=headers).text.splitlines()
     assert json.loads(record)["rumour_title"] == payloads[0]

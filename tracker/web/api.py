@@ -482,7 +482,9 @@ def csv_cell(value: Any) -> Any:
 
 def csv_chunks(header: list[str], rows: Iterator[Any]) -> Iterator[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    # Every text cell quoted: a spreadsheet that splits on ";" (as many locales do) keeps a
+    # title with a semicolon in one cell.
+    writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC)
     writer.writerow(header)
     for n, row in enumerate(rows, 1):
         writer.writerow([csv_cell(v) for v in asdict(row).values()])
