@@ -128,8 +128,11 @@ def postgres_server(data_dir: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def run_lock(data_dir: Path) -> Iterator[None]:
-    """One `tracker up` per data dir: a second one would share and then stop its services."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """One `tracker up` per data dir: a second one would share and then stop its services.
+    The data dir is made private to its user (0700): it holds the database, the signing key
+    and alerts written as files."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
     with (data_dir / "tracker-up.lock").open("w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -449,6 +449,43 @@ def test_an_opml_export_reads_back_as_the_same_feeds(feeds: list[OpmlFeed], titl
         assert sorted(again.feeds, key=lambda f: f.url) == sorted(once.feeds, key=lambda f: f.url)
 
 
+# Encodings an OPML file may declare: multi-byte and legacy ones expat cannot read itself (read
+# here), ones it can, and ones refused with a clear error (UTF-7, a name Python does not know).
+READABLE_ENCODINGS = [
+    "Shift_JIS", "EUC-JP", "GB2312", "GBK", "Big5", "EUC-KR", "windows-1251", "KOI8-R",
+    "ISO-8859-2", "cp1252", "UTF-8", "UTF-16", "ISO-8859-1",
+]  # fmt: skip
+REFUSED_ENCODINGS = ["UTF-7", "UTF-32", "x-no-such-encoding"]
+
+
+@FEWER
+@given(
+    st.lists(opml_feeds, min_size=1, max_size=4, unique_by=lambda f: f.url.lower()),
+    st.sampled_from(READABLE_ENCODINGS + REFUSED_ENCODINGS),
+)
+def test_an_opml_file_in_any_declared_encoding_reads_as_utf_8_does_or_gets_a_clear_error(
+    feeds: list[OpmlFeed], encoding: str
+) -> None:
+    with counted("OPML: declared encodings"):
+        exported = export_opml(feeds, "feeds").decode("utf-8")
+        declared = exported.replace('encoding="UTF-8"', f'encoding="{encoding}"', 1)
+        assert f'encoding="{encoding}"' in declared
+        try:
+            # What the encoding cannot carry travels as character references, as editors save it.
+            data = declared.encode(encoding, errors="xmlcharrefreplace")
+            # The same text in UTF-8, as the encoding reads back (Shift_JIS reads "¥" as "\\").
+            in_utf_8 = data.decode(encoding).replace(encoding, "UTF-8", 1).encode("utf-8")
+        except LookupError:
+            data = in_utf_8 = declared.encode("utf-8")
+        try:
+            found = parse_opml(data).feeds
+        except OpmlError as refused:
+            assert encoding in REFUSED_ENCODINGS, refused
+            return
+        assert encoding in READABLE_ENCODINGS
+        assert found == parse_opml(in_utf_8).feeds
+
+
 # --- the SSRF guard ----------------------------------------------------------------------------
 
 # IANA's special-purpose registries (not globally reachable) plus multicast and the deprecated

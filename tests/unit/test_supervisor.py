@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tracker import supervisor
+from tracker import embedded, supervisor
 from tracker.supervisor import Role, Supervisor
 
 # Counts its starts in a file; the first start exits with an error, later ones keep running.
@@ -72,3 +72,12 @@ def test_a_child_that_keeps_exiting_stops_the_supervisor(tmp_path: Path) -> None
     finally:
         sup.stop()
     assert sup.procs["web"].poll() is not None, "the others are stopped too"
+
+
+def test_the_data_dir_is_made_private_to_its_user(tmp_path: Path) -> None:
+    shared = tmp_path / "data"
+    shared.mkdir(mode=0o755)
+    with embedded.run_lock(shared):
+        assert shared.stat().st_mode & 0o777 == 0o700
+    with embedded.run_lock(tmp_path / "new" / "data"):
+        assert (tmp_path / "new" / "data").stat().st_mode & 0o777 == 0o700
