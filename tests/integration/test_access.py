@@ -204,10 +204,14 @@ def protected(app: FastAPI) -> list[Endpoint]:
     return [e for e in endpoints(app)[0] if e.roles is not None]
 
 
-def send(client: TestClient, e: Endpoint, csrf: str | None, accept: str) -> httpx.Response:
+def send(
+    client: TestClient, e: Endpoint, csrf: str | None, accept: str, bearer: str | None = None
+) -> httpx.Response:
     headers = {"accept": accept}
     if csrf is not None:
         headers["x-csrf-token"] = csrf
+    if bearer is not None:
+        headers["authorization"] = f"Bearer {bearer}"
     return client.request(e.method, e.path, headers=headers)
 
 
@@ -300,6 +304,9 @@ def test_every_state_changing_route_refuses_a_session_without_the_csrf_token(web
             response = send(client, e, csrf, "application/json")
             assert response.status_code == 403, f"{e.method} {e.path}"
             assert response.json()["detail"] == CSRF_REFUSAL
+        # A made-up bearer header does not stand in for the CSRF token (logout, login included).
+        response = send(client, e, None, "application/json", bearer="rt_made_up")
+        assert response.status_code == 401, f"{e.method} {e.path}"
     assert client.get("/").status_code == 200, "the session survived every refused request"
 
 

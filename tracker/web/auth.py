@@ -168,11 +168,16 @@ def csrf_token(request: Request) -> str:
 async def csrf_protect(request: Request) -> None:
     """App-wide dependency: every unsafe request must echo the session's token.
 
-    A request with a bearer token is authenticated by that token alone (never the session), and
-    no other site can make a browser send one, so it needs no CSRF token."""
+    A request with a valid bearer token is authenticated by that token alone (never the
+    session), and no other site can make a browser send one, so it needs no CSRF token. Any
+    other bearer header is refused here: a made-up one must not carry a session's request
+    (logout, login) past this check."""
     if request.method in SAFE_METHODS or request.url.path.startswith(CSRF_EXEMPT_PREFIXES):
         return
-    if bearer_token(request) is not None:
+    token = bearer_token(request)
+    if token is not None:
+        if token_user(request, token) is None:
+            raise _invalid_token()
         return
     sent = request.headers.get(CSRF_HEADER) or await _csrf_form_field(request)
     expected = request.session.get(SESSION_CSRF)
@@ -239,7 +244,15 @@ def current_user(request: Request) -> User | None:
 
 
 def token_user(request: Request, token: str) -> User | None:
-    """The user a live token acts for, with the token's role (never above the user's own)."""
+    """The user a live token acts for, with the token's role (never above the user's own).
+    Looked up once per request (the CSRF check and the route's role both ask)."""
+    if not hasattr(request.state, "token_user"):
+        request.state.token_user = _token_user(request, token)
+    found: User | None = request.state.token_user
+    return found
+
+
+def _token_user(request: Request, token: str) -> User | None:
     with get_pool(request).connection() as conn:
         found = api_tokens.find_active(conn, token_digest(token))
         user = users.get(conn, found.user_id) if found else None
@@ -265,16 +278,20 @@ class RoleDependency:
         if token is not None:
             user = token_user(request, token)
             if user is None:
-                raise HTTPException(
-                    status_code=401,
-                    detail="This API token is not valid.",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+                raise _invalid_token()
         else:
             user = _session_user(request)
         if user.role not in self.roles:
             raise HTTPException(status_code=403, detail="Your role may not do this.")
         return user
+
+
+def _invalid_token() -> HTTPException:
+    return HTTPException(
+        status_code=401,
+        detail="This API token is not valid.",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 def _session_user(request: Request) -> User:
