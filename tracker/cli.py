@@ -394,7 +394,8 @@ def up(
             supervisor.local_secret_key_file(s.data_dir) if s.has_default_secret_key else None
         )
         env = supervisor.child_env(db_url, broker, s.data_dir, public_url, allow, key_file)
-        sup = supervisor.Supervisor(supervisor.roles(s.data_dir, host, port), env)
+        roles = supervisor.roles(s.data_dir, host, port, s.forwarded_allow_ips)
+        sup = supervisor.Supervisor(roles, env)
         sup.start()
         _wait_for_web(f"http://{host}:{port}/healthz", sup)
         _announce(public_url, password, s, time.monotonic() - started, demo_server is not None)

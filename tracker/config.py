@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     fetch_timeout_s: float = Field(default=30.0, gt=0)
     fetch_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     fetch_allow_networks: list[str] = Field(default_factory=list)
+    # The reverse proxies whose X-Forwarded-For / -Proto `tracker up`'s web process believes
+    # (comma-separated addresses, or "*"); none by default.
+    forwarded_allow_ips: str = ""
     user_agent: str = "RumourTracker/0.1 (+https://github.com/rumour-tracker/rumour-tracker)"
     poll_interval_s: int = Field(default=900, ge=10)
     poll_min_interval_s: int = Field(default=300, ge=10)

@@ -61,10 +61,18 @@ def beat_argv(schedule: Path, *options: str) -> list[str]:
     return [sys.executable, *CELERY, "beat", "-s", str(schedule), *options]
 
 
-def roles(data_dir: Path, host: str, port: int) -> list[Role]:
+def roles(data_dir: Path, host: str, port: int, forwarded_allow_ips: str = "") -> list[Role]:
+    """`forwarded_allow_ips`: the proxies whose X-Forwarded-For and -Proto the web process
+    believes (uvicorn's --forwarded-allow-ips); none by default. Uvicorn's own default trusts
+    127.0.0.1, so any local client could pick the address the login throttle counts."""
     python = sys.executable
     name = f"tracker-{os.getpid()}"
     info = ("--loglevel", "INFO")
+    proxies = (
+        ("--proxy-headers", "--forwarded-allow-ips", forwarded_allow_ips)
+        if forwarded_allow_ips
+        else ("--no-proxy-headers",)
+    )
     return [
         Role(
             "web",
@@ -80,6 +88,7 @@ def roles(data_dir: Path, host: str, port: int) -> list[Role]:
                 str(port),
                 "--log-level",
                 "warning",
+                *proxies,
             ],
         ),
         Role("worker-fetch", worker_argv("fetch", 8, f"{name}-fetch@%h", *info)),

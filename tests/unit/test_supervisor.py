@@ -2,14 +2,18 @@
 that keeps exiting stops the supervisor, and a stop request ends every child."""
 
 import signal
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from tests.conftest import free_port
 from tracker import embedded, supervisor
 from tracker.supervisor import Role, Supervisor
 
@@ -81,3 +85,38 @@ def test_the_data_dir_is_made_private_to_its_user(tmp_path: Path) -> None:
         assert shared.stat().st_mode & 0o777 == 0o700
     with embedded.run_lock(tmp_path / "new" / "data"):
         assert (tmp_path / "new" / "data").stat().st_mode & 0o777 == 0o700
+
+
+FORWARDED = {"client": "203.0.113.9", "scheme": "https"}
+ECHO_APP = "tests.asgi_echo:create_app"
+
+
+@pytest.mark.parametrize(
+    ("trusted", "seen"),
+    [("", {"client": "127.0.0.1", "scheme": "http"}), ("127.0.0.1", FORWARDED)],
+)
+def test_the_web_process_believes_forwarded_headers_only_from_configured_proxies(
+    tmp_path: Path, trusted: str, seen: dict[str, str]
+) -> None:
+    port = free_port()
+    [web] = [r for r in supervisor.roles(tmp_path, "127.0.0.1", port, trusted) if r.name == "web"]
+    # The web role's uvicorn, flags and all, serving an app that shows what it was told.
+    argv = [ECHO_APP if a == "tracker.web.app:create_app" else a for a in web.argv]
+    proc = subprocess.Popen(argv, cwd=Path(__file__).resolve().parents[2])
+    try:
+        headers = {"x-forwarded-for": FORWARDED["client"], "x-forwarded-proto": "https"}
+        assert answer(f"http://127.0.0.1:{port}/", headers) == seen
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def answer(url: str, headers: dict[str, str]) -> Any:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return httpx.get(url, headers=headers, timeout=2).json()
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
