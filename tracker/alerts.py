@@ -218,17 +218,42 @@ def relay(
             outbox.collapse_bursts(conn, burst)
         rows = outbox.claim(conn, batch, lease_s=lease_s)
     sent = 0
-    for row in rows:
+    for n, row in enumerate(rows):
         try:
             mailer.send(alert_mail.build(row, ctx))
         except Exception as exc:  # noqa: BLE001 - any failure is recorded on its row, not lost
-            _record_failure(conn, row, exc, retry_base_s)
+            try:
+                _record_failure(conn, row, exc, retry_base_s)
+            except psycopg.OperationalError as lost:
+                raise BatchInterrupted([], [r.id for r in rows[n:]]) from lost
             continue
-        with conn.transaction():
-            outbox.mark_sent(conn, row.id)
+        try:
+            with conn.transaction():
+                outbox.mark_sent(conn, row.id)
+        except psycopg.OperationalError as lost:
+            raise BatchInterrupted([row.id], [r.id for r in rows[n + 1 :]]) from lost
         sent += 1
     metrics.alerts_relayed(sent, len(rows) - sent)
     return sent
+
+
+class BatchInterrupted(Exception):
+    """The database went away in the middle of a batch. `sent`: accepted by the SMTP server but
+    not yet marked sent; `unsent`: claimed and not sent. Whoever holds this marks both once the
+    database is back (settle_interrupted): otherwise `sent` would go out again when its lease
+    expires, and `unsent` would wait for it."""
+
+    def __init__(self, sent: list[int], unsent: list[int]) -> None:
+        super().__init__(f"database lost mid-batch: {len(sent)} sent, {len(unsent)} not sent")
+        self.sent = sent
+        self.unsent = unsent
+
+
+def settle_interrupted(conn: psycopg.Connection, interrupted: BatchInterrupted) -> None:
+    with conn.transaction():
+        for row_id in interrupted.sent:
+            outbox.mark_sent(conn, row_id)
+        outbox.release(conn, interrupted.unsent)
 
 
 def _record_failure(

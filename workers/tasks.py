@@ -2,11 +2,13 @@
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
 import psycopg
+import structlog
 from psycopg_pool import ConnectionPool
 
 from tracker import alert_ops, alerts, broker, classify, pairing, training
@@ -17,6 +19,8 @@ from tracker.model_registry import item_classifier, pair_scorer
 from tracker.storage import db, feeds, subscriptions
 from tracker.storage.feeds import Lease
 from workers.app import app
+
+log = structlog.get_logger(__name__)
 
 # Items per re-queued message, and at most this many items per stage per sweep.
 SWEEP_CHUNK = 50
@@ -33,6 +37,9 @@ TRANSIENT = (
 RETRIES = 5
 RETRY_BASE_S = 1.0
 RETRY_MAX_S = 60.0
+# An interrupted alert batch is recorded once the database is back, tried for about two
+# minutes (1 + 2 + 4 + ... s, at most RETRY_MAX_S apart).
+SETTLE_ATTEMPTS = 8
 
 
 _pool_lock = threading.Lock()
@@ -121,20 +128,40 @@ def sweep_stalled() -> int:
     return len(found.unclassified) + len(found.unpaired)
 
 
-@app.task(name="rt.relay_outbox")
-def relay_outbox() -> int:
+@app.task(name="rt.relay_outbox", bind=True)
+def relay_outbox(self: Any) -> int:
     s = get_settings()
-    with _pool().connection() as conn:
-        return alerts.relay(
-            conn,
-            alerts.mailer_for(s),
-            s.mail_from,
-            send_timeout_s=s.smtp_timeout_s,
-            public_url=s.public_url,
-            secret_key=s.secret_key.get_secret_value(),
-            burst=s.alert_burst,
-            retry_base_s=s.alert_retry_base_s,
-        )
+    try:
+        with _retry_transient(self), _pool().connection() as conn:
+            return alerts.relay(
+                conn,
+                alerts.mailer_for(s),
+                s.mail_from,
+                send_timeout_s=s.smtp_timeout_s,
+                public_url=s.public_url,
+                secret_key=s.secret_key.get_secret_value(),
+                burst=s.alert_burst,
+                retry_base_s=s.alert_retry_base_s,
+            )
+    except alerts.BatchInterrupted as interrupted:
+        _settle_interrupted(interrupted)
+        return len(interrupted.sent)
+
+
+def _settle_interrupted(interrupted: alerts.BatchInterrupted) -> None:
+    """Mark what the interrupted batch sent, and release what it did not, as soon as the
+    database answers again: this process alone knows, and a resend would be a duplicate."""
+    for attempt in range(SETTLE_ATTEMPTS):
+        if attempt:
+            time.sleep(schedule.backoff(attempt - 1, RETRY_MAX_S, base_s=RETRY_BASE_S))
+        try:
+            with _pool().connection() as conn:
+                alerts.settle_interrupted(conn, interrupted)
+            return
+        except TRANSIENT:
+            continue
+    # Still down: the rows' leases expire and they are sent again (at least once).
+    log.error("could not record an interrupted alert batch", sent=interrupted.sent)
 
 
 @app.task(name="rt.heartbeat", bind=True)

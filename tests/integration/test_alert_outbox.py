@@ -8,6 +8,7 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from types import ModuleType
 
 import psycopg
@@ -215,3 +216,38 @@ def test_a_relay_process_killed_after_sending_resends_with_the_same_message_id_l
     first, second = smtp.messages
     assert first["Message-ID"] == second["Message-ID"]
     assert outbox_statuses(conn) == {"sent": 1}
+
+
+class CutOffAfterSending:
+    """Sends through `mailer`, then has the server end the relay's connection: the database
+    gone between the SMTP server's 250 and the row marked sent."""
+
+    def __init__(self, mailer: alerts.Mailer, db_url: str, relay_pid: int) -> None:
+        self.mailer, self.db_url, self.relay_pid = mailer, db_url, relay_pid
+
+    def send(self, message: EmailMessage) -> None:
+        self.mailer.send(message)
+        with psycopg.connect(self.db_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (self.relay_pid,))
+
+
+def test_a_batch_cut_off_by_the_database_is_recorded_once_it_is_back_and_nothing_is_resent(
+    db_url: str, conn: psycopg.Connection
+) -> None:
+    for n in range(3):
+        outbox.enqueue(conn, f"k{n}", "desk@example.org", f"Alert {n}", "body")
+    with SmtpSink() as smtp:
+        mailer = SmtpMailer(Settings(smtp_host="127.0.0.1", smtp_port=smtp.port))
+        with psycopg.connect(db_url, autocommit=True) as relay:
+            cut = CutOffAfterSending(mailer, db_url, relay.info.backend_pid)
+            with pytest.raises(alerts.BatchInterrupted) as interrupted:
+                alerts.relay(relay, cut, "t@example.org")
+        assert len(interrupted.value.sent) == 1 and len(interrupted.value.unsent) == 2
+        with psycopg.connect(db_url, autocommit=True) as back:
+            alerts.settle_interrupted(back, interrupted.value)
+            assert outbox_statuses(back) == {"sent": 1, "pending": 2}
+            # The released rows go now, not after a lease; the sent one never again.
+            assert alerts.relay(back, mailer, "t@example.org") == 2
+            back.execute("UPDATE alert_outbox SET lease_until = now() - interval '1 hour'")
+            assert alerts.relay(back, mailer, "t@example.org") == 0
+    assert sorted(m["Subject"] for m in smtp.messages) == ["Alert 0", "Alert 1", "Alert 2"]

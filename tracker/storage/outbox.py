@@ -341,6 +341,17 @@ def mark_sent(conn: psycopg.Connection, row_id: int) -> None:
         )
 
 
+def release(conn: psycopg.Connection, row_ids: Sequence[int]) -> None:
+    """Claimed rows never tried: back to pending now, the claim's attempt not counted."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """UPDATE alert_outbox SET status = 'pending', lease_until = NULL,
+                      attempts = greatest(attempts - 1, 0)
+               WHERE id = ANY(%s) AND status = 'sending'""",
+            (list(row_ids),),
+        )
+
+
 def mark_failed(
     conn: psycopg.Connection, row_id: int, error: str, retry_in_s: float, dead: bool
 ) -> None:
