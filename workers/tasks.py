@@ -157,6 +157,11 @@ def _settle_interrupted(interrupted: alerts.BatchInterrupted) -> None:
         try:
             with _pool().connection() as conn:
                 alerts.settle_interrupted(conn, interrupted)
+            log.warning(
+                "alert batch cut off by the database, recorded",
+                sent=len(interrupted.sent),
+                released=len(interrupted.unsent),
+            )
             return
         except TRANSIENT:
             continue
