@@ -91,30 +91,31 @@ def tasks(
     with worker_tasks(
         db_url, services.broker_url, monkeypatch, SWEEP_GRACE_S="60", SWEEP_BACKLOG_GRACE_S="600"
     ) as module:
-        queue = redis.Redis.from_url(services.broker_url)
-        queue.delete("classify")
+        classify_queue(module).delete("classify")
         yield module
-        queue.delete("classify")
-        queue.close()
+        classify_queue(module).delete("classify")
 
 
-def queued_items(broker_url: str) -> list[int]:
+def classify_queue(tasks: ModuleType) -> redis.Redis:
+    """The broker's Redis client, through Celery (the embedded broker is a unix socket URL)."""
+    with tasks.app.connection_for_write() as connection:
+        client: redis.Redis = connection.default_channel.client
+        return client
+
+
+def queued_items(tasks: ModuleType) -> list[int]:
     """The item ids in the classify queue's messages (Celery's JSON body: args first)."""
-    client = redis.Redis.from_url(broker_url)
-    try:
-        messages = [json.loads(raw) for raw in client.lrange("classify", 0, -1)]
-    finally:
-        client.close()
+    messages = [json.loads(raw) for raw in classify_queue(tasks).lrange("classify", 0, -1)]
     return sorted(i for m in messages for i in json.loads(base64.b64decode(m["body"]))[0][0])
 
 
 def test_the_sweeper_waits_the_longer_grace_while_messages_wait_in_the_queue(
-    conn: psycopg.Connection, demo_items: list[int], tasks: ModuleType, services: Endpoints
+    conn: psycopg.Connection, demo_items: list[int], tasks: ModuleType
 ) -> None:
     age(conn, "items", "fetched_at")  # two minutes: past the grace, within the backlog's
     tasks.classify_items.delay(demo_items[:1])  # a burst's message, waiting for a worker
     assert tasks.sweep_stalled() == 0
-    redis.Redis.from_url(services.broker_url).delete("classify")
+    classify_queue(tasks).delete("classify")
     # Nothing queued: items two minutes old and never classified are lost work.
     assert tasks.sweep_stalled() == len(demo_items)
-    assert queued_items(services.broker_url) == sorted(demo_items)
+    assert queued_items(tasks) == sorted(demo_items)
