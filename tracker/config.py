@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
 
+    # A web session ends after this long unused, and this long after login whatever its use.
+    session_idle_h: float = Field(default=12.0, gt=0)
+    session_lifetime_h: float = Field(default=168.0, gt=0)
+
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8000, ge=0, le=65535)
     public_url: str | None = None

@@ -1,7 +1,8 @@
 """Users of the web UI: accounts, roles, password hashes and session epochs.
 
 Hashing lives in tracker.web.auth. Every change that should end a user's sessions (password,
-role, disabling, "log out everywhere") bumps `session_epoch`, which each session carries."""
+role, disabling, "log out everywhere") bumps `session_epoch`, which each session carries, and
+deletes the user's rows of `web_sessions`."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,6 +94,8 @@ def _update(conn: psycopg.Connection, user_id: int, assignments: str, *params: o
         updated = cur.fetchone()
         if updated is None:
             raise LookupError(f"no user {user_id}")
+        # The new epoch already ends them; their rows would only linger.
+        cur.execute("DELETE FROM web_sessions WHERE user_id = %s", (user_id,))
         return updated
 
 

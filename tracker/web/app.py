@@ -3,7 +3,7 @@
 import contextlib
 import math
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tracker import logs
 from tracker.config import Settings, get_settings
-from tracker.storage import db
+from tracker.storage import db, web_sessions
 from tracker.web import (
+    account_views,
     alerts_views,
     api,
     api_docs,
@@ -36,7 +37,6 @@ from tracker.web import (
 )
 
 STATIC_DIR = Path(__file__).parent / "static"
-SESSION_MAX_AGE_S = 12 * 60 * 60  # a working day; then log in again
 
 # No inline scripts or styles anywhere: our own files from /static only.
 SECURITY_HEADERS = {
@@ -158,15 +158,22 @@ def create_app(
     app.state.clock = clock or (lambda: datetime.now(UTC))
     # Discovery from the Feeds page fetches with the same policy (allow-list, caps) as polling.
     app.state.settings = settings
+    app.state.session_lifetimes = web_sessions.Lifetimes(
+        idle=timedelta(hours=settings.session_idle_h),
+        absolute=timedelta(hours=settings.session_lifetime_h),
+    )
     app.add_middleware(
         auth.SessionCookies,
         secret_key=settings.secret_key.get_secret_value(),
-        max_age=SESSION_MAX_AGE_S,
+        # The row in web_sessions decides whether a session lives (auth.current_user); the
+        # cookie only has to last as long as a row can.
+        max_age=int(settings.session_lifetime_h * 3600),
         always_secure=_served_over_https(settings),
     )
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(views.router)
+    app.include_router(account_views.router)
     app.include_router(ops.router)
     app.include_router(feed_views.router)
     app.include_router(model_views.router)

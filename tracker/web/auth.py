@@ -18,8 +18,9 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tracker.domain import ROLES
-from tracker.storage import api_tokens, users
+from tracker.storage import api_tokens, users, web_sessions
 from tracker.storage.users import User
+from tracker.web import throttle
 
 MIN_PASSWORD_LENGTH = 12
 LOGIN_PATH = "/login"
@@ -28,8 +29,9 @@ PASSWORD_PATH = "/account/password"  # noqa: S105 (a URL path, not a secret)
 LOGOUT_EVERYWHERE_PATH = "/account/logout-everywhere"
 # Pages a user who still has to replace a one-time password may use.
 ACCOUNT_PATHS = frozenset({PASSWORD_PATH, LOGOUT_PATH, LOGOUT_EVERYWHERE_PATH})
-SESSION_USER = "user_id"
-SESSION_EPOCH = "epoch"
+# The cookie's random session id; its sha256 finds the session's row (storage/web_sessions.py).
+SESSION_ID = "sid"
+SESSION_ID_BYTES = 32
 SESSION_CSRF = "csrf_token"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -145,15 +147,41 @@ class SessionCookies:
 
 
 def start_session(request: Request, user: User) -> None:
+    """Begin a session of the user: a new row, and a cookie that names only its random id."""
     # A fresh session (and CSRF token) at login defeats session fixation.
-    request.session.clear()
-    request.session[SESSION_USER] = user.id
-    request.session[SESSION_EPOCH] = user.session_epoch
+    end_session(request)
+    session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
+    with get_pool(request).connection() as conn:
+        web_sessions.start(
+            conn,
+            _session_digest(session_id),
+            user,
+            now(request),
+            request.headers.get("user-agent", ""),
+            throttle.client_address(request),
+            session_lifetimes(request),
+        )
+    request.session[SESSION_ID] = session_id
     request.session[SESSION_CSRF] = secrets.token_urlsafe(32)
 
 
 def end_session(request: Request) -> None:
+    """Log this browser out: its row goes, so a copy of the cookie stops working too."""
+    session_id = request.session.get(SESSION_ID)
+    if isinstance(session_id, str):
+        with get_pool(request).connection() as conn:
+            web_sessions.end(conn, _session_digest(session_id))
     request.session.clear()
+
+
+def _session_digest(session_id: str) -> bytes:
+    # Only the digest is stored: a read of the table gives no cookie to replay.
+    return hashlib.sha256(session_id.encode()).digest()
+
+
+def session_lifetimes(request: Request) -> web_sessions.Lifetimes:
+    lifetimes: web_sessions.Lifetimes = request.app.state.session_lifetimes
+    return lifetimes
 
 
 def csrf_token(request: Request) -> str:
@@ -231,16 +259,21 @@ def wants_html(request: Request) -> bool:
 
 
 def current_user(request: Request) -> User | None:
-    """The session's user, unless disabled or the session predates their session epoch."""
-    user_id = request.session.get(SESSION_USER)
-    if not isinstance(user_id, int):
+    """The session's user while the session lives (not ended, idle or too old, and not from
+    before the user's session epoch), unless the user is disabled. The id of the session is
+    left in request.state.session_id (the account page marks it)."""
+    session_id = request.session.get(SESSION_ID)
+    if not isinstance(session_id, str):
         return None
     with get_pool(request).connection() as conn:
         # Re-read on every request so a changed role or a deleted account takes effect at once.
-        user = users.get(conn, user_id)
-    if user is None or user.disabled or request.session.get(SESSION_EPOCH) != user.session_epoch:
+        found = web_sessions.live_user(
+            conn, _session_digest(session_id), now(request), session_lifetimes(request)
+        )
+    if found is None or found[0].disabled:
         return None
-    return user
+    request.state.session_id = found[1]
+    return found[0]
 
 
 def token_user(request: Request, token: str) -> User | None:

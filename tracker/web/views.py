@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tracker import metrics
 from tracker.domain import FEED_KINDS, LABELS, ROLES, PairStatus
-from tracker.storage import audit, labels, pairs, reviews, users
+from tracker.storage import audit, labels, pairs, reviews
 from tracker.storage.pairs import PairView
 from tracker.storage.users import User
 from tracker.web import auth, throttle
@@ -209,64 +209,6 @@ def _login_refused(request: Request, email: str, until: datetime, now: datetime)
 def logout(request: Request, user: AnyUser) -> RedirectResponse:
     auth.end_session(request)
     return see_other(auth.LOGIN_PATH)
-
-
-@router.post(auth.LOGOUT_EVERYWHERE_PATH)
-def logout_everywhere(request: Request, user: AnyUser, pool: Pool) -> RedirectResponse:
-    """End every session of this user, on every device, this one included."""
-    with pool.connection() as conn, conn.transaction():
-        users.end_sessions(conn, user.id)
-        audit.record(conn, user.email, "user.sessions_ended", f"user:{user.id}")
-    auth.end_session(request)
-    return see_other(auth.LOGIN_PATH)
-
-
-@router.get(auth.PASSWORD_PATH, response_class=HTMLResponse)
-def password_form(request: Request, user: AnyUser) -> HTMLResponse:
-    return render(request, "password.html", user, error=None)
-
-
-@router.post(auth.PASSWORD_PATH, response_model=None)
-def change_password(
-    request: Request,
-    user: AnyUser,
-    pool: Pool,
-    current_password: FormText = "",
-    new_password: FormText = "",
-    new_password_again: FormText = "",
-) -> HTMLResponse | RedirectResponse:
-    now = auth.now(request)
-    address = throttle.client_address(request)
-    with pool.connection() as conn:
-        # Throttled as logins are, on the same counts: the current password is not even
-        # checked while the account or address is locked.
-        locked = throttle.refused_until(conn, user.email, address, now)
-        if locked is not None:
-            return _password_refused(request, user, locked, now)
-        problem = auth.password_change_problem(
-            user, current_password, new_password, new_password_again
-        )
-        if problem == auth.WRONG_CURRENT_PASSWORD:
-            with conn.transaction():
-                locked = throttle.record_failure(conn, user.email, address, now)
-            if locked is not None:
-                return _password_refused(request, user, locked, now)
-        if problem:
-            return render(request, "password.html", user, status_code=400, error=problem)
-        # The new epoch ends every other session; this one is started again with it.
-        with conn.transaction():
-            updated = users.set_password(conn, user.id, auth.hash_password(new_password))
-            audit.record(conn, user.email, "user.password_changed", f"user:{user.id}")
-        throttle.record_success(conn, user.email)
-    auth.start_session(request, updated)
-    return see_other("/")
-
-
-def _password_refused(request: Request, user: User, until: datetime, now: datetime) -> HTMLResponse:
-    error = throttle.refusal_message(until, now, "wrong passwords")
-    page = render(request, "password.html", user, status_code=429, error=error)
-    page.headers["Retry-After"] = str(throttle.retry_after_s(until, now))
-    return page
 
 
 @router.get("/", response_class=HTMLResponse)
