@@ -38,17 +38,29 @@ def one_line(text: str, limit: int = 150) -> str:
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
-def unsubscribe_token(secret_key: str, subscription_id: int) -> str:
-    return URLSafeSerializer(secret_key, salt=UNSUBSCRIBE_SALT).dumps(subscription_id)
+def unsubscribe_token(secret_key: str, subscription_id: int, generation: int) -> str:
+    """A link token bound to the subscription's generation: subscribing again (a new
+    generation) makes every older link invalid."""
+    serializer = URLSafeSerializer(secret_key, salt=UNSUBSCRIBE_SALT)
+    return serializer.dumps([subscription_id, generation])
 
 
-def subscription_from_token(secret_key: str, token: str) -> int | None:
-    """The subscription a signed token names; None when forged, altered or malformed."""
+def subscription_from_token(secret_key: str, token: str) -> tuple[int, int] | None:
+    """The subscription and generation a signed token names; None when forged, altered or
+    malformed. A bare id is a link mailed before generations: it names generation 0."""
     try:
         value = URLSafeSerializer(secret_key, salt=UNSUBSCRIBE_SALT).loads(token)
     except BadSignature:
         return None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if _is_int(value):
+        return value, 0
+    if isinstance(value, list) and len(value) == 2 and all(_is_int(v) for v in value):
+        return value[0], value[1]
+    return None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def message_id(dedupe_key: str) -> str:
@@ -82,7 +94,7 @@ def build(row: OutboxRow, ctx: MailContext) -> EmailMessage:
 def _unsubscribe_url(row: OutboxRow, ctx: MailContext) -> str | None:
     if row.subscription_id is None or not ctx.public_url or not ctx.secret_key:
         return None
-    token = unsubscribe_token(ctx.secret_key, row.subscription_id)
+    token = unsubscribe_token(ctx.secret_key, row.subscription_id, row.subscription_generation or 0)
     return f"{ctx.public_url.rstrip('/')}/unsubscribe/{token}"
 
 

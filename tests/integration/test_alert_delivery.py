@@ -240,6 +240,37 @@ def test_unsubscribing_through_the_link_in_an_email_stops_further_alerts(
     assert classify(conn, [add_item(conn, courier, "Third rumour")]) == 0
 
 
+def test_an_unsubscribe_link_stops_working_once_the_address_subscribes_again(
+    conn: psycopg.Connection, db_url: str
+) -> None:
+    courier = add_feed(conn, "Daily Courier")
+    sub_id = subscribe(conn)
+    classify(conn, [add_item(conn, courier, "First rumour")])
+    with SmtpSink() as smtp:
+        relay(conn, smtp.port)
+    old_path = smtp.messages[0]["List-Unsubscribe"].strip()[1:-1].removeprefix(PUBLIC)
+    settings = Settings(database_url=SecretStr(db_url), secret_key=SecretStr(SECRET))
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        assert client.post(old_path).status_code == 200
+        assert subscribe(conn) == sub_id  # the same rule, subscribed again
+        # The old link (in a mail the subscriber kept, or someone forwarded) is dead now.
+        assert client.get(old_path).status_code == 404
+        assert client.post(old_path).status_code == 404
+        assert subscriptions.get(conn, sub_id).unsubscribed_at is None  # type: ignore[union-attr]
+        classify(conn, [add_item(conn, courier, "Second rumour")])
+        with SmtpSink() as smtp:
+            relay(conn, smtp.port)
+        new_path = smtp.messages[0]["List-Unsubscribe"].strip()[1:-1].removeprefix(PUBLIC)
+        assert new_path != old_path
+        assert client.post(new_path).status_code == 200
+    assert subscriptions.get(conn, sub_id).unsubscribed_at is not None  # type: ignore[union-attr]
+    audit = conn.execute(
+        "SELECT actor, action, details FROM audit_log WHERE action = 'alerts.unsubscribe'"
+    ).fetchall()
+    unsubscribed_by_link = ("desk@example.org", "alerts.unsubscribe", {"via": "unsubscribe link"})
+    assert audit == [unsubscribed_by_link, unsubscribed_by_link]
+
+
 def test_alerts_queued_while_smtp_is_down_are_each_delivered_exactly_once_when_it_is_back(
     conn: psycopg.Connection,
 ) -> None:

@@ -50,7 +50,7 @@ def browser(app: FastAPI) -> TestClient:
 
 
 def logged_in(client: TestClient) -> bool:
-    return client.get("/").status_code == 200
+    return bool(client.get("/").status_code == 200)
 
 
 def copy_of(app: FastAPI, client: TestClient) -> TestClient:

@@ -1,7 +1,15 @@
 from datetime import UTC, datetime, time
 from email import message_from_bytes, policy
 
-from tracker.alert_mail import MailContext, build, subscription_from_token, unsubscribe_token
+from itsdangerous import URLSafeSerializer
+
+from tracker.alert_mail import (
+    UNSUBSCRIBE_SALT,
+    MailContext,
+    build,
+    subscription_from_token,
+    unsubscribe_token,
+)
 from tracker.alerts import digest_slot, keyword_match, matches
 from tracker.storage.outbox import OutboxRow
 from tracker.storage.subscriptions import AlertItem, Subscription
@@ -85,11 +93,17 @@ def test_a_daily_digest_follows_the_local_time_across_daylight_saving() -> None:
 
 
 def test_an_unsubscribe_token_names_its_subscription_and_cannot_be_forged() -> None:
-    token = unsubscribe_token(SECRET, 42)
-    assert subscription_from_token(SECRET, token) == 42
+    token = unsubscribe_token(SECRET, 42, 3)
+    assert subscription_from_token(SECRET, token) == (42, 3)
     assert subscription_from_token("another key" * 4, token) is None
     assert subscription_from_token(SECRET, token[:-2] + "xx") is None
     assert subscription_from_token(SECRET, "not-a-token") is None
+    # A link mailed before generations named the bare id: the first generation.
+    legacy = URLSafeSerializer(SECRET, salt=UNSUBSCRIBE_SALT).dumps(42)
+    assert subscription_from_token(SECRET, legacy) == (42, 0)
+    for malformed in ([42], [42, True], ["42", 1], {"id": 42}):
+        signed = URLSafeSerializer(SECRET, salt=UNSUBSCRIBE_SALT).dumps(malformed)
+        assert subscription_from_token(SECRET, signed) is None
 
 
 def rumour_row(title: str, **changes: object) -> OutboxRow:
@@ -120,7 +134,7 @@ def test_an_alert_has_text_and_escaped_html_bodies_and_one_click_unsubscribe_hea
     ctx = MailContext("t@example.org", "https://tracker.example", SECRET)
     message = build(rumour_row("F-16s <b>over</b> Ukraine"), ctx)
     parsed = message_from_bytes(bytes(message), policy=policy.default)
-    token = unsubscribe_token(SECRET, 7)
+    token = unsubscribe_token(SECRET, 7, 0)
     assert parsed["Subject"] == "New rumour: F-16s <b>over</b> Ukraine"
     assert parsed["List-Unsubscribe"].strip() == f"<https://tracker.example/unsubscribe/{token}>"
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

@@ -17,9 +17,11 @@ from psycopg.types.json import Jsonb
 
 from tracker.storage import subscriptions
 
-ROW_COLUMNS = (
-    "id, dedupe_key, recipient, subject, body_text, attempts, kind, subscription_id, payload"
-)
+# The subscription's generation is read at send time: a mail's unsubscribe link must name the
+# generation that is current when it goes out (tracker.alert_mail.unsubscribe_token).
+ROW_COLUMNS = """id, dedupe_key, recipient, subject, body_text, attempts, kind, subscription_id,
+    payload, (SELECT s.generation FROM alert_subscriptions s
+              WHERE s.id = alert_outbox.subscription_id) AS subscription_generation"""
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class OutboxRow:
     kind: str = "message"
     subscription_id: int | None = None
     payload: dict[str, Any] | None = None
+    subscription_generation: int | None = None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from tracker.storage import users
 
 COLUMNS = """id, user_id, email, kind, keywords, tags, feed_kinds, languages, min_probability,
     delivery, digest_at, time_zone, story_id, item_id, last_digest_at, unsubscribed_at,
-    created_at"""
+    created_at, generation"""
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ class Subscription:
     last_digest_at: datetime
     unsubscribed_at: datetime | None
     created_at: datetime = field(compare=False)
+    # Goes up at each re-subscription; unsubscribe links name the one they were mailed for.
+    generation: int = 0
 
     @property
     def digest(self) -> bool:
@@ -63,7 +65,8 @@ def _canonical(values: Sequence[str]) -> list[str]:
 
 
 def subscribe(conn: psycopg.Connection, rule: Rule) -> int:
-    """Store a rule; the same rule for the same address is updated and re-activated."""
+    """Store a rule; the same rule for the same address is updated and re-activated (a new
+    generation, so unsubscribe links mailed before no longer work)."""
     with conn.cursor() as cur:
         cur.execute(
             """INSERT INTO alert_subscriptions
@@ -75,6 +78,8 @@ def subscribe(conn: psycopg.Connection, rule: Rule) -> int:
                    delivery = EXCLUDED.delivery, digest_at = EXCLUDED.digest_at,
                    time_zone = EXCLUDED.time_zone,
                    user_id = coalesce(EXCLUDED.user_id, alert_subscriptions.user_id),
+                   generation = alert_subscriptions.generation
+                       + (alert_subscriptions.unsubscribed_at IS NOT NULL)::int,
                    unsubscribed_at = NULL,
                    last_digest_at = CASE WHEN alert_subscriptions.unsubscribed_at IS NULL
                                          THEN alert_subscriptions.last_digest_at ELSE now() END

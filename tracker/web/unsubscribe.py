@@ -26,12 +26,14 @@ router = APIRouter()
 
 
 def _subscription(request: Request, pool: ConnectionPool, token: str) -> Subscription:
-    sub_id = subscription_from_token(request.app.state.secret_key.get_secret_value(), token)
+    """The subscription a link is for, while the link is of its current generation: once the
+    address subscribes again, links mailed before stop working."""
+    named = subscription_from_token(request.app.state.secret_key.get_secret_value(), token)
     found = None
-    if sub_id is not None:
+    if named is not None:
         with pool.connection() as conn:
-            found = subscriptions.get(conn, sub_id)
-    if found is None:
+            found = subscriptions.get(conn, named[0])
+    if found is None or found.generation != named[1]:
         raise HTTPException(status_code=404, detail="This unsubscribe link is not valid.")
     return found
 
@@ -52,6 +54,13 @@ def unsubscribe(request: Request, pool: Pool, token: Token) -> HTMLResponse:
     sub = _subscription(request, pool, token)
     with pool.connection() as conn, conn.transaction():
         if subscriptions.unsubscribe(conn, sub.id):
-            audit.record(conn, sub.email, "alerts.unsubscribe", f"subscription:{sub.id}")
+            # The link is the authority, not a login: the audit row says so.
+            audit.record(
+                conn,
+                sub.email,
+                "alerts.unsubscribe",
+                f"subscription:{sub.id}",
+                {"via": "unsubscribe link"},
+            )
         sub = subscriptions.get(conn, sub.id) or sub
     return _page(request, sub, token, done=True)
