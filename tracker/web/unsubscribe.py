@@ -33,7 +33,7 @@ def _subscription(request: Request, pool: ConnectionPool, token: str) -> Subscri
     if named is not None:
         with pool.connection() as conn:
             found = subscriptions.get(conn, named[0])
-    if found is None or found.generation != named[1]:
+    if found is None or named is None or found.generation != named[1]:
         raise HTTPException(status_code=404, detail="This unsubscribe link is not valid.")
     return found
 
