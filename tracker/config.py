@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8000, ge=0, le=65535)
     public_url: str | None = None
+    # Larger request bodies are refused with 413 while they are read (OPML uploads have their
+    # own cap, tracker.web.feed_views).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)

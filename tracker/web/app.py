@@ -141,6 +141,7 @@ def create_app(
     settings = settings or get_settings()
     app = FastAPI(
         title="Rumour Tracker",
+        max_body_size=settings.max_body_bytes,
         lifespan=_lifespan(settings),
         # Every non-GET request must carry the session's CSRF token.
         dependencies=[Depends(auth.csrf_protect)],

@@ -22,6 +22,8 @@ from tracker.web import auth, views
 FEEDS_PATH = "/feeds"
 # A list of some thousands of feeds is well under a megabyte; more is not an OPML export.
 OPML_UPLOAD_MAX_BYTES = 5 * 1024 * 1024
+# The upload's request: the file and the multipart form around it (the app's cap is smaller).
+OPML_REQUEST_MAX_BYTES = OPML_UPLOAD_MAX_BYTES + 64 * 1024
 MAX_SHOWN_PROBLEMS = 100
 MAX_URL_CHARS = 2000
 MAX_BIGINT = 2**63 - 1
@@ -125,7 +127,9 @@ def add_feed(
     return views.see_other(FEEDS_PATH)
 
 
-@router.post(FEEDS_PATH + "/import", response_class=HTMLResponse)
+@router.post(
+    FEEDS_PATH + "/import", response_class=HTMLResponse, max_body_size=OPML_REQUEST_MAX_BYTES
+)
 def import_opml(
     request: Request,
     user: Admin,
