@@ -181,6 +181,11 @@ def test_two_analysts_are_given_different_pairs_and_cannot_decide_each_others(we
     second = add_pair(web.db_url, 0.8)
     ana, bo = log_in(web, "ana@newsroom.example"), log_in(web, "bo@newsroom.example")
     assert shown_pairs(ana.get("/")) == [first, second]
+    assert rows(web.db_url, "SELECT DISTINCT claimed_by FROM pairs") == [(None,)], (
+        "a GET claims nothing"
+    )
+    # Ana's page claims the pair she is on as it opens (a POST from its script).
+    assert post(ana, f"/pairs/{first}/claim").status_code == 303
     page = bo.get("/")
     assert shown_pairs(page) == [second, first], "bo's first pair is the one nobody holds"
     assert "being reviewed by ana@newsroom.example" in page.text

@@ -1,6 +1,6 @@
 """Pages: login (throttled), logout, password, the review queue, pairs. No SQL."""
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, get_args
@@ -215,12 +215,10 @@ def logout(request: Request, user: AnyUser) -> RedirectResponse:
 def queue(request: Request, user: AnyUser, pool: Pool) -> HTMLResponse:
     where, problems = review_filter(request.query_params)
     now = auth.now(request)
+    # Showing the queue changes nothing: the page's script claims the pair the analyst is on
+    # with a POST (/pairs/{id}/claim), the first one as the page opens.
     with pool.connection() as conn:
         found = reviews.queue(conn, user.id, now, where)
-        # Hold the first pair nobody else holds, so two analysts never work the same one.
-        claiming = user.role in DECIDERS and where.status == "suggested"
-        if claiming:
-            found = _claim_first(conn, found, user, now)
         views_saved = reviews.saved_views(conn, user.id)
     return render(
         request,
@@ -234,27 +232,6 @@ def queue(request: Request, user: AnyUser, pool: Pool) -> HTMLResponse:
         me=user.id,
         notice=request.session.pop(SESSION_NOTICE, None),
     )
-
-
-def _claim_first(
-    conn: psycopg.Connection, found: list[reviews.QueuePair], user: User, now: datetime
-) -> list[reviews.QueuePair]:
-    """Claim the first pair not held by someone else, and the queue as it stands then: the
-    pair this analyst holds first, the rest in their order (as reviews.queue would give it,
-    without asking again)."""
-    for index, pair in enumerate(found):
-        if pair.claimed_by == user.id:
-            reviews.claim(conn, pair.id, user.id, now)  # renew the lease, same order
-            return found
-        if pair.claimed_by is None and reviews.claim(conn, pair.id, user.id, now):
-            held = replace(
-                pair,
-                claimed_by=user.id,
-                claimed_by_email=user.email,
-                claimed_until=now + reviews.CLAIM_LEASE,
-            )
-            return [held, *found[:index], *found[index + 1 :]]
-    return found
 
 
 @router.get("/pairs", response_class=HTMLResponse)
