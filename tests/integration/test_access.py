@@ -19,6 +19,7 @@ from psycopg import sql
 from pydantic import SecretStr
 from starlette.routing import Mount
 
+from tests.integration.test_web import add_pair
 from tracker.config import Settings
 from tracker.domain import ROLES
 from tracker.storage import api_tokens, users
@@ -308,6 +309,51 @@ def test_every_state_changing_route_refuses_a_session_without_the_csrf_token(web
         response = send(client, e, None, "application/json", bearer="rt_made_up")
         assert response.status_code == 401, f"{e.method} {e.path}"
     assert client.get("/").status_code == 200, "the session survived every refused request"
+
+
+# Bookkeeping of a request itself, not state a GET may change: when a session or token was last
+# used. Every other table must read the same before and after any GET.
+USE_BOOKKEEPING = {"web_sessions", "api_tokens"}
+
+
+def table_digests(db_url: str) -> dict[str, str]:
+    """A digest of every table's rows, to tell whether anything at all changed."""
+    with psycopg.connect(db_url) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            )
+        ]
+        digests = {}
+        for table in sorted(set(tables) - USE_BOOKKEEPING):
+            statement = sql.SQL(
+                "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {} t"
+            ).format(sql.Identifier(table))
+            row = conn.execute(statement).fetchone()
+            assert row is not None
+            digests[table] = str(row[0])
+        return digests
+
+
+def test_no_get_route_changes_anything_for_any_role(web: Web) -> None:
+    """The route table's other half: state changes only on non-GET routes, which need the CSRF
+    token or a valid bearer token (the test above). A suggested pair waits in the queue, so a
+    page that claimed it on GET would be caught."""
+    add_pair(web.db_url)
+    gets = [e for e in endpoints(web.app)[0] if e.method == "GET"]
+    assert ("GET", "/") in {(e.method, e.template) for e in gets}
+    for role in WEAKEST_FIRST:
+        add_user(web.db_url, f"{role}@newsroom.example", role)
+        session = logged_in(web, f"{role}@newsroom.example")
+        token = add_token(web.db_url, f"{role}@newsroom.example", role)[1]
+        before = table_digests(web.db_url)
+        for e in gets:
+            for accept in ("text/html", "application/json"):
+                send(session, e, None, accept)
+                send(web.client(), e, None, accept, bearer=token)
+            changed = [t for t, d in table_digests(web.db_url).items() if before.get(t) != d]
+            assert changed == [], f"{role}: GET {e.path} changed {changed}"
 
 
 # --- login throttling --------------------------------------------------------------------------
