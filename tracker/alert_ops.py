@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from tracker.config import Settings
+from tracker.redact import redact_optional, redact_text
 from tracker.storage import feeds, outbox, subscriptions
 
 
@@ -80,9 +81,9 @@ def _failing_feeds(conn: psycopg.Connection, failing_h: float, now: datetime) ->
         queued += outbox.queue_ops(
             conn,
             f"feed-failing:{feed.id}:{since.isoformat()}",
-            f"Feed failing: {feed.title or feed.url}",
-            f"The feed {feed.url} (id {feed.id}) has been failing since "
-            f"{since:%Y-%m-%d %H:%M %Z}.\n\nLast error: {feed.last_error}\n\n"
+            f"Feed failing: {feed.title or redact_text(feed.url)}",
+            f"The feed {redact_text(feed.url)} (id {feed.id}) has been failing since "
+            f"{since:%Y-%m-%d %H:%M %Z}.\n\nLast error: {redact_optional(feed.last_error)}\n\n"
             "It is disabled automatically if it keeps failing.\n",
         )
     return queued

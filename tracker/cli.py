@@ -388,7 +388,8 @@ def up(
         allow = list(s.fetch_allow_networks)
         demo_server = _serve_demo(demo_port) if with_demo else None
         if demo_server is not None:
-            allow.append("127.0.0.1/32")
+            # The demo's feed server and nothing else on this machine (its database, Redis).
+            allow.append(f"127.0.0.1:{demo_server.server_address[1]}")
         password = _prepare(db_url, demo_server is not None, demo_port)
         key_file = (
             supervisor.local_secret_key_file(s.data_dir) if s.has_default_secret_key else None

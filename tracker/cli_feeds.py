@@ -22,6 +22,7 @@ from tracker.cliutil import connect, fail, print_json, settings
 from tracker.domain import FEED_KINDS, Feed
 from tracker.feeds import archive, languages, opml
 from tracker.feeds.parse import describe_file
+from tracker.redact import redact_optional, redact_text
 from tracker.storage import audit, feeds, item_languages
 
 feeds_app = typer.Typer(help="Feeds to poll.", no_args_is_help=True)
@@ -80,13 +81,17 @@ def feeds_add(
         raise fail("--min-interval must not exceed --max-interval")
     with connect() as conn, conn.transaction():
         feed, created = feed_admin.add(conn, new, s, "cli")
-    typer.echo(f"{'added' if created else 'already registered'}: feed {feed.id} {feed.url}")
+    shown = redact_text(feed.url)
+    typer.echo(f"{'added' if created else 'already registered'}: feed {feed.id} {shown}")
 
 
 def _health(feed: Feed) -> dict[str, object]:
     shown = {
         k: v for k, v in asdict(feed).items() if k not in ("etag", "last_modified", "body_hash")
     }
+    # Keys and passwords in a feed URL are shown only on the admin's edit form (tracker.redact).
+    for key in ("url", "last_error", "disabled_reason"):
+        shown[key] = redact_optional(getattr(feed, key))
     return shown
 
 
@@ -100,10 +105,10 @@ def feeds_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
         return
     for f in found:
         state = f.status if f.enabled else f"disabled ({f.disabled_reason or 'by hand'})"
-        error = f"  errors={f.error_count}: {f.last_error}" if f.last_error else ""
+        error = f"  errors={f.error_count}: {redact_text(f.last_error)}" if f.last_error else ""
         typer.echo(
             f"{f.id:>5}  {f.kind:<9} {state:<14} next {f.next_poll_at:%Y-%m-%d %H:%M}  "
-            f"{f.title or '-'}  {f.url}{error}"
+            f"{f.title or '-'}  {redact_text(f.url)}{error}"
         )
 
 

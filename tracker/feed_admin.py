@@ -2,9 +2,11 @@
 (discovery through the SSRF-guarded fetch), add, import and export OPML, poll now, disable and
 enable. Every change is written to the audit log in the caller's transaction."""
 
+import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -12,11 +14,14 @@ from tracker.config import Settings
 from tracker.domain import FEED_KINDS, Feed
 from tracker.feeds import opml
 from tracker.feeds.discover import DiscoveryError, discover
-from tracker.feeds.fetch import FetchError, FetchPolicy, fetch, parse_networks
+from tracker.feeds.fetch import FetchError, FetchPolicy, check_destination, fetch, parse_networks
+from tracker.redact import redact_text
 from tracker.storage import audit, feeds
 
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
 MAX_TITLE_CHARS = 300
+# Reserved never to resolve (RFC 2606): such names are not looked up when a feed is added.
+RESERVED_SUFFIXES = (".example", ".invalid", ".test")
 
 
 class FeedInputError(ValueError):
@@ -78,9 +83,10 @@ def feed_url(url: str, find: bool, settings: Settings) -> FoundUrl:
     """The URL to register: `url` itself, or with `find` the first feed its site links to."""
     if not url.startswith(("http://", "https://")):
         raise FeedInputError(f"feed URL must start with http:// or https://, not {url!r}")
-    if not find:
-        return FoundUrl(url)
     policy = fetch_policy(settings)
+    if not find:
+        check_reachable(url, policy)
+        return FoundUrl(url)
 
     def get(candidate: str) -> tuple[bytes, str]:
         # The same guarded fetch as polling: discovery must not reach private addresses either.
@@ -91,7 +97,23 @@ def feed_url(url: str, find: bool, settings: Settings) -> FoundUrl:
         found = discover(url, get)
     except (DiscoveryError, FetchError) as exc:
         raise FeedInputError(str(exc)) from exc
+    # A site may link to a feed anywhere, the cloud's metadata address included.
+    check_reachable(found[0], policy)
     return FoundUrl(found[0], found)
+
+
+def check_reachable(url: str, policy: FetchPolicy) -> None:
+    """Refuse now a feed the fetch guard would refuse at every poll: a private, loopback or
+    link-local address not allowed by TRACKER_FETCH_ALLOW_NETWORKS. A name that does not
+    resolve yet is accepted (DNS may lag); the fetch checks again at every connect."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host.endswith(RESERVED_SUFFIXES):
+        return
+    try:
+        check_destination(url, policy)
+    except FetchError as exc:
+        if exc.status != "unreachable":
+            raise FeedInputError(str(exc)) from exc
 
 
 def add(
@@ -101,8 +123,30 @@ def add(
         raise FeedInputError("the minimum interval must not exceed the maximum interval")
     feed, created = feeds.add(conn, new, settings.poll_interval_s)
     if created:
-        audit.record(conn, actor, "feed.add", f"feed:{feed.id}", {"url": feed.url})
+        audit.record(conn, actor, "feed.add", f"feed:{feed.id}", {"url": redact_text(feed.url)})
     return feed, created
+
+
+def edit(
+    conn: psycopg.Connection, feed_id: int, changed: feeds.NewFeed, settings: Settings, actor: str
+) -> bool:
+    """Save an admin's edit form (URL, kind, title, language, tags); False when there is no
+    such feed, FeedInputError when a field is wrong or the URL is another feed's."""
+    if feeds.get(conn, feed_id) is None:
+        return False
+    if feeds.url_taken(conn, changed.url, feed_id):
+        raise FeedInputError("another feed already has this URL")
+    feeds.set_url(conn, feed_id, changed.url)
+    feeds.update(
+        conn,
+        feed_id,
+        kind=changed.kind,
+        title=changed.title or "",
+        language=changed.language or "",
+        tags=changed.tags,
+    )
+    audit.record(conn, actor, "feed.edit", f"feed:{feed_id}", {"url": redact_text(changed.url)})
+    return True
 
 
 def import_opml(
@@ -116,6 +160,11 @@ def import_opml(
 ) -> ImportReport:
     """Register every feed of an OPML document; opml.OpmlError (nothing added) when malformed."""
     parsed = opml.parse_opml(data, max_bytes)
+    policy = fetch_policy(settings)
+    # Feeds at a literal address the fetch would refuse are skipped with a reason; names are
+    # not resolved here (thousands of lookups), the fetch checks them at every connect.
+    refused = [(f, _literal_refusal(f.url, policy)) for f in parsed.feeds]
+    problems = [*parsed.problems, *(reason for _, reason in refused if reason)]
     new = [
         feeds.NewFeed(
             url=f.url,
@@ -126,11 +175,26 @@ def import_opml(
             min_interval_s=settings.poll_min_interval_s,
             max_interval_s=settings.poll_max_interval_s,
         )
-        for f in parsed.feeds
+        for f, reason in refused
+        if reason is None
     ]
     added = feeds.add_many(conn, new, settings.poll_interval_s)
     audit.record(conn, actor, "feeds.import_opml", source, {"added": added})
-    return ImportReport(added, len(new) - added, parsed.problems)
+    return ImportReport(added, len(new) - added, problems)
+
+
+def _literal_refusal(url: str, policy: FetchPolicy) -> str | None:
+    host = (urlsplit(url).hostname or "").strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host.lower() != "localhost":
+            return None
+    try:
+        check_reachable(url, policy)
+    except FeedInputError as exc:
+        return f"{redact_text(url)}: {exc}"
+    return None
 
 
 def export_opml(conn: psycopg.Connection) -> tuple[bytes, int]:

@@ -9,20 +9,15 @@ from typing import Any, Literal
 
 import structlog
 
-# scheme://user:password@host -> scheme://user:***@host, wherever a URL is logged.
-URL_PASSWORD = re.compile(r"(?P<prefix>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@", re.I)
+from tracker.redact import MASK, redact_text
+
 SECRET_KEYS = re.compile(r"pass(word)?|secret|token|authorization|cookie|api_?key", re.I)
-REDACTED = "***"
 HANDLER_NAME = "rumour-tracker"
-
-
-def redact_text(text: str) -> str:
-    return URL_PASSWORD.sub(lambda m: f"{m.group('prefix')}{REDACTED}@", text)
 
 
 def _redact_value(key: str, value: Any) -> Any:
     if SECRET_KEYS.search(key) and value is not None:
-        return REDACTED
+        return MASK
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, BaseException):
@@ -33,7 +28,8 @@ def _redact_value(key: str, value: Any) -> Any:
 def redact(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """A processor: secret-named keys are masked, passwords in URLs removed from any text."""
+    """A processor: secret-named keys are masked, and secrets in URLs (tracker.redact) in any
+    text."""
     for key, value in list(event_dict.items()):
         if not key.startswith("_"):
             event_dict[key] = _redact_value(key, value)

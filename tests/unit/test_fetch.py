@@ -1,5 +1,6 @@
 import gzip
 import ipaddress
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -200,6 +201,19 @@ def test_allow_list_specs_are_parsed_leniently() -> None:
         ipaddress.ip_network("10.0.0.0/8"),
         ipaddress.ip_network("::1/128"),
     )
+
+
+def test_an_address_and_port_rule_admits_that_port_only() -> None:
+    """`tracker up --demo` allows its feed server this way, not the machine's PostgreSQL."""
+    demo = parse_networks(["127.0.0.1:8765", "[::1]:8765"])
+    assert resolve_checked("127.0.0.1", 8765, demo) == ["127.0.0.1"]
+    assert resolve_checked("::1", 8765, demo) == ["::1"]
+    assert resolve_checked("::ffff:127.0.0.1", 8765, demo) == ["::ffff:127.0.0.1"]
+    for host, port in (("127.0.0.1", 5432), ("127.0.0.1", 6379), ("127.0.0.2", 8765)):
+        with pytest.raises(FetchError, match=f"{re.escape(host)} port {port}: .*non-public"):
+            resolve_checked(host, port, demo)
+    with pytest.raises(ValueError, match="port"):
+        parse_networks(["127.0.0.1:70000"])
 
 
 # --- Retry-After ------------------------------------------------------------------------------

@@ -32,6 +32,18 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """One address and port allowed although not public (`127.0.0.1:8765`, `[::1]:8765`): the
+    demo's feed server, without the rest of the machine."""
+
+    address: Address
+    port: int
+
+
+AllowRule = Network | Endpoint
+
+
 class FetchError(Exception):
     """A fetch that failed in a way worth recording on the feed.
 
@@ -50,7 +62,7 @@ class FetchPolicy:
     timeout_s: float
     max_bytes: int
     user_agent: str
-    allow_networks: tuple[Network, ...] = ()
+    allow_networks: tuple[AllowRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,19 +84,32 @@ class FetchResult:
         return self.status_code == 304
 
 
-def parse_networks(specs: list[str]) -> tuple[Network, ...]:
-    return tuple(ipaddress.ip_network(spec, strict=False) for spec in specs)
+def parse_networks(specs: list[str]) -> tuple[AllowRule, ...]:
+    """TRACKER_FETCH_ALLOW_NETWORKS: networks (`10.1.0.0/16`, `::1`) or one address's port
+    (`127.0.0.1:8765`, `[::1]:8765`)."""
+    return tuple(_allow_rule(spec) for spec in specs)
+
+
+def _allow_rule(spec: str) -> AllowRule:
+    address, colon, port = spec.rpartition(":")
+    is_endpoint = colon and port.isdigit() and (spec.count(":") == 1 or address.endswith("]"))
+    if not is_endpoint:
+        return ipaddress.ip_network(spec, strict=False)
+    if not 0 < int(port) < 65536:
+        raise ValueError(f"{spec!r}: the port must be between 1 and 65535")
+    return Endpoint(unwrapped(ipaddress.ip_address(address.strip("[]"))), int(port))
 
 
 # ipaddress.is_global misses these on Python 3.11: shared address space (CGNAT); the IPv6
 # prefixes that embed an IPv4 address, which may be private (NAT64, 6to4, IPv4-compatible, SIIT);
 # deprecated site-local fec0::/10, still routed inside some networks; and blocks IANA registered
 # as not globally reachable after 3.11 (3fff::/20 documentation, 5f00::/16 SRv6).
-NON_PUBLIC_NETWORKS = parse_networks(
-    [
+NON_PUBLIC_NETWORKS = tuple(
+    ipaddress.ip_network(spec)
+    for spec in (
         *("100.64.0.0/10", "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "::/96"),
         *("::ffff:0:0:0/96", "fec0::/10", "3fff::/20", "5f00::/16"),
-    ]
+    )
 )
 
 
@@ -105,11 +130,17 @@ def is_public(address: Address) -> bool:
     return not any(address in net for net in NON_PUBLIC_NETWORKS)
 
 
-def is_allowed(address: Address, allow_networks: Iterable[Network]) -> bool:
-    return is_public(address) or any(unwrapped(address) in net for net in allow_networks)
+def is_allowed(address: Address, allow: Iterable[AllowRule], port: int | None = None) -> bool:
+    return is_public(address) or any(_admits(rule, unwrapped(address), port) for rule in allow)
 
 
-def resolve_checked(host: str, port: int, allow_networks: Iterable[Network]) -> list[str]:
+def _admits(rule: AllowRule, address: Address, port: int | None) -> bool:
+    if isinstance(rule, Endpoint):
+        return rule.address == address and rule.port == port
+    return address in rule
+
+
+def resolve_checked(host: str, port: int, allow_networks: Iterable[AllowRule]) -> list[str]:
     """Resolve `host` once and return its addresses, refusing if ANY of them is not allowed.
 
     Odd spellings (`2130706433`, `0x7f.1`, `127.1`) are resolved by the system exactly as a
@@ -122,9 +153,9 @@ def resolve_checked(host: str, port: int, allow_networks: Iterable[Network]) -> 
     nets = tuple(allow_networks)
     for text in addresses:
         address = ipaddress.ip_address(text)
-        if not is_allowed(address, nets):
+        if not is_allowed(address, nets, port):
             raise FetchError(
-                f"refused to fetch {host}: it resolves to the non-public address "
+                f"refused to fetch {host} port {port}: it resolves to the non-public address "
                 f"{unwrapped(address)} (allow it with {ALLOW_SETTING})",
                 status="refused",
             )
@@ -177,7 +208,7 @@ class GuardedBackend(httpcore.SyncBackend):
     IP closes the DNS-rebinding gap, and httpcore still sends the hostname for SNI and
     certificate checks. It runs for every new connection, hence for every redirect hop."""
 
-    def __init__(self, allow_networks: tuple[Network, ...], deadline: float) -> None:
+    def __init__(self, allow_networks: tuple[AllowRule, ...], deadline: float) -> None:
         self.allow_networks = allow_networks
         self.deadline = deadline
 

@@ -17,6 +17,7 @@ from tracker.feeds.dedupe import text_fingerprint
 from tracker.feeds.fetch import FetchError, FetchPolicy, FetchResult, fetch, parse_networks
 from tracker.feeds.languages import with_language
 from tracker.feeds.parse import NotAFeedError, ParsedFeed, parse
+from tracker.redact import redact_text
 from tracker.storage import feeds, items, outbox
 from tracker.storage.feeds import Lease, Success
 
@@ -177,8 +178,9 @@ def _queue_ops_alert(conn: psycopg.Connection, feed: Feed, message: str) -> None
     outbox.queue_ops(
         conn,
         f"feed-disabled:{feed.id}:{feed.failing_since or 'gone'}",
-        f"Feed disabled: {feed.title or feed.url}",
-        f"The feed {feed.url} (id {feed.id}) was disabled.\n\nLast error: {message}\n\n"
+        f"Feed disabled: {feed.title or redact_text(feed.url)}",
+        f"The feed {redact_text(feed.url)} (id {feed.id}) was disabled.\n\n"
+        f"Last error: {redact_text(message)}\n\n"
         f"Re-enable it with `tracker feeds enable {feed.id}` once it is fixed.\n",
     )
 

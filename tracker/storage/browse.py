@@ -18,11 +18,11 @@ from tracker.storage.pairs import PairView
 _PAIR_SELECT = """
 SELECT p.id, p.score, p.status, p.created_at, p.explanation,
        r.id AS rumour_id, r.title AS rumour_title, r.summary AS rumour_summary,
-       r.url AS rumour_url, coalesce(rf.title, rf.url) AS rumour_feed, rf.kind AS rumour_kind,
+       r.url AS rumour_url, coalesce(rf.title, rf.host) AS rumour_feed, rf.kind AS rumour_kind,
        coalesce(r.published_at, r.fetched_at) AS rumour_seen_at,
        c.id AS clarification_id, c.title AS clarification_title,
        c.summary AS clarification_summary, c.url AS clarification_url,
-       coalesce(cf.title, cf.url) AS clarification_feed, cf.kind AS clarification_kind,
+       coalesce(cf.title, cf.host) AS clarification_feed, cf.kind AS clarification_kind,
        coalesce(c.published_at, c.fetched_at) AS clarification_seen_at,
        r.story_id,
        (SELECT count(DISTINCT s.feed_id) FROM items s WHERE s.story_id = r.story_id)::int
@@ -154,7 +154,7 @@ class ItemKey:
 
 
 _ITEM_COLUMNS = """
-SELECT i.id, i.feed_id, coalesce(f.title, f.url) AS feed, f.kind AS feed_kind, i.title,
+SELECT i.id, i.feed_id, coalesce(f.title, f.host) AS feed, f.kind AS feed_kind, i.title,
        i.summary, i.url, i.language, coalesce(i.published_at, i.fetched_at) AS seen_at,
        i.story_id, cl.label, cl.probability, cl.model_version"""
 _ITEM_FROM = """
@@ -307,7 +307,7 @@ class AnalystLabel:
 def get_item(conn: psycopg.Connection, item_id: int) -> ItemDetail | None:
     with conn.cursor(row_factory=class_row(ItemDetail)) as cur:
         cur.execute(
-            """SELECT i.id, i.feed_id, coalesce(f.title, f.url) AS feed, f.kind AS feed_kind,
+            """SELECT i.id, i.feed_id, coalesce(f.title, f.host) AS feed, f.kind AS feed_kind,
                       i.title, i.summary, i.content_html, i.url, i.author, i.language,
                       i.categories, i.published_at, i.fetched_at,
                       coalesce(i.published_at, i.fetched_at) AS seen_at, i.revision,
@@ -407,7 +407,7 @@ def story_outlets(conn: psycopg.Connection, story_id: int) -> list[Outlet]:
     """The feeds that carried the story, in the order they first did."""
     with conn.cursor(row_factory=class_row(Outlet)) as cur:
         cur.execute(
-            """SELECT f.id AS feed_id, coalesce(f.title, f.url) AS feed, f.kind AS feed_kind,
+            """SELECT f.id AS feed_id, coalesce(f.title, f.host) AS feed, f.kind AS feed_kind,
                       count(*)::int AS items,
                       min(coalesce(i.published_at, i.fetched_at)) AS first_seen_at
                FROM items i JOIN feeds f ON f.id = i.feed_id
@@ -433,7 +433,7 @@ def story_spread(conn: psycopg.Connection, story_id: int) -> list[SpreadDay]:
 def story_clarifications(conn: psycopg.Connection, story_id: int) -> list[StoryClarification]:
     with conn.cursor(row_factory=class_row(StoryClarification)) as cur:
         cur.execute(
-            """SELECT c.id AS item_id, c.title, c.url, coalesce(f.title, f.url) AS feed,
+            """SELECT c.id AS item_id, c.title, c.url, coalesce(f.title, f.host) AS feed,
                       f.kind AS feed_kind, coalesce(c.published_at, c.fetched_at) AS seen_at,
                       max(p.score) AS best_score, bool_or(p.status = 'confirmed') AS confirmed
                FROM pairs p

@@ -56,12 +56,12 @@ def stream_confirmed_pairs(conn: psycopg.Connection) -> Iterator[ExportPair]:
         cur.execute(
             """SELECT p.id AS pair_id, p.score, p.updated_at AS confirmed_at,
                       r.id AS rumour_id, r.title AS rumour_title, r.summary AS rumour_summary,
-                      r.url AS rumour_url, coalesce(rf.title, rf.url) AS rumour_feed,
+                      r.url AS rumour_url, coalesce(rf.title, rf.host) AS rumour_feed,
                       rf.kind AS rumour_feed_kind, r.language AS rumour_language,
                       coalesce(r.published_at, r.fetched_at) AS rumour_seen_at,
                       c.id AS clarification_id, c.title AS clarification_title,
                       c.summary AS clarification_summary, c.url AS clarification_url,
-                      coalesce(cf.title, cf.url) AS clarification_feed,
+                      coalesce(cf.title, cf.host) AS clarification_feed,
                       cf.kind AS clarification_feed_kind, c.language AS clarification_language,
                       coalesce(c.published_at, c.fetched_at) AS clarification_seen_at
                FROM pairs p
@@ -97,7 +97,7 @@ def stream_labelled_items(conn: psycopg.Connection) -> Iterator[ExportLabel]:
                    ORDER BY item_id, id),
                labelled AS (SELECT * FROM explicit UNION ALL SELECT * FROM implied)
                SELECT i.id AS item_id, l.label, l.label_source, i.title, i.summary, i.url,
-                      i.language, coalesce(f.title, f.url) AS feed, f.kind AS feed_kind,
+                      i.language, coalesce(f.title, f.host) AS feed, f.kind AS feed_kind,
                       coalesce(i.published_at, i.fetched_at) AS seen_at
                FROM labelled l JOIN items i ON i.id = l.item_id JOIN feeds f ON f.id = i.feed_id
                ORDER BY i.id"""

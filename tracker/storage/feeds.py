@@ -118,11 +118,13 @@ def update(
     min_interval_s: int | None = None,
     max_interval_s: int | None = None,
 ) -> bool:
-    """Edit a feed's settings; None leaves a field as it is."""
+    """Edit a feed's settings; None leaves a field as it is, an empty title or language clears
+    it."""
     with conn.cursor() as cur:
         cur.execute(
-            """UPDATE feeds SET kind = coalesce(%s, kind), title = coalesce(%s, title),
-                   language = coalesce(%s, language), tags = coalesce(%s, tags),
+            """UPDATE feeds SET kind = coalesce(%s, kind),
+                   title = nullif(coalesce(%s, title), ''),
+                   language = nullif(coalesce(%s, language), ''), tags = coalesce(%s, tags),
                    min_interval_s = coalesce(%s, min_interval_s),
                    max_interval_s = coalesce(%s, max_interval_s)
                WHERE id = %s""",
@@ -247,6 +249,17 @@ def record_success(conn: psycopg.Connection, lease: Lease, outcome: Success) -> 
                 lease.feed_id,
                 lease.token,
             ),
+        )
+
+
+def set_url(conn: psycopg.Connection, feed_id: int, url: str) -> None:
+    """Point a feed at a new URL (a rotated key, a moved feed): polled afresh, at once."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """UPDATE feeds SET url = %s, host = %s, etag = NULL, last_modified = NULL,
+                   body_hash = NULL, next_poll_at = now()
+               WHERE id = %s AND url <> %s""",
+            (url, host_of(url), feed_id, url),
         )
 
 

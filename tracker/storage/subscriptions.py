@@ -221,9 +221,9 @@ def queue_pair_alerts(conn: psycopg.Connection, pair_ids: Sequence[int], event: 
                    jsonb_build_object(
                        'pair_id', p.id, 'score', p.score, 'status', p.status,
                        'story_id', r.story_id, 'rumour_id', r.id, 'rumour_title', r.title,
-                       'rumour_source', coalesce(rf.title, rf.url),
+                       'rumour_source', coalesce(rf.title, rf.host),
                        'item_id', c.id, 'title', c.title, 'summary', left(c.summary, 600),
-                       'url', c.url, 'source', coalesce(cf.title, cf.url),
+                       'url', c.url, 'source', coalesce(cf.title, cf.host),
                        'source_kind', cf.kind,
                        'seen_at', coalesce(c.published_at, c.fetched_at)),
                    CASE WHEN s.delivery = 'immediate' THEN 'pending' ELSE 'held' END
@@ -264,7 +264,7 @@ def alert_items(conn: psycopg.Connection, item_ids: Sequence[int]) -> list[Alert
         cur.execute(
             """SELECT i.id, i.title, i.summary, i.url,
                       coalesce(i.language, f.language) AS language, f.kind AS feed_kind,
-                      coalesce(f.title, f.url) AS feed_title, f.tags AS feed_tags, i.story_id,
+                      coalesce(f.title, f.host) AS feed_title, f.tags AS feed_tags, i.story_id,
                       coalesce(i.published_at, i.fetched_at) AS seen_at
                FROM items i JOIN feeds f ON f.id = i.feed_id
                WHERE i.id = ANY(%s) ORDER BY i.id""",

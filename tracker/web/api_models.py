@@ -1,11 +1,12 @@
 """The JSON API's request and response models (the OpenAPI document is built from these)."""
 
 from datetime import date, datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from tracker.domain import FeedKind
+from tracker.redact import redact_text
 
 MAX_REASON_CHARS = 1000
 MAX_STORY_ITEMS = 1000
@@ -169,19 +170,24 @@ class SplitIn(BaseModel):
     )
 
 
+# Keys and passwords a feed URL carries never leave the API (tracker.redact): admins see the
+# URL whole on the feed's edit form only.
+PrivateText = Annotated[str, AfterValidator(redact_text)]
+
+
 class FeedOut(BaseModel):
     id: int
-    url: str
+    url: PrivateText = Field(description="The feed's URL, with any key or password masked.")
     title: str | None
     kind: str
     language: str | None
     tags: list[str]
     enabled: bool
     status: str
-    last_error: str | None
+    last_error: PrivateText | None
     error_count: int
     failing_since: datetime | None
-    disabled_reason: str | None
+    disabled_reason: PrivateText | None
     poll_interval_s: int
     last_polled_at: datetime | None
     next_poll_at: datetime

@@ -13,8 +13,9 @@ from psycopg_pool import ConnectionPool
 
 from tracker import feed_admin
 from tracker.config import Settings
-from tracker.domain import FEED_KINDS, ROLES
+from tracker.domain import FEED_KINDS, ROLES, Feed
 from tracker.feeds import opml
+from tracker.redact import redact_text
 from tracker.storage import feeds
 from tracker.storage.users import User
 from tracker.web import auth, views
@@ -120,10 +121,66 @@ def add_feed(
     except feed_admin.FeedInputError as exc:
         return page(request, user, pool, status_code=400, form=form, error=str(exc))
     others = [c for c in found.candidates if c != feed.url]
-    message = f"Feed {feed.id} {'added' if created else 'was already registered'}: {feed.url}."
+    shown = redact_text(feed.url)
+    message = f"Feed {feed.id} {'added' if created else 'was already registered'}: {shown}."
     if others:
-        message += f" The site also offers: {', '.join(others)}."
+        message += f" The site also offers: {redact_text(', '.join(others))}."
     flash(request, message)
+    return views.see_other(FEEDS_PATH)
+
+
+def _edit_page(
+    request: Request, user: User, feed: Feed, form: AddForm, status_code: int = 200, error: str = ""
+) -> HTMLResponse:
+    return views.render(
+        request, "feed_edit.html", user, status_code=status_code, feed=feed, form=form, error=error
+    )
+
+
+def _found(pool: ConnectionPool, feed_id: int) -> Feed:
+    with pool.connection() as conn:
+        feed = feeds.get(conn, feed_id)
+    if feed is None:
+        raise HTTPException(404, "There is no such feed.")
+    return feed
+
+
+@router.get(FEEDS_PATH + "/{feed_id}/edit", response_class=HTMLResponse)
+def edit_form(request: Request, feed_id: FeedId, user: Admin, pool: Pool) -> HTMLResponse:
+    """The one place a feed's URL is shown whole, credentials included: to an admin."""
+    feed = _found(pool, feed_id)
+    form = AddForm(
+        feed.url, False, feed.kind, feed.title or "", feed.language or "", ", ".join(feed.tags)
+    )
+    return _edit_page(request, user, feed, form)
+
+
+@router.post(FEEDS_PATH + "/{feed_id}/edit", response_model=None)
+def edit_feed(
+    request: Request,
+    feed_id: FeedId,
+    user: Admin,
+    pool: Pool,
+    settings: AppSettings,
+    url: FormText = "",
+    kind: FormText = "other",
+    title: FormText = "",
+    language: FormText = "",
+    tags: FormText = "",
+) -> HTMLResponse | RedirectResponse:
+    feed = _found(pool, feed_id)
+    form = AddForm(url.strip()[:MAX_URL_CHARS], False, kind, title, language, tags)
+    try:
+        changed = feed_admin.new_feed(
+            form.url, form.kind, form.title, form.language, [form.tags], settings
+        )
+        feed_admin.feed_url(form.url, False, settings)
+        with pool.connection() as conn, conn.transaction():
+            if not feed_admin.edit(conn, feed_id, changed, settings, user.email):
+                raise HTTPException(404, "There is no such feed.")
+    except feed_admin.FeedInputError as exc:
+        return _edit_page(request, user, feed, form, status_code=400, error=str(exc))
+    flash(request, f"Feed {feed_id} saved.")
     return views.see_other(FEEDS_PATH)
 
 

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tracker import metrics
 from tracker.domain import FEED_KINDS, LABELS, ROLES, PairStatus
+from tracker.redact import redact_optional
 from tracker.storage import audit, labels, pairs, reviews
 from tracker.storage.pairs import PairView
 from tracker.storage.users import User
@@ -122,7 +123,8 @@ def _environment() -> jinja2.Environment:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(when=when, score=lambda value: f"{value:.2f}")
+    # `private` masks the secrets a feed URL may carry, in a URL or in an error that names one.
+    env.filters.update(when=when, score=lambda value: f"{value:.2f}", private=redact_optional)
     env.globals.update(
         sides=sides,
         shared_terms=shared_terms,
