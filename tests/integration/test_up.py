@@ -100,6 +100,22 @@ def data_dir() -> Iterator[Path]:
         subprocess.run(["rm", "-rf", str(leftover)], check=False)
 
 
+def allow_lists(session: int) -> set[str]:
+    """TRACKER_FETCH_ALLOW_NETWORKS as the processes of `tracker up`'s session have it."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            environ = (stat.parent / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[3]) != session:  # the session id, after state, ppid and pgrp
+            continue
+        prefix = b"TRACKER_FETCH_ALLOW_NETWORKS="
+        found |= {v[len(prefix) :].decode() for v in environ if v.startswith(prefix)}
+    return found
+
+
 def unmarked(page: str) -> str:
     return re.sub(r"</?mark>", "", page)
 
@@ -120,6 +136,8 @@ def test_the_demo_pair_shows_up_and_survives_a_restart(data_dir: Path) -> None:
             assert time.monotonic() < deadline, up.output()[-3000:]
             time.sleep(1)
         print(f"demo pair listed {time.monotonic() - started:.1f} s after `tracker up --demo`")
+        # The workers may fetch the demo's feed server, and nothing else on this machine.
+        assert allow_lists(up.proc.pid) == {json.dumps([f"127.0.0.1:{demo_port}"])}
         with httpx.Client(base_url=up.url, timeout=10) as browser:
             page = log_in(browser, "admin@localhost", password)
             assert "/account/password" in str(page.url)

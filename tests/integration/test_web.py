@@ -211,7 +211,9 @@ def test_a_rejection_may_carry_the_csrf_token_in_a_header(client: TestClient, db
     log_in(client, "ana@newsroom.example")
     headers = {"X-CSRF-Token": csrf_token(client, "/")}
     response = client.post(
-        f"/pairs/{pair_id}/decision", data={"decision": "reject"}, headers=headers
+        f"/pairs/{pair_id}/decision",
+        data={"decision": "reject", "reason": "different events"},
+        headers=headers,
     )
     assert response.status_code == 303
     assert pair_status(db_url, pair_id) == "rejected"

@@ -320,6 +320,19 @@ def list_pairs(
         return cur.fetchall()
 
 
+def clarified(conn: psycopg.Connection, story_id: int | None, item_id: int | None) -> bool:
+    """Whether a confirmed pair already answers the story (any of its rumours) or the item."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT EXISTS (SELECT 1 FROM pairs p JOIN items r ON r.id = p.rumour_id
+                              WHERE p.status = 'confirmed'
+                                AND (r.story_id = %s OR r.id = %s))""",
+            (story_id, item_id),
+        )
+        row = cur.fetchone()
+        return bool(row and row[0])
+
+
 def spread_to_stories(conn: psycopg.Connection, item_ids: Sequence[int]) -> int:
     """Pair each clarification of a story's rumour with every rumour of that story, so the
     story is answered for every outlet that carried it. Touches the stories of `item_ids`

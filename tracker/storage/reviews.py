@@ -254,6 +254,29 @@ def decide(
     return "ok"
 
 
+@dataclass(frozen=True)
+class Decision:
+    """One analyst's decision on a pair, as the pair page lists it."""
+
+    decision: str
+    reason: str | None
+    by: str | None  # the analyst's email; None for a deleted account
+    created_at: datetime
+    undone_at: datetime | None
+
+
+def history(conn: psycopg.Connection, pair_id: int) -> list[Decision]:
+    """Every decision on the pair, undone ones too, oldest first."""
+    with conn.cursor(row_factory=class_row(Decision)) as cur:
+        cur.execute(
+            """SELECT v.decision, v.reason, u.email AS by, v.created_at, v.undone_at
+               FROM reviews v LEFT JOIN users u ON u.id = v.user_id
+               WHERE v.pair_id = %s ORDER BY v.created_at, v.id""",
+            (pair_id,),
+        )
+        return cur.fetchall()
+
+
 def undo_last(conn: psycopg.Connection, user_id: int) -> Undone | None:
     """Take back this analyst's latest action still standing, a pair decision or a relabel;
     None when there is none, or when the pair has since changed (someone else decided it

@@ -19,7 +19,7 @@ from psycopg_pool import ConnectionPool
 from classifiers.text import WORD, fold
 from tracker import alert_input
 from tracker.domain import FEED_KINDS, ROLES
-from tracker.storage import audit, outbox, subscriptions
+from tracker.storage import audit, outbox, pairs, subscriptions
 from tracker.storage.subscriptions import Rule, Subscription
 from tracker.storage.users import User
 from tracker.web import auth, views
@@ -258,8 +258,10 @@ def follow(
     pool: Pool,
     story_id: FormText = "",
     item_id: FormText = "",
+    back: FormText = "",
 ) -> RedirectResponse:
-    """Follow a story (or a rumour not yet in a story), as `--follow-story` / `--follow-item`."""
+    """Follow a story (or a rumour not yet in a story), as `--follow-story` / `--follow-item`.
+    From the queue or a pair page (`back`), the analyst stays there and is told so."""
     story, item = _positive_id(story_id), _positive_id(item_id)
     if (story is None) == (item is None):
         raise HTTPException(status_code=400, detail="Follow either a story or a rumour item.")
@@ -268,10 +270,24 @@ def follow(
         with pool.connection() as conn, conn.transaction():
             sub_id = subscriptions.subscribe(conn, rule)
             audit.record(conn, user.email, "alerts.follow", f"subscription:{sub_id}")
+            answered = pairs.clarified(conn, story, item)
     except psycopg.errors.ForeignKeyViolation:
         raise HTTPException(status_code=404, detail="There is no such story or item.") from None
     what = f"story {story}" if story is not None else f"rumour {item}"
-    flash(request, f"You follow {what}: you will get an email when it is clarified.")
+    if answered:
+        message = (
+            f"You follow {what}. It is already clarified: you will get an email when another "
+            "clarification is suggested or confirmed."
+        )
+    else:
+        message = (
+            f"You follow {what}: you will get an email when a clarification is suggested "
+            "or confirmed."
+        )
+    if back:
+        request.session[views.SESSION_NOTICE] = message
+        return views.see_other(views.local_path(back))
+    flash(request, message)
     return views.see_other(ALERTS_PATH)
 
 

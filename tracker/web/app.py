@@ -31,6 +31,7 @@ from tracker.web import (
     item_views,
     model_views,
     ops,
+    pair_views,
     story_views,
     unsubscribe,
     views,
@@ -175,6 +176,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(views.router)
     app.include_router(account_views.router)
+    app.include_router(pair_views.router)
     app.include_router(ops.router)
     app.include_router(feed_views.router)
     app.include_router(model_views.router)

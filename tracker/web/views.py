@@ -38,7 +38,8 @@ OUTCOME_TEXT = {
     "decided": "This pair has already been decided.",
 }
 DONE_WORDS = {"confirm": "confirmed", "reject": "rejected", "skip": "skipped"}
-# The queue's one-line notice after a plain-form action (undo), shown once.
+# The one-line notice after a plain-form action (a decision, undo, follow), shown once by the
+# next queue, pairs or pair page.
 SESSION_NOTICE = "queue_notice"
 MAX_REASON_CHARS = 1000
 MAX_BIGINT = 2**63 - 1
@@ -242,7 +243,10 @@ def pair_list(request: Request, user: AnyUser, pool: ReadPool, status: str = "")
         raise HTTPException(status_code=400, detail=f"Unknown status {status!r}.")
     with pool.connection() as conn:
         found = pairs.list_pairs(conn, status=status or None)
-    return render(request, "pairs.html", user, pairs=found, status=status, queue=False)
+    notice = request.session.pop(SESSION_NOTICE, None)
+    return render(
+        request, "pairs.html", user, pairs=found, status=status, queue=False, notice=notice
+    )
 
 
 @router.post("/pairs/{pair_id}/decision", response_model=None)
@@ -258,6 +262,10 @@ def decide(
     if decision not in DECISIONS:
         raise HTTPException(status_code=400, detail="Choose confirm, reject or skip.")
     note = reason.strip()[:MAX_REASON_CHARS] or None
+    # The API's rule too (api_models.DecisionIn): a rejection says why, for the audit trail
+    # and for the analysts who later wonder why a pair is not there.
+    if decision == "reject" and note is None:
+        raise HTTPException(status_code=400, detail="A rejection needs a reason.")
     # The review and its audit entry commit together or not at all.
     with pool.connection() as conn, conn.transaction():
         outcome = reviews.decide(conn, pair_id, user.id, decision, note, auth.now(request))
@@ -265,6 +273,8 @@ def decide(
             raise HTTPException(status_code=OUTCOME_STATUS[outcome], detail=OUTCOME_TEXT[outcome])
         audit.record(conn, user.email, f"pair.{decision}", f"pair:{pair_id}", {"reason": note})
     metrics.pair_decided(decision)
+    if auth.wants_html(request):
+        request.session[SESSION_NOTICE] = f"Pair {pair_id} {DONE_WORDS[decision]}."
     return done(request, back, pair_id=pair_id, decision=decision)
 
 
