@@ -222,3 +222,29 @@ def test_a_post_without_the_csrf_token_is_refused(page: Page, db_url: str) -> No
     )
     assert from_page == 403
     assert status(db_url, pair) == ("suggested", None)
+
+
+def test_the_pair_page_takes_the_queues_keys_and_keeps_its_history(page: Page, db_url: str) -> None:
+    add_user(db_url, "ana@newsroom.example", "analyst")
+    pair = add_pair(db_url, 0.9)
+    second = add_pair(db_url, 0.8)
+    log_in(page, "ana@newsroom.example")
+    page.click(f"#pair-{pair} a.pair-link")
+    page.wait_for_url(f"**/pairs/{pair}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "pair.png"), full_page=True)
+    page.keyboard.press("a")
+    expect(page.locator("p.notice")).to_have_text(f"Pair {pair} confirmed.")
+    expect(page.locator(".history tbody tr")).to_have_count(1)
+    assert status(db_url, pair) == ("confirmed", None)
+    page.keyboard.press("u")
+    expect(page.locator("p.notice")).to_contain_text(f"Undone: pair {pair} confirmed.")
+    assert status(db_url, pair) == ("suggested", None)
+
+    page.goto(f"/pairs/{second}")
+    page.keyboard.press("r")
+    expect(page.locator("#reject-form input[name=reason]")).to_be_focused()
+    page.keyboard.type("different events")
+    page.keyboard.press("Enter")
+    expect(page.locator("p.notice")).to_have_text(f"Pair {second} rejected.")
+    assert status(db_url, second) == ("rejected", "different events")
