@@ -7,7 +7,7 @@ import tempfile
 import time
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import httpx
 import psycopg
@@ -19,8 +19,18 @@ from tracker.cli_feeds import feeds_app, items_app
 from tracker.cli_models import eval_app, models_app, train_app
 from tracker.cli_users import users_app
 from tracker.cli_workers import workers_app
-from tracker.cliutil import broker_url, connect, database_url, fail, print_json, settings
+from tracker.cliutil import (
+    broker_url,
+    choices,
+    connect,
+    database_url,
+    fail,
+    one_of,
+    print_json,
+    settings,
+)
 from tracker.config import Settings
+from tracker.domain import PairStatus
 from tracker.logs import configure as configure_logs
 from tracker.storage import db, feeds, outbox, pairs
 from tracker.web.auth import ensure_admin
@@ -76,7 +86,10 @@ def db_upgrade() -> None:
 @pairs_app.command("list")
 def pairs_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
-    status: Annotated[str | None, typer.Option(help="suggested|confirmed|rejected")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(callback=one_of(get_args(PairStatus)), help=choices(get_args(PairStatus))),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 100,
 ) -> None:
     """List pairs, best score first."""

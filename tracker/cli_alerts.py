@@ -8,7 +8,7 @@ import psycopg
 import typer
 
 from tracker import alert_input
-from tracker.cliutil import connect, fail, print_json
+from tracker.cliutil import choices, connect, fail, one_of, print_json
 from tracker.domain import FEED_KINDS
 from tracker.storage import audit, outbox, subscriptions, users
 from tracker.storage.subscriptions import Rule, Subscription
@@ -26,7 +26,12 @@ def alerts_subscribe(
     tag: Annotated[
         list[str] | None, typer.Option(help="Feed tag; repeat for any of several.")
     ] = None,
-    feed_kind: Annotated[list[str] | None, typer.Option(help=f"{'|'.join(FEED_KINDS)}")] = None,
+    feed_kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            callback=one_of(FEED_KINDS), help="Repeat for several. " + choices(FEED_KINDS)
+        ),
+    ] = None,
     language: Annotated[list[str] | None, typer.Option(help="Language code, e.g. ro.")] = None,
     min_score: Annotated[
         float,
@@ -38,7 +43,13 @@ def alerts_subscribe(
             help="Rumour probability (or, following a story, pair score) to alert on.",
         ),
     ] = 0.5,
-    digest: Annotated[str, typer.Option(help="immediate|hourly|daily")] = "immediate",
+    digest: Annotated[
+        str,
+        typer.Option(
+            callback=one_of(alert_input.DELIVERIES),
+            help="How often to email. " + choices(alert_input.DELIVERIES),
+        ),
+    ] = "immediate",
     at: Annotated[str | None, typer.Option(help="Daily digest time, HH:MM local.")] = None,
     tz: Annotated[str, typer.Option(help="IANA time zone, e.g. Europe/Bucharest.")] = "UTC",
     follow_story: Annotated[
@@ -60,10 +71,10 @@ def alerts_subscribe(
         kind=kind,
         keywords=keyword or [],
         tags=tag or [],
-        feed_kinds=_feed_kinds(feed_kind or []),
+        feed_kinds=feed_kind or [],
         languages=_languages(language or []),
         min_probability=min_score,
-        delivery=_delivery(digest),
+        delivery=digest,
         digest_at=_daily_time(digest, at),
         time_zone=_zone(tz),
         story_id=follow_story,
@@ -89,25 +100,12 @@ def _kind(story: int | None, item: int | None, ops: bool, filtered: bool) -> str
     return kind
 
 
-def _feed_kinds(kinds: list[str]) -> list[str]:
-    bad = alert_input.unknown_feed_kinds(kinds)
-    if bad:
-        raise fail(f"unknown feed kind {bad[0]!r}; one of {', '.join(FEED_KINDS)}")
-    return kinds
-
-
 def _languages(values: list[str]) -> list[str]:
     codes = [alert_input.language_code(v) for v in values]
     for value, code in zip(values, codes, strict=True):
         if code is None:
             raise fail(f"{value!r} is not a language code (like en, ro or uk)")
     return [c for c in codes if c is not None]
-
-
-def _delivery(digest: str) -> str:
-    if digest not in alert_input.DELIVERIES:
-        raise fail(f"--digest must be one of {', '.join(alert_input.DELIVERIES)}")
-    return digest
 
 
 def _daily_time(digest: str, at: str | None) -> time | None:

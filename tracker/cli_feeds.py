@@ -18,7 +18,7 @@ from rich.progress import (
 )
 
 from tracker import feed_admin
-from tracker.cliutil import connect, fail, print_json, settings
+from tracker.cliutil import choices, connect, fail, one_of, print_json, settings
 from tracker.domain import FEED_KINDS, Feed
 from tracker.feeds import archive, languages, opml
 from tracker.feeds.parse import describe_file
@@ -28,15 +28,10 @@ from tracker.storage import audit, feeds, item_languages
 feeds_app = typer.Typer(help="Feeds to poll.", no_args_is_help=True)
 items_app = typer.Typer(help="Items (feed entries).", no_args_is_help=True)
 
-Kind = Annotated[str | None, typer.Option(help="official|factcheck|media|social|other")]
+Kind = Annotated[str | None, typer.Option(callback=one_of(FEED_KINDS), help=choices(FEED_KINDS))]
 Tags = Annotated[list[str] | None, typer.Option("--tag", help="Repeat for several.")]
 MinInterval = Annotated[int | None, typer.Option(min=10, help="Poll no more often (seconds).")]
 MaxInterval = Annotated[int | None, typer.Option(min=10, help="Poll at least this often.")]
-
-
-def _check_kind(kind: str | None) -> None:
-    if kind is not None and kind not in FEED_KINDS:
-        raise fail(f"--kind must be one of {', '.join(FEED_KINDS)}, not {kind!r}")
 
 
 def _feed_url(url: str, find: bool) -> str:
@@ -66,7 +61,6 @@ def feeds_add(
     ] = False,
 ) -> None:
     """Register a feed to poll (adding the same URL twice is harmless)."""
-    _check_kind(kind)
     s = settings()
     new = feeds.NewFeed(
         url=_feed_url(url, discover_feed),
@@ -123,7 +117,6 @@ def feeds_edit(
     max_interval: MaxInterval = None,
 ) -> None:
     """Change a feed's kind, title, language, tags or interval bounds."""
-    _check_kind(kind)
     with connect() as conn, conn.transaction():
         if not feeds.update(
             conn,
@@ -185,7 +178,6 @@ def feeds_poll(feed_id: int) -> None:
 @feeds_app.command("import-opml")
 def feeds_import_opml(path: Path, kind: Kind = "other") -> None:
     """Register every feed of an OPML file; its categories become tags."""
-    _check_kind(kind)
     try:
         data = opml.read_capped(path)
     except OSError as exc:
@@ -243,7 +235,12 @@ def items_import(
         ),
     ] = None,
     file_format: Annotated[
-        str, typer.Option("--format", help="jsonl|claimreview|auto (by extension and content).")
+        str,
+        typer.Option(
+            "--format",
+            callback=one_of(archive.FORMATS),
+            help="auto: by extension and content. " + choices(archive.FORMATS),
+        ),
     ] = "auto",
     feed_url: Annotated[
         str | None,
@@ -258,7 +255,6 @@ def items_import(
     is an item of its fact-checker's feed (registered disabled: an archive, not a feed to poll).
     If the JSON breaks off, what came before the break is kept and the command exits 1.
     """
-    _check_kind(kind)
     if not path.is_file():
         raise fail(f"no such file: {path}")
     try:

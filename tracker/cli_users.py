@@ -5,7 +5,7 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
-from tracker.cliutil import connect, fail, print_json
+from tracker.cliutil import choices, connect, fail, one_of, print_json
 from tracker.domain import ROLES
 from tracker.storage import api_tokens, audit, users
 from tracker.storage.api_tokens import ApiToken
@@ -19,13 +19,7 @@ users_app = typer.Typer(help="Web UI accounts, roles and API tokens.", no_args_i
 tokens_app = typer.Typer(help="API tokens (Authorization: Bearer ...).", no_args_is_help=True)
 users_app.add_typer(tokens_app, name="tokens")
 
-RoleOption = Annotated[str, typer.Option("--role", help="|".join(ROLES))]
-
-
-def _role(role: str) -> str:
-    if role not in ROLES:
-        raise fail(f"unknown role {role!r}; one of {', '.join(ROLES)}")
-    return role
+RoleOption = Annotated[str, typer.Option("--role", callback=one_of(ROLES), help=choices(ROLES))]
 
 
 def _email(email: str) -> str:
@@ -44,7 +38,7 @@ def _user(conn: psycopg.Connection, email: str) -> User:
 @users_app.command("add")
 def users_add(email: str, role: RoleOption) -> None:
     """Add a user; prints a one-time password they must change at first login."""
-    email, role = _email(email), _role(role)
+    email = _email(email)
     password = auth.one_time_password()
     with connect() as conn, conn.transaction():
         if users.get_by_email(conn, email) is not None:
@@ -96,9 +90,10 @@ def _state(u: User) -> str:
 
 
 @users_app.command("set-role")
-def users_set_role(email: str, role: str) -> None:
+def users_set_role(
+    email: str, role: Annotated[str, typer.Argument(callback=one_of(ROLES), help=choices(ROLES))]
+) -> None:
     """Change a user's role; their sessions end (their tokens never act above the new role)."""
-    role = _role(role)
     with connect() as conn, conn.transaction():
         before = _user(conn, email)
         user = users.set_role(conn, before.id, role)
@@ -143,7 +138,7 @@ def tokens_create(
     name: Annotated[str, typer.Option("--name", help="What the token is for.")],
 ) -> None:
     """Create an API token; it is printed once and only its hash is stored."""
-    role, name = _role(role), name.strip()[:MAX_TOKEN_NAME_CHARS]
+    name = name.strip()[:MAX_TOKEN_NAME_CHARS]
     if not name:
         raise fail("--name must not be empty")
     token = auth.new_api_token()

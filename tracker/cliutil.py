@@ -2,7 +2,7 @@
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +15,26 @@ from pydantic import SecretStr, ValidationError
 from tracker import embedded
 from tracker.config import Settings, get_settings
 from tracker.storage import db
+
+
+def one_of(values: Iterable[str]) -> Callable[[Any], Any]:
+    """An option's check: a value (or each of a repeated option's) from a fixed set; anything
+    else is refused with the choices, exit code 2, before the command runs."""
+    allowed = tuple(values)
+
+    def check(value: Any) -> Any:
+        given = value if isinstance(value, list) else [value]
+        bad = [v for v in given if v is not None and v not in allowed]
+        if bad:
+            raise typer.BadParameter(f"{bad[0]!r} is not one of {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+def choices(values: Iterable[str]) -> str:
+    """The help text naming the choices one_of accepts."""
+    return f"One of: {', '.join(values)}."
 
 
 def fail(message: str) -> typer.Exit:

@@ -5,6 +5,7 @@ import sys
 import psycopg
 
 from tests.conftest import run_tracker
+from tracker.domain import FEED_KINDS
 
 
 def test_feeds_added_on_the_command_line_are_listed_as_json(cli_env: dict[str, str]) -> None:
@@ -25,8 +26,11 @@ def test_feeds_added_on_the_command_line_are_listed_as_json(cli_env: dict[str, s
 
 def test_a_bad_feed_kind_or_url_is_a_clear_error(cli_env: dict[str, str]) -> None:
     bad_kind = run_tracker("feeds", "add", "https://x.example/rss", "--kind", "blog", env=cli_env)
-    assert bad_kind.returncode == 1
-    assert "--kind must be one of official, factcheck, media, social, other" in bad_kind.stderr
+    # A bad choice is a usage error (exit code 2) naming every choice.
+    assert bad_kind.returncode == 2 and "'blog' is not one of" in bad_kind.stderr
+    assert all(kind in bad_kind.stderr for kind in FEED_KINDS)
+    banana = run_tracker("pairs", "list", "--status", "banana", env=cli_env)
+    assert banana.returncode == 2 and "'banana' is not one of suggested," in banana.stderr
     bad_url = run_tracker("feeds", "add", "file:///etc/passwd", env=cli_env)
     assert bad_url.returncode == 1 and "must start with http" in bad_url.stderr
 

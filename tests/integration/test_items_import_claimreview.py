@@ -123,4 +123,4 @@ def test_an_html_page_and_a_forced_format_are_read(
     assert "1 records: 1 items imported" in result.stdout, result.stderr
     assert [row[5] for row in stored(conn)] == ["https://checks.example/reviews/9"]
     wrong = run_tracker("items", "import", str(page), "--format", "xml", env=cli_env)
-    assert wrong.returncode == 1 and "--format must be one of" in wrong.stderr
+    assert wrong.returncode == 2 and "'xml' is not one of jsonl," in wrong.stderr
