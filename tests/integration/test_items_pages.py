@@ -285,6 +285,19 @@ def test_an_item_page_shows_history_labels_story_pairs_and_the_relabel_form(web:
     assert f'<a href="/items/{rumour}">Secret jets</a>' in other_side
 
 
+def test_a_summary_the_content_opens_with_is_shown_once(web: Web) -> None:
+    feed = add_feed(web.conn, "Courier")
+    summary = "The ministry denies that F-16s fly missions over Ukraine."
+    echoed = add_item(
+        web.conn, feed, "F-16s", summary, content_html=f"<p>{summary}</p><p>More text.</p>"
+    )
+    apart = add_item(web.conn, feed, "F-16s again", summary, content_html="<p>Other text.</p>")
+    client = web.log_in("viewer")
+    assert client.get(f"/items/{echoed}").text.count(summary) == 1
+    assert client.get(f"/items/{apart}").text.count(summary) == 1
+    assert "Other text." in client.get(f"/items/{apart}").text
+
+
 def test_a_missing_item_is_a_404_page(web: Web) -> None:
     client = web.log_in("viewer")
     assert client.get("/items/999999").status_code == 404

@@ -175,6 +175,7 @@ def test_a_password_change_ends_the_other_sessions_and_keeps_this_one(
     form = {"current_password": PASSWORD, "new_password": new, "new_password_again": new}
     token = csrf_token(laptop, "/account/password")
     assert laptop.post("/account/password", data={**form, "csrf_token": token}).is_redirect
+    assert "Your password is changed; your other sessions have ended." in laptop.get("/").text
     assert logged_in(laptop)
     assert not logged_in(phone)
     assert query(db_url, "SELECT count(*) FROM web_sessions") == [(1,)]

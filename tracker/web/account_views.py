@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from tracker.storage import audit, users, web_sessions
 from tracker.storage.users import User
 from tracker.web import auth, throttle
-from tracker.web.views import AnyUser, FormText, Pool, render, see_other
+from tracker.web.views import SESSION_NOTICE, AnyUser, FormText, Pool, render, see_other
 
 SESSION_FLASH = "account_flash"
 SESSIONS_PATH = "/account/sessions/{session_id}/end"
@@ -76,6 +76,8 @@ def change_password(
             audit.record(conn, user.email, "user.password_changed", f"user:{user.id}")
         throttle.record_success(conn, user.email)
     auth.start_session(request, updated)
+    # Set after the new session begins (starting one clears the old session's values).
+    request.session[SESSION_NOTICE] = "Your password is changed; your other sessions have ended."
     return see_other("/")
 
 

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup, escape
 
 from tracker.domain import FEED_KINDS, LABELS
-from tracker.feeds.sanitise import sanitise_html
+from tracker.feeds.sanitise import plain_text, sanitise_html
 from tracker.storage import browse
 from tracker.web.review_filters import LANGUAGE
 from tracker.web.views import MAX_BIGINT, AnyUser, Pool, render
@@ -158,14 +158,17 @@ def item_detail(
         relabels = browse.analyst_labels(conn, item_id)
         story = browse.get_story(conn, item.story_id) if item.story_id is not None else None
         in_pairs = browse.item_pairs(conn, item_id)
+    content = sanitise_html(item.content_html)
     return render(
         request,
         "item.html",
         user,
         item=item,
+        # Feeds often repeat the summary as the content's opening: shown once, not twice.
+        show_summary=not plain_text(content).startswith(item.summary[:200]),
         # Stored sanitised on ingest; sanitised again here so what is marked safe is known to
         # be, whatever wrote the row (imports, older versions of the sanitiser).
-        content=Markup(sanitise_html(item.content_html)),  # noqa: S704 - nh3 output
+        content=Markup(content),  # noqa: S704 - nh3 output
         history=history,
         relabels=relabels,
         story=story,
