@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -394,6 +395,11 @@ def up(
     s = settings()
     host = host or s.web_host
     port = port if port is not None else s.web_port
+    # Before anything starts: a taken port would otherwise surface as a web process that
+    # keeps exiting, deep in the log.
+    _check_free(host, port, "--port or TRACKER_WEB_PORT")
+    if with_demo:
+        _check_free("127.0.0.1", demo_port, "--demo-port")
     started = time.monotonic()
     with embedded.run_lock(s.data_dir), database_url(s) as db_url, broker_url(s) as broker:
         db.upgrade(db_url)
@@ -419,6 +425,19 @@ def up(
         if demo_server is not None:
             demo_server.shutdown()
     raise typer.Exit(code)
+
+
+def _check_free(host: str, port: int, option: str) -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise fail(
+                f"cannot listen on {host}:{port} ({exc.strerror}): another program uses it; "
+                f"choose another port with {option}"
+            ) from exc
 
 
 def _serve_demo(port: int) -> ThreadingHTTPServer:

@@ -1,6 +1,8 @@
 import json
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 
@@ -94,3 +96,18 @@ def test_a_worker_refuses_to_start_on_an_unmigrated_database(
     )
     assert worker.returncode != 0
     assert "run `tracker db upgrade`" in worker.stdout + worker.stderr
+
+
+def test_up_says_the_port_is_taken_before_it_starts_anything(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        env = {**cli_env, "TRACKER_DATA_DIR": str(tmp_path / "data")}
+        refused = run_tracker("up", "--port", port, env=env)
+    assert refused.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in refused.stderr
+    assert "--port or TRACKER_WEB_PORT" in refused.stderr
+    assert not (tmp_path / "data").exists(), "nothing was started or created"
