@@ -394,6 +394,21 @@ def test_a_failed_alert_shows_on_the_outbox_page_with_its_attempts_and_error(
     assert "&lt;img src=x onerror=alert(1)&gt;" in dead and "<img" not in failed
 
 
+def test_the_outbox_says_where_sent_mail_went_and_why_a_row_was_cancelled(
+    client: TestClient, db_url: str, conn: psycopg.Connection
+) -> None:
+    add_user(db_url, BOSS, "admin")
+    sub = subscriptions.subscribe(conn, Rule(email="desk@example.org"))
+    outbox.enqueue(conn, "gone", "desk@example.org", "Never sent", "body")
+    conn.execute("UPDATE alert_outbox SET subscription_id = %s", (sub,))
+    subscriptions.unsubscribe(conn, sub)
+    log_in(client, BOSS)
+    page = client.get("/alerts/outbox").text
+    assert ">cancelled: the subscriber unsubscribed<" in _row(page, "Never sent")
+    # This app has no SMTP host configured: its "sent" is a file, and the page says so.
+    assert "No SMTP server is configured" in page and ".eml" in page
+
+
 def _row(page: str, subject: str) -> str:
     for row in re.findall(r'<tr id="outbox-\d+".*?</tr>', page, re.DOTALL):
         if subject in row:

@@ -53,6 +53,8 @@ class OutboxEntry:
     created_at: datetime
     sent_at: datetime | None
     subscription_id: int | None
+    # Why a cancelled row was never sent: "same story", "confirmation undone", "unsubscribed".
+    cancel_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -289,7 +291,8 @@ def entries(
     with conn.cursor(row_factory=class_row(OutboxEntry)) as cur:
         cur.execute(
             """SELECT id, kind, recipient, subject, status, attempts, last_error,
-                      next_attempt_at, created_at, sent_at, subscription_id
+                      next_attempt_at, created_at, sent_at, subscription_id,
+                      payload ->> 'cancelled' AS cancel_reason
                FROM alert_outbox
                WHERE NOT %(failed)s OR status = 'dead' OR last_error IS NOT NULL
                ORDER BY id DESC LIMIT %(limit)s""",

@@ -162,7 +162,8 @@ def unsubscribe(conn: psycopg.Connection, subscription_id: int) -> bool:
         if cur.fetchone() is None:
             return False
         cur.execute(
-            """UPDATE alert_outbox SET status = 'cancelled', last_error = NULL
+            """UPDATE alert_outbox SET status = 'cancelled', last_error = NULL,
+                      payload = coalesce(payload, '{}') || '{"cancelled": "unsubscribed"}'
                WHERE subscription_id = %s AND status IN ('pending', 'held')""",
             (subscription_id,),
         )

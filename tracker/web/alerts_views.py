@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool
 
 from classifiers.text import WORD, fold
 from tracker import alert_input
+from tracker.config import Settings
 from tracker.domain import FEED_KINDS, ROLES
 from tracker.storage import audit, outbox, pairs, subscriptions
 from tracker.storage.subscriptions import Rule, Subscription
@@ -319,6 +320,14 @@ def outbox_page(request: Request, user: Admin, pool: Pool, failed: str = "") -> 
     failed_only = failed not in ("", "0")
     with pool.connection() as conn:
         found = outbox.entries(conn, failed_only=failed_only, limit=OUTBOX_LIMIT)
+    settings: Settings = request.app.state.settings
     return views.render(
-        request, "alerts_outbox.html", user, entries=found, failed=failed_only, limit=OUTBOX_LIMIT
+        request,
+        "alerts_outbox.html",
+        user,
+        entries=found,
+        failed=failed_only,
+        limit=OUTBOX_LIMIT,
+        # Without an SMTP server, "sent" means written to a file: the page must say so.
+        mail_dir=None if settings.smtp_host else settings.data_dir / "mail",
     )
