@@ -89,6 +89,9 @@ def test_the_models_page_shows_versions_metrics_and_a_precision_recall_curve(
         points = re.search(r'<polyline points="([^"]+)"', section)
         assert points and len(points.group(1).split()) == len(model.metadata["pr_curve"]["recall"])
     assert "macro_f1" in page.text and "map@5" in page.text and "best_f1" in page.text
+    # best_f1 is explained beside the thresholds the tracker really runs with.
+    assert "not the settings the tracker runs with" in page.text
+    assert "pairs suggested from a score of 0.2" in " ".join(page.text.split())
     old = page.text.split(f'id="model-{stored[OLD]}"')[1].split("</section>")[0]
     assert "No curve recorded" in old and "<svg" not in old
     assert "/activate" not in page.text and "/models/rollback" not in page.text  # a viewer

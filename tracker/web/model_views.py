@@ -104,6 +104,7 @@ def page(
         error=error,
         notice=request.session.pop(SESSION_FLASH, None),
         plot=(PLOT_LEFT, PLOT_TOP, PLOT_WIDTH, PLOT_HEIGHT),
+        settings=request.app.state.settings,
     )
 
 
