@@ -235,6 +235,11 @@ def test_pages_cover_every_item_once_and_link_to_each_other(web: Web) -> None:
     # Newest first; among items of the same minute, the higher id first.
     assert shown == sorted(ids, key=lambda i: (ids.index(i) // 3, i), reverse=True)
     assert "q=ministry" in re.findall(r'href="([^"]+)" rel="next"', first)[0]
+    total = PAGE_SIZE + 7
+    assert f"{total} items match; showing 1 to {PAGE_SIZE}." in first
+    assert f"{total} items match; showing {PAGE_SIZE + 1} to {total}." in second
+    nothing = client.get("/items", params={"q": "zeppelin"}).text
+    assert "No items match." in nothing and "Page 1" not in nothing and "showing" not in nothing
 
 
 def test_a_story_link_lists_the_storys_items(web: Web) -> None:

@@ -268,6 +268,22 @@ def search_items(
         return cur.fetchall()
 
 
+def count_items(conn: psycopg.Connection, where: ItemFilter, cap: int) -> int:
+    """How many items match, counted up to `cap` (a page says "more than N" beyond it): an
+    exact count of a common word over millions of items would cost more than the page."""
+    params: dict[str, Any] = {**where.__dict__, "cap": cap + 1}
+    conditions = [c for name, c in _ITEM_CONDITIONS.items() if params[name] is not None]
+    query = (
+        sql.SQL("SELECT count(*) FROM (SELECT 1" + _ITEM_FROM)
+        + _where(conditions)
+        + sql.SQL(" LIMIT %(cap)s) matched")
+    )
+    with conn.cursor() as cur:
+        cur.execute(query, params, prepare=False)
+        row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
 @dataclass(frozen=True)
 class ItemDetail:
     id: int

@@ -21,6 +21,8 @@ from tracker.web.views import MAX_BIGINT, AnyUser, Pool, render
 PAGE_SIZE = 25
 # Offset pages: past this a search should be narrowed, not paged through.
 MAX_PAGE = 200
+# Matches are counted up to this many; beyond, the page says "more than".
+COUNT_CAP = 1000
 MAX_QUERY_CHARS = 200
 SORTS = ("rank", "recent")
 
@@ -129,12 +131,16 @@ def item_search(request: Request, user: AnyUser, pool: Pool) -> HTMLResponse:
     offset = (search.page - 1) * PAGE_SIZE
     with pool.connection() as conn:
         found = browse.search_items(conn, search.where, search.sort, PAGE_SIZE + 1, offset)
+        total = browse.count_items(conn, search.where, COUNT_CAP)
     more = len(found) > PAGE_SIZE and search.page < MAX_PAGE
     return render(
         request,
         "items.html",
         user,
         hits=found[:PAGE_SIZE],
+        total=total,
+        count_cap=COUNT_CAP,
+        first=offset + 1,
         search=search,
         problems=problems,
         marked=marked,
