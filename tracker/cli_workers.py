@@ -4,8 +4,9 @@ from typing import Annotated, Any
 
 import typer
 from kombu.exceptions import OperationalError
+from pydantic import SecretStr
 
-from tracker import broker
+from tracker import broker, embedded
 from tracker.cliutil import connect, fail, print_json, settings
 from tracker.storage import subscriptions
 
@@ -24,7 +25,14 @@ def status(
     Exits 1 when no worker answers."""
     s = settings()
     if s.broker_url is None:
-        raise fail("TRACKER_BROKER_URL is not set (the embedded broker lives inside `tracker up`)")
+        # Next to a running `tracker up` (same data dir): its embedded broker.
+        running = embedded.running_redis_url(s.data_dir)
+        if running is None:
+            raise fail(
+                f"no broker: TRACKER_BROKER_URL is not set and no `tracker up` is running with "
+                f"the data dir {s.data_dir} (TRACKER_DATA_DIR or --data-dir)"
+            )
+        s = s.model_copy(update={"broker_url": SecretStr(running)})
     try:
         answered = broker.ping_workers(s, timeout)
     except (OSError, OperationalError) as exc:

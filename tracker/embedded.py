@@ -23,6 +23,13 @@ def redis_socket(data_dir: Path) -> Path:
     return data_dir / "redis" / "redis.sock"
 
 
+def running_redis_url(data_dir: Path) -> str | None:
+    """The broker URL of the embedded Redis a running `tracker up` holds for this data dir;
+    None when none answers (nothing is started here)."""
+    socket_path = redis_socket(data_dir)
+    return f"redis+socket://{socket_path}" if _redis_answers(socket_path) else None
+
+
 def _redis_answers(socket_path: Path) -> bool:
     if not socket_path.exists():
         return False

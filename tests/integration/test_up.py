@@ -100,18 +100,28 @@ def data_dir() -> Iterator[Path]:
         subprocess.run(["rm", "-rf", str(leftover)], check=False)
 
 
-def allow_lists(session: int) -> set[str]:
-    """TRACKER_FETCH_ALLOW_NETWORKS as the processes of `tracker up`'s session have it."""
-    found = set()
+def allow_lists(root: int) -> set[str]:
+    """TRACKER_FETCH_ALLOW_NETWORKS as the processes `tracker up` started have it."""
+    parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:  # the parent's pid follows the state, after the command's closing parenthesis
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):  # gone meanwhile
+            continue
+    family, grown = {root}, True
+    while grown:
+        grown = False
+        for pid, parent in parents.items():
+            if parent in family and pid not in family:
+                family.add(pid)
+                grown = True
+    prefix = b"TRACKER_FETCH_ALLOW_NETWORKS="
+    found = set()
+    for pid in family - {root}:
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            environ = (stat.parent / "environ").read_bytes().split(b"\0")
-        except OSError:  # gone meanwhile
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
             continue
-        if int(fields[3]) != session:  # the session id, after state, ppid and pgrp
-            continue
-        prefix = b"TRACKER_FETCH_ALLOW_NETWORKS="
         found |= {v[len(prefix) :].decode() for v in environ if v.startswith(prefix)}
     return found
 
@@ -138,6 +148,12 @@ def test_the_demo_pair_shows_up_and_survives_a_restart(data_dir: Path) -> None:
         print(f"demo pair listed {time.monotonic() - started:.1f} s after `tracker up --demo`")
         # The workers may fetch the demo's feed server, and nothing else on this machine.
         assert allow_lists(up.proc.pid) == {json.dumps([f"127.0.0.1:{demo_port}"])}
+        # A command beside the running `tracker up` reaches its embedded broker.
+        status = json.loads(cli(data_dir, "workers", "status", "--json", "--timeout", "5"))
+        assert {w["name"].split("@")[0].rsplit("-", 1)[-1] for w in status["workers"]} >= {
+            "fetch",
+            "classify",
+        }
         with httpx.Client(base_url=up.url, timeout=10) as browser:
             page = log_in(browser, "admin@localhost", password)
             assert "/account/password" in str(page.url)
