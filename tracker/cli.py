@@ -13,7 +13,10 @@ from typing import Annotated, get_args
 import httpx
 import psycopg
 import typer
+from kombu.exceptions import OperationalError
+from pydantic import SecretStr
 
+from tracker import broker as broker_module
 from tracker import demo, embedded, supervisor
 from tracker.cli_alerts import alerts_app
 from tracker.cli_feeds import feeds_app, items_app
@@ -418,6 +421,8 @@ def up(
         sup = supervisor.Supervisor(roles, env)
         sup.start()
         _wait_for_web(f"http://{host}:{port}/healthz", sup)
+        # Announced once the workers are ready too, so their start-up lines come before it.
+        _wait_for_workers(s.model_copy(update={"broker_url": SecretStr(broker)}), sup)
         _announce(public_url, password, s, time.monotonic() - started, demo_server is not None)
         code = sup.wait()
         typer.echo("stopping: beat, workers, web, then Redis and PostgreSQL")
@@ -425,6 +430,10 @@ def up(
         if demo_server is not None:
             demo_server.shutdown()
     raise typer.Exit(code)
+
+
+# How long `up` waits for both workers to answer before it announces itself anyway.
+WORKERS_READY_S = 60
 
 
 def _check_free(host: str, port: int, option: str) -> None:
@@ -484,19 +493,38 @@ def _wait_for_web(health_url: str, sup: supervisor.Supervisor) -> None:
         time.sleep(0.2)
 
 
+def _wait_for_workers(s: Settings, sup: supervisor.Supervisor) -> None:
+    deadline = time.monotonic() + WORKERS_READY_S
+    while time.monotonic() < deadline:
+        if any(proc.poll() is not None for proc in sup.procs.values()):
+            return
+        try:
+            answered = broker_module.ping_workers(s, 1.0)
+        except (OSError, OperationalError):
+            answered = {}
+        queues = {name.split("@")[0].rsplit("-", 1)[-1] for name in answered}
+        if queues >= {"fetch", "classify"}:
+            return
+        time.sleep(0.5)
+
+
 def _announce(url: str, password: str | None, s: Settings, seconds: float, demo: bool) -> None:
-    typer.echo(f"\nRumour Tracker is up in {seconds:.1f} s: {url}")
+    lines = [f"Rumour Tracker is up in {seconds:.1f} s: {url}"]
     if password:
-        typer.echo(f"  first login: admin@localhost / {password}  (you must change it)")
+        lines.append(f"first login: admin@localhost / {password} (you must change it)")
     else:
-        typer.echo("  log in with your existing account")
-    typer.echo(f"  data dir: {s.data_dir}")
+        lines.append("log in with your existing account")
+    lines.append(f"data dir: {s.data_dir}")
     if demo:
-        typer.echo(
-            "  demo newsroom registered; pairs appear within a minute "
-            "(`tracker pairs list` in another terminal)"
-        )
-    typer.echo("  Ctrl-C stops everything\n")
+        lines += [
+            "demo newsroom registered; pairs appear within a minute",
+            "(`tracker pairs list` in another terminal)",
+        ]
+    lines.append("Ctrl-C stops everything")
+    width = max(len(line) for line in lines)
+    rule = "+" + "-" * (width + 2) + "+"
+    box = [rule, *(f"| {line.ljust(width)} |" for line in lines), rule]
+    typer.echo("\n" + "\n".join(box) + "\n")
 
 
 def main() -> None:

@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     ops_feed_failing_h: float = Field(default=6.0, gt=0)
 
     log_format: Literal["json", "console"] = "console"
+    # debug also shows Celery's routine lines (every task received and done, every beat tick).
+    log_level: Literal["debug", "info", "warning"] = "info"
     # Bearer token Prometheus sends to /metrics; None: /metrics answers 404.
     metrics_token: SecretStr | None = None
     # Celery workers serve their own processes' metrics on this port (0: not served).

@@ -13,6 +13,15 @@ from tracker.redact import MASK, redact_text
 
 SECRET_KEYS = re.compile(r"pass(word)?|secret|token|authorization|cookie|api_?key", re.I)
 HANDLER_NAME = "rumour-tracker"
+# Celery's lines for every task received and done, every due beat task, every worker meeting:
+# routine, many a minute. Shown at TRACKER_LOG_LEVEL=debug; errors always.
+ROUTINE_LOGGERS = (
+    "celery.beat",
+    "celery.worker.strategy",
+    "celery.app.trace",
+    "celery.worker.consumer.mingle",
+    "celery.worker.consumer.connection",
+)
 
 
 def _redact_value(key: str, value: Any) -> Any:
@@ -42,7 +51,10 @@ def _renderer(log_format: str) -> structlog.typing.Processor:
     return structlog.processors.KeyValueRenderer(key_order=["timestamp", "event"], sort_keys=True)
 
 
-def configure(log_format: Literal["json", "console"] = "console") -> None:
+def configure(
+    log_format: Literal["json", "console"] = "console",
+    level: Literal["debug", "info", "warning"] = "info",
+) -> None:
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -72,7 +84,9 @@ def configure(log_format: Literal["json", "console"] = "console") -> None:
     root = logging.getLogger()
     # Configuring twice (a worker's init after the CLI's) replaces our handler, never doubles it.
     root.handlers = [h for h in root.handlers if h.get_name() != HANDLER_NAME] + [handler]
-    root.setLevel(logging.INFO)
+    root.setLevel(level.upper())
+    for name in ROUTINE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
     # uvicorn's own handlers would print plain text beside ours.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers = []

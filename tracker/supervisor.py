@@ -36,7 +36,8 @@ class Role:
 
 # Fetching waits on the network (threads); classifying and pairing use the CPU (prefork).
 POOLS = {"fetch": "threads", "classify": "prefork"}
-CELERY = ("-m", "celery", "-A", "workers.app")
+# -q: no banners; what each process is and does is in the log lines.
+CELERY = ("-m", "celery", "-q", "-A", "workers.app")
 
 
 def worker_argv(queue: str, concurrency: int, node: str, *options: str) -> list[str]:

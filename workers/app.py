@@ -30,6 +30,8 @@ def celery_config() -> dict[str, Any]:
         "broker_connection_max_retries": None,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_hijack_root_logger": False,
+        # Our handler writes to stderr; redirected back into logging, each line came out twice.
+        "worker_redirect_stdouts": False,
         # The visibility timeout, and Sentinel's master name when the URL is sentinel://.
         "broker_transport_options": broker.transport_options(settings),
         "task_routes": {
@@ -69,9 +71,14 @@ app = Celery("rumour_tracker", include=["workers.tasks"])
 app.add_defaults(celery_config)
 
 
-def _start_process(**_: Any) -> None:
+def _configure_logging(**_: Any) -> None:
     settings = get_settings()
-    configure_logs(settings.log_format)
+    configure_logs(settings.log_format, settings.log_level)
+
+
+def _start_process(**kwargs: Any) -> None:
+    settings = get_settings()
+    _configure_logging(**kwargs)
     assert settings.database_url is not None
     try:
         check_schema(settings.database_url.get_secret_value())
@@ -88,5 +95,7 @@ def _start_worker(**kwargs: Any) -> None:
         metrics.serve(port)
 
 
+# With a receiver here, Celery sets up no logging of its own (beat's lines came out twice).
+signals.setup_logging.connect(_configure_logging, weak=False)
 signals.worker_init.connect(_start_worker, weak=False)
 signals.beat_init.connect(_start_process, weak=False)

@@ -50,6 +50,8 @@ class Worker:
     def __init__(self, db_url: str, broker_url: str, directory: Path) -> None:
         env = supervisor.child_env(db_url, broker_url, directory, "http://t.example", [], None)
         env["TRACKER_SECRET_KEY"] = "b" * 40
+        # The test reads task durations from Celery's routine "succeeded" lines.
+        env["TRACKER_LOG_LEVEL"] = "debug"
         self.log = directory / "worker-classify.log"
         self.offset = 0
         argv = supervisor.worker_argv(

@@ -66,3 +66,17 @@ def test_configuring_twice_keeps_one_handler(capsys: pytest.CaptureFixture[str])
     logs.configure("json")
     logging.getLogger("x").warning("once")
     assert len(lines(capsys.readouterr().err)) == 1
+
+
+def test_celerys_routine_lines_show_only_at_debug(capsys: pytest.CaptureFixture[str]) -> None:
+    routine = logging.getLogger("celery.app.trace")
+    logs.configure("json")
+    routine.info("Task rt.fetch_feed[1] succeeded in 0.1s: 5")
+    routine.error("Task rt.fetch_feed[2] raised unexpected: boom")
+    logging.getLogger("tracker.feeds.refresh").info("feed refreshed")
+    shown = [line["event"] for line in lines(capsys.readouterr().err)]
+    assert shown == ["Task rt.fetch_feed[2] raised unexpected: boom", "feed refreshed"]
+    logs.configure("json", "debug")
+    routine.info("Task rt.fetch_feed[3] succeeded in 0.1s: 5")
+    assert len(lines(capsys.readouterr().err)) == 1
+    logs.configure("json")

@@ -108,7 +108,7 @@ def _lifespan(
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        logs.configure(settings.log_format)
+        logs.configure(settings.log_format, settings.log_level)
         url = database_url(settings)
         # Refuse to serve on a schema this code does not know (SchemaOutOfDateError says why).
         await run_in_threadpool(db.check_schema, url)
