@@ -248,3 +248,15 @@ def test_the_pair_page_takes_the_queues_keys_and_keeps_its_history(page: Page, d
     page.keyboard.press("Enter")
     expect(page.locator("p.notice")).to_have_text(f"Pair {second} rejected.")
     assert status(db_url, second) == ("rejected", "different events")
+
+
+def test_the_api_page_renders_every_route_under_our_csp(page: Page, db_url: str) -> None:
+    add_user(db_url, "ana@newsroom.example", "analyst")
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if "Content Security" in m.text else None)
+    log_in(page, "ana@newsroom.example")
+    page.goto("/api/docs")
+    expect(page.locator(".opblock").first).to_be_visible()
+    assert page.locator(".opblock").count() >= 12
+    expect(page.locator("#swagger-ui")).to_contain_text("/api/v1/pairs/{pair_id}/decision")
+    assert problems == []

@@ -48,7 +48,8 @@ PUBLIC_ROUTES = {
     ("GET", "/unsubscribe/{token}"),
     ("POST", "/unsubscribe/{token}"),
 }
-PUBLIC_MOUNTS = {"/static"}
+# Our own CSS/JS, and Swagger UI's files from a pip package (the /api/docs page needs a login).
+PUBLIC_MOUNTS = {"/static", "/api/docs/assets"}
 # API routes answer a missing login with 401 JSON whatever the client accepts: no login page.
 API_PREFIXES = ("/api/v1/", "/api/openapi.json")
 

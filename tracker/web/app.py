@@ -174,6 +174,7 @@ def create_app(
     )
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount(api_docs.ASSETS_PATH, api_docs.assets(), name="api-docs-assets")
     app.include_router(views.router)
     app.include_router(account_views.router)
     app.include_router(pair_views.router)
