@@ -29,7 +29,7 @@ from classifiers.pair_model import PairExample, PairRanker, pair_text
 from tracker.domain import TextForModel
 
 # L2 strength of the correction, in units of one decision's loss; chosen by measurement
-# (README, "How it works"). The pair model's features are few and dense, so every decision
+# (docs/guide.md, "How it works"). The pair model's features are few and dense, so every decision
 # moves all of them: it needs a firmer hold than the item model's sparse text features.
 ITEM_PENALTY = 1.0
 PAIR_PENALTY = 10.0
@@ -64,7 +64,7 @@ def adapt_item(
     `hold_out`), and held to its own predictions on the `anchor` texts (a deployment's recent
     items, labelled or not): decisions are often corrections of the base's errors, and fitted
     alone they teach the model to turn every item round, not only items like theirs (measured:
-    README, "How it works"). The base itself is not changed."""
+    docs/guide.md, "How it works"). The base itself is not changed."""
     pipeline = copy.deepcopy(base.pipeline)
     fitting = item_fitting(examples, hold_out)
     head = pipeline.named_steps["classifier"]

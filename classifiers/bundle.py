@@ -128,7 +128,7 @@ LIMITS = """\
   claims labelled alike in each language, `tracker eval languages`), not accuracy.
 - PHEME rumours are annotated per story of 2014-2015 breaking news: "rumour" there means an
   unverified claim spreading during an event, which the item model learns partly from style.
-  Its leave-one-event-out figure (README) is the honest one; a score on PHEME itself is on
+  Its leave-one-event-out figure (docs/models.md) is the honest one; a score on PHEME itself is on
   training data.
 - Fact-checks are clarification candidates by their feed's kind; the item model's own
   clarification label is learnt from the seed corpus alone.
@@ -136,7 +136,7 @@ LIMITS = """\
   time-gap and age features carry weight only once analysts' decisions retrain it. Without
   them, and with the sentence vectors, it gives MAP@5 0.93 on CheckThat! `devtest` (0.84
   without the vectors; 0.95 with the dates and without the vectors).
-- Auto-confirmation is off by default (`TRACKER_PAIR_AUTOCONFIRM_THRESHOLD`); see the README.
+- Auto-confirmation is off by default (`TRACKER_PAIR_AUTOCONFIRM_THRESHOLD`); see docs/models.md.
 """
 
 
@@ -160,8 +160,8 @@ machine:
 
 USE is eighteen times faster, but was not trained on Ukrainian or Romanian, and its Ukrainian
 figure is half e5's. e5 takes 30-45 ms of an idle core per item, most of the classify
-stage's budget of 60 ms (the README gives the stage's measured time). The re-ranker's
-figures with the vectors are in the README's quality table."""
+stage's budget of 60 ms (docs/models.md gives the stage's measured time). The re-ranker's
+figures with the vectors are in docs/models.md's quality table."""
 
 
 def card(manifest: dict[str, Any], command: str) -> str:
@@ -199,7 +199,7 @@ def card(manifest: dict[str, Any], command: str) -> str:
             *rows,
             "",
             "Figures on data the bundle never saw (CheckThat! `devtest`, PHEME",
-            "leave-one-event-out, `tracker bench replay`) are in the README's quality table.",
+            "leave-one-event-out, `tracker bench replay`) are in docs/models.md's quality table.",
             "",
             "## The sentence embedder",
             "",

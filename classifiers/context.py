@@ -6,7 +6,7 @@ the items of one wave share its words. The item model judges each text alone, by
 written; here each new item's probabilities move towards those of the earlier items most like
 it, already classified, so a wave is judged together. On PHEME leave-one-event-out this lifts
 rumour-class F1 from 0.600 to 0.663 and macro-F1 from 0.630 to 0.677 (`tracker eval rumour`,
-README).
+docs/models.md).
 
 Earlier items bring the probabilities they were stored with, themselves in context: the
 context of an item reaches back through the items it resembles. Similarity is the cosine of
@@ -24,7 +24,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from classifiers.text import content_words, strip_links
 from tracker.domain import LABELS, Prediction, TextForModel
 
-# Chosen on the PHEME events of ../shared/data (the README's table of neighbouring values):
+# Chosen on the PHEME events of ../shared/data (docs/models.md's table of neighbouring values):
 # the share of an item's probabilities taken from its neighbours, how many neighbours at most,
 # and how alike a neighbour must be.
 WEIGHT = 0.7

@@ -5,7 +5,7 @@ py3langid ships its model inside its wheel (an LZMA-compressed npz, read without
 nothing is downloaded at run time. The model is loaded once per process, on first use.
 
 The two floors were chosen by `tracker bench language` on real text (VoxCheck quotes in English,
-Russian and Ukrainian, PHEME tweets, the real-world feeds that declare a language; README,
+Russian and Ukrainian, PHEME tweets, the real-world feeds that declare a language; docs/models.md,
 "Languages"): below 20 letters (a short title, "Gyrano bedankt !") and below 0.5 normalised
 probability (lists of names, "Nasal Steroids Dr. Larry Kalish") the detector is wrong often
 enough that the declared language is the better guess.

@@ -97,7 +97,7 @@ CLARIFYING_KINDS: tuple[str, ...] = ("official", "factcheck")
 # The rumour probability from which an item of another feed is a claim to pair
 # (TRACKER_PAIR_CLAIM_MIN_RUMOUR). Every such item by default: on CheckThat! `devtest` claims
 # served as a social feed, the shipped item model gave 23 of 202 real claims a rumour
-# probability under 0.2, and 140 its label other (README, "Pairing what the eval pairs").
+# probability under 0.2, and 140 its label other (docs/models.md, "Pairing what the eval pairs").
 DEFAULT_CLAIM_MIN_RUMOUR = 0.0
 
 

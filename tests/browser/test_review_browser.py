@@ -33,6 +33,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# The README's screenshots: taken here, so they show the pages as they are.
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 XSS_TITLE = "<script>window.__pwned = 1; alert('title')</script> troops"
 XSS_CONTENT = "<img src=x onerror=\"window.__pwned = 2; alert('content')\"> border"
 
@@ -133,8 +135,8 @@ def test_an_analyst_works_the_queue_by_keyboard(page: Page, db_url: str) -> None
     second = add_pair(db_url, 0.8)
     third = add_pair(db_url, 0.7)
     log_in(page, "ana@newsroom.example")
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "queue.png"), full_page=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "queue.png"))
 
     expect(page.locator("article.pair.current")).to_have_id(f"pair-{first}")
     page.keyboard.press("j")
@@ -231,8 +233,12 @@ def test_the_pair_page_takes_the_queues_keys_and_keeps_its_history(page: Page, d
     log_in(page, "ana@newsroom.example")
     page.click(f"#pair-{pair} a.pair-link")
     page.wait_for_url(f"**/pairs/{pair}")
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "pair.png"), full_page=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "pair.png"), full_page=True)
+    page.click("a.story-link")
+    page.wait_for_url("**/stories/*")
+    page.screenshot(path=str(SCREENSHOTS / "story.png"), full_page=True)
+    page.go_back()
     page.keyboard.press("a")
     expect(page.locator("p.notice")).to_have_text(f"Pair {pair} confirmed.")
     expect(page.locator(".history tbody tr")).to_have_count(1)

@@ -2,7 +2,7 @@
 retraining from analysts' decisions that keeps what the public data taught.
 
 The shipped bundle here is built by the shipped recipe from small public datasets written for
-the test (the real data is measured by hand; README, "How it works"): their rumours say an
+the test (the real data is measured by hand; docs/guide.md, "How it works"): their rumours say an
 invented word, zorvath, and their other items another, plimsen, which the seed corpus never
 says. What a model knows of the two words it learnt from the public data alone."""
 

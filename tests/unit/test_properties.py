@@ -365,7 +365,7 @@ def test_texts_of_fewer_than_six_words_have_no_fingerprint(few: list[str], cut: 
 
 # Not U+0080-U+00FF: feedparser repairs text that reads as UTF-8 taken for Latin-1 ("Â¡" becomes
 # "¡") and maps C1 controls to Windows-1252, in GUIDs too, so two GUIDs that differ only so would
-# share a key (README, "Hostile input").
+# share a key (docs/benchmarks.md, "Hostile input").
 guids = st.text(
     st.characters(codec="utf-8", categories=["L", "N", "P", "S"]).filter(
         lambda c: not "\x80" <= c <= "\xff"
