@@ -39,7 +39,8 @@ def model_document(item: TextForModel) -> str:
 
 # How far the sentence vector (centred on the training data's mean) counts beside the words.
 # Chosen on PHEME leave-one-event-out over its seven events with the context blend, rumour F1:
-# 0 (words only) 0.697, 0.5 0.750, 1.0 0.766, 3.0 0.737 (docs/models.md, "Meaning across languages").
+# 0 (words only) 0.697, 0.5 0.750, 1.0 0.766, 3.0 0.737
+# (docs/models.md, "Meaning across languages").
 MEANING_SCALE = 1.0
 
 

@@ -527,8 +527,34 @@ def _announce(url: str, password: str | None, s: Settings, seconds: float, demo:
     typer.echo("\n" + "\n".join(box) + "\n")
 
 
+GLOBAL_OPTIONS = ("--data-dir",)
+
+
+def misplaced_global(argv: list[str]) -> tuple[str, str] | None:
+    """A global option given after the command (`tracker up --data-dir X`), which the command
+    would refuse as unknown, and the command; None when there is none."""
+    command = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), None)
+    if command is None or (command > 0 and argv[command - 1] in GLOBAL_OPTIONS):
+        return None  # the first bare word is the global option's value, not the command
+    for arg in argv[command + 1 :]:
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS:
+            return name, argv[command]
+    return None
+
+
 def main() -> None:
     configure_logs()
+    misplaced = misplaced_global(sys.argv[1:])
+    if misplaced is not None:
+        option, command = misplaced
+        typer.secho(
+            f"error: {option} is an option of `tracker` itself: put it before the command, "
+            f"as in `tracker {option} DIR {command} ...`",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        sys.exit(2)
     try:
         app()
     except embedded.EmbeddedUnavailableError as exc:

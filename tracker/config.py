@@ -106,7 +106,8 @@ class Settings(BaseSettings):
     # Scores are the pair re-ranker's probability that the clarification answers the rumour.
     pair_suggest_threshold: float = Field(default=0.2, ge=0, le=1)
     # Pairs at or above this are confirmed without review; above 1 (the default) turns that
-    # off: no threshold of the shipped re-ranker has shown 0.99 precision on real data (docs/models.md).
+    # off: no threshold of the shipped re-ranker has shown 0.99 precision on real data
+    # (docs/models.md).
     pair_autoconfirm_threshold: float = Field(default=1.01, ge=0, le=2)
     # How often models retrain from analysts' decisions (only when there are new ones).
     retrain_every_h: float = Field(default=24.0, gt=0)

@@ -7,10 +7,10 @@ the shipped bundle (classifiers/bundle.py), trained on PHEME, CheckThat! and the
 and the decisions fit a correction of its last layer (classifiers/adapt.py), not a new model.
 The item correction is also held to the base's own predictions on the deployment's recent
 unlabelled items and the seed corpus, so decisions that are mostly corrections of errors do
-not turn every item round. Retraining on public data plus decisions was measured too (docs/models.md,
-"How it works"): it keeps the public knowledge as well and learns faster from a few hundred
-item decisions, but it needs the public data, which most deployments do not have, and pair
-decisions were lost in its tens of thousands of public pairs.
+not turn every item round. Retraining on public data plus decisions was measured too
+(docs/guide.md, "How it works"): it keeps the public knowledge as well and learns faster from
+a few hundred item decisions, but it needs the public data, which most deployments do not
+have, and pair decisions were lost in its tens of thousands of public pairs.
 
 The validation data is the public validation part (the fifth of the data, chosen by a hash
 of the text, that the bundle never trained on; from `TRACKER_PUBLIC_DATA_DIR`, or the public

@@ -111,3 +111,11 @@ def test_up_says_the_port_is_taken_before_it_starts_anything(
     assert f"cannot listen on 127.0.0.1:{port}" in refused.stderr
     assert "--port or TRACKER_WEB_PORT" in refused.stderr
     assert not (tmp_path / "data").exists(), "nothing was started or created"
+
+
+def test_a_global_option_after_the_command_gets_a_hint(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    late = run_tracker("feeds", "list", "--data-dir", str(tmp_path), env=cli_env)
+    assert late.returncode == 2
+    assert "put it before the command, as in `tracker --data-dir DIR feeds ...`" in late.stderr
