@@ -3,6 +3,7 @@ decision history, the queue's actions with feedback, following without leaving t
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
@@ -143,3 +144,57 @@ def test_following_from_the_queue_stays_there_with_words_that_fit_the_story(web:
         data={"csrf_token": token(ana), "story_id": answered, "back": f"/pairs/{second}"},
     )
     assert "It is already clarified" in notice(ana.get(f"/pairs/{second}").text)
+
+
+def alerts_queued(db_url: str) -> int:
+    return int(rows(db_url, "SELECT count(*) FROM alert_outbox")[0][0])
+
+
+def test_automatically_confirmed_pairs_have_a_filter_and_a_daily_spot_check(web: Web) -> None:
+    add_user(web.db_url, "ana@newsroom.example", "analyst")
+    auto = [add_pair(web.db_url, 0.99) for _ in range(12)]
+    reviewed = add_pair(web.db_url, 0.98)
+    rows(web.db_url, "UPDATE pairs SET status = 'confirmed' RETURNING id")
+    rows(
+        web.db_url,
+        """INSERT INTO reviews (pair_id, decision, previous_status)
+           VALUES (%s, 'confirm', 'suggested') RETURNING id""",
+        reviewed,
+    )
+    ana = log_in(web, "ana@newsroom.example")
+    listed = {int(i) for i in re.findall(r'id="pair-(\d+)"', ana.get("/pairs?status=auto").text)}
+    assert listed == set(auto), "the reviewed pair is not among the automatic ones"
+    today = re.findall(r'id="pair-(\d+)"', ana.get("/pairs?status=spot-check").text)
+    assert len(today) == 10 and set(map(int, today)) <= set(auto)
+    assert re.findall(r'id="pair-(\d+)"', ana.get("/pairs?status=spot-check").text) == today
+    web.clock.moment += timedelta(days=1)
+    tomorrow = re.findall(r'id="pair-(\d+)"', ana.get("/pairs?status=spot-check").text)
+    assert tomorrow != today, "another sample the next day"
+
+
+def test_an_analyst_rejects_a_wrong_automatic_confirmation_and_can_undo_it(web: Web) -> None:
+    add_user(web.db_url, "ana@newsroom.example", "analyst")
+    wrong, right = add_pair(web.db_url, 0.99), add_pair(web.db_url, 0.99)
+    rows(web.db_url, "UPDATE pairs SET status = 'confirmed' RETURNING id")
+    ana = log_in(web, "ana@newsroom.example")
+    page = " ".join(ana.get(f"/pairs/{wrong}").text.split())
+    assert "Nobody has checked it yet" in page and ">It is right<" in page and "Skip" not in page
+    form = {"csrf_token": token(ana, f"/pairs/{wrong}"), "back": "/pairs?status=spot-check"}
+    rejected = ana.post(
+        f"/pairs/{wrong}/decision", data={**form, "decision": "reject", "reason": "other event"}
+    )
+    assert rejected.headers["location"] == "/pairs?status=spot-check"
+    before = alerts_queued(web.db_url)
+    assert ana.post(f"/pairs/{right}/decision", data={**form, "decision": "confirm"}).is_redirect
+    assert alerts_queued(web.db_url) == before, "its confirmation alerts went out already"
+    statuses = dict(rows(web.db_url, "SELECT id, status FROM pairs"))
+    assert statuses == {wrong: "rejected", right: "confirmed"}
+    assert re.findall(r'id="pair-(\d+)"', ana.get("/pairs?status=auto").text) == []
+    skip = ana.post(f"/pairs/{right}/decision", data={**form, "decision": "skip"})
+    assert skip.status_code == 409
+    ana.post("/reviews/undo", data=form)  # the confirmation check
+    ana.post("/reviews/undo", data=form)  # the rejection
+    assert dict(rows(web.db_url, "SELECT id, status FROM pairs")) == {
+        wrong: "confirmed",
+        right: "confirmed",
+    }

@@ -291,9 +291,15 @@ def term_frequencies(conn: psycopg.Connection) -> dict[str, float]:
 
 
 def list_pairs(
-    conn: psycopg.Connection, status: str | None = None, limit: int = 100
+    conn: psycopg.Connection,
+    status: str | None = None,
+    limit: int = 100,
+    unreviewed: bool = False,
+    sample_seed: str | None = None,
 ) -> list[PairView]:
-    """Pairs, best score first, newest first among equals."""
+    """Pairs, best score first, newest first among equals. `unreviewed`: only pairs no analyst
+    has decided (with status confirmed: those confirmed automatically). `sample_seed`: instead
+    of the best, a random sample, the same for the same seed (a day's spot-check)."""
     with conn.cursor(row_factory=class_row(PairView)) as cur:
         cur.execute(
             """SELECT p.id, p.score, p.status, p.created_at, p.explanation,
@@ -312,10 +318,15 @@ def list_pairs(
                FROM pairs p
                JOIN items r ON r.id = p.rumour_id JOIN feeds rf ON rf.id = r.feed_id
                JOIN items c ON c.id = p.clarification_id JOIN feeds cf ON cf.id = c.feed_id
-               WHERE %(status)s::text IS NULL OR p.status = %(status)s
-               ORDER BY p.score DESC, p.created_at DESC, p.id DESC
+               WHERE (%(status)s::text IS NULL OR p.status = %(status)s)
+                 AND (NOT %(unreviewed)s OR NOT EXISTS (SELECT 1 FROM reviews v
+                                                       WHERE v.pair_id = p.id
+                                                         AND v.undone_at IS NULL))
+               ORDER BY CASE WHEN %(seed)s::text IS NOT NULL
+                             THEN md5(p.id::text || %(seed)s) END,
+                        p.score DESC, p.created_at DESC, p.id DESC
                LIMIT %(limit)s""",
-            {"status": status, "limit": limit},
+            {"status": status, "limit": limit, "unreviewed": unreviewed, "seed": sample_seed},
         )
         return cur.fetchall()
 

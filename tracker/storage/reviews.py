@@ -213,6 +213,10 @@ def claim(conn: psycopg.Connection, pair_id: int, user_id: int, now: datetime) -
     return taken
 
 
+# A pair confirmed by its score alone that no analyst has checked since (SQL, on alias p).
+UNREVIEWED = "NOT EXISTS (SELECT 1 FROM reviews v WHERE v.pair_id = p.id AND v.undone_at IS NULL)"
+
+
 def refusal(conn: psycopg.Connection, pair_id: int) -> Outcome:
     """Why a claim or decision on this pair did not match: gone, decided, or held."""
     with conn.cursor() as cur:
@@ -231,25 +235,34 @@ def decide(
     reason: str | None,
     now: datetime,
 ) -> Outcome:
-    """Confirm, reject or skip a suggested pair that nobody else holds. The caller's
-    transaction also holds the audit row; a confirmation queues its alerts in it."""
+    """Confirm, reject or skip a suggested pair that nobody else holds; or check a pair that was
+    confirmed automatically and nobody has reviewed (confirm it, or reject it). The caller's
+    transaction also holds the audit row; a confirmation queues its alerts in it (an automatic
+    one queued them already)."""
     new_status = DECIDED_STATUS.get(decision, "suggested")
     with conn.cursor() as cur:
         cur.execute(
-            """UPDATE pairs SET status = %(status)s, claimed_by = NULL, claimed_until = NULL,
-                   updated_at = now()
-               WHERE id = %(id)s AND status = 'suggested'
-                 AND (claimed_by IS NULL OR claimed_by = %(me)s OR claimed_until <= %(now)s)""",
-            {"status": new_status, "id": pair_id, "me": user_id, "now": now},
+            f"""WITH before AS (SELECT id, status FROM pairs WHERE id = %(id)s FOR UPDATE)
+                UPDATE pairs p SET status = %(status)s, claimed_by = NULL, claimed_until = NULL,
+                       updated_at = now()
+                FROM before
+                WHERE p.id = before.id
+                  AND (p.status = 'suggested'
+                       OR (p.status = 'confirmed' AND %(decision)s <> 'skip' AND {UNREVIEWED}))
+                  AND (p.claimed_by IS NULL OR p.claimed_by = %(me)s
+                       OR p.claimed_until <= %(now)s)
+                RETURNING before.status""",
+            {"status": new_status, "id": pair_id, "me": user_id, "now": now, "decision": decision},
         )
-        if cur.rowcount != 1:
+        row = cur.fetchone()
+        if row is None:
             return refusal(conn, pair_id)
         cur.execute(
             """INSERT INTO reviews (pair_id, user_id, decision, reason, previous_status)
-               VALUES (%s, %s, %s, %s, 'suggested')""",
-            (pair_id, user_id, decision, reason),
+               VALUES (%s, %s, %s, %s, %s)""",
+            (pair_id, user_id, decision, reason, row[0]),
         )
-    if decision == "confirm":
+    if decision == "confirm" and row[0] == "suggested":
         subscriptions.queue_pair_alerts(conn, [pair_id], CONFIRMED)
     return "ok"
 
@@ -316,7 +329,8 @@ def _undo_review(
             if cur.rowcount != 1:
                 return None
         cur.execute("UPDATE reviews SET undone_at = now() WHERE id = %s", (review_id,))
-    if decision != "confirm":
+    # Undoing the check of an automatic confirmation leaves that confirmation's alerts be.
+    if decision != "confirm" or previous != "suggested":
         return Undone(pair_id, decision)
     withdrawn = outbox.withdraw_confirmation(conn, pair_id)
     return Undone(

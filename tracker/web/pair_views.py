@@ -39,5 +39,7 @@ def pair_page(request: Request, pair_id: PairId, user: AnyUser, pool: ReadPool) 
         sides=sides(pair),
         terms=shared_terms(pair.explanation),
         decisions=decisions,
+        # Confirmed by its score alone and not checked since: an analyst may check it here.
+        checkable=pair.status == "confirmed" and all(d.undone_at for d in decisions),
         notice=request.session.pop(SESSION_NOTICE, None),
     )

@@ -28,6 +28,9 @@ from tracker.web.review_filters import filter_query, highlight, review_filter
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 PAIR_STATUSES: tuple[str, ...] = get_args(PairStatus)
+# Views of the pairs confirmed without review (TRACKER_PAIR_AUTOCONFIRM_THRESHOLD).
+CHECKS = ("auto", "spot-check")
+SPOT_CHECK_SIZE = 10
 DECIDERS = ("analyst", "admin")
 DECISIONS = ("confirm", "reject", "skip")
 MAX_VIEW_NAME = 100
@@ -239,13 +242,28 @@ def queue(request: Request, user: AnyUser, pool: Pool) -> HTMLResponse:
 
 @router.get("/pairs", response_class=HTMLResponse)
 def pair_list(request: Request, user: AnyUser, pool: ReadPool, status: str = "") -> HTMLResponse:
-    if status and status not in PAIR_STATUSES:
+    """All pairs, or one status; `auto`: confirmed automatically and not checked since;
+    `spot-check`: today's random sample of those, for an analyst to check."""
+    if status and status not in (*PAIR_STATUSES, *CHECKS):
         raise HTTPException(status_code=400, detail=f"Unknown status {status!r}.")
     with pool.connection() as conn:
-        found = pairs.list_pairs(conn, status=status or None)
+        if status in CHECKS:
+            # One sample a day: the same pairs all day for every analyst, new ones tomorrow.
+            seed = auth.now(request).date().isoformat() if status == "spot-check" else None
+            limit = SPOT_CHECK_SIZE if seed else 100
+            found = pairs.list_pairs(conn, "confirmed", limit, unreviewed=True, sample_seed=seed)
+        else:
+            found = pairs.list_pairs(conn, status=status or None)
     notice = request.session.pop(SESSION_NOTICE, None)
     return render(
-        request, "pairs.html", user, pairs=found, status=status, queue=False, notice=notice
+        request,
+        "pairs.html",
+        user,
+        pairs=found,
+        status=status,
+        queue=False,
+        notice=notice,
+        checking=status in CHECKS,
     )
 
 
