@@ -31,6 +31,8 @@ from tracker.cliutil import (
     fail,
     one_of,
     print_json,
+    print_table,
+    score,
     settings,
 )
 from tracker.config import Settings
@@ -119,10 +121,13 @@ def pairs_list(
             ]
         )
         return
-    for p in found:
-        typer.echo(
-            f"{p.id:>5} {p.score:.2f} {p.status:<9} {p.rumour_title}  <->  {p.clarification_title}"
-        )
+    print_table(
+        ("id", "score", "status", "rumour  <->  clarification"),
+        (
+            (p.id, score(p.score), p.status, f"{p.rumour_title}  <->  {p.clarification_title}")
+            for p in found
+        ),
+    )
 
 
 @bench_app.command("ingest")

@@ -8,7 +8,7 @@ import psycopg
 import typer
 
 from tracker import alert_input
-from tracker.cliutil import choices, connect, fail, one_of, print_json
+from tracker.cliutil import choices, connect, fail, one_of, print_json, print_table
 from tracker.domain import FEED_KINDS
 from tracker.storage import audit, outbox, subscriptions, users
 from tracker.storage.subscriptions import Rule, Subscription
@@ -167,9 +167,18 @@ def alerts_list(
     if as_json:
         print_json([_subscription_json(s) for s in found])
         return
-    for s in found:
-        removed = "  (removed)" if s.unsubscribed_at else ""
-        typer.echo(f"{s.id:>5} {s.email:<30} {s.kind:<8} {_describe_rule(s)}{removed}")
+    print_table(
+        ("id", "email", "kind", "rule"),
+        (
+            (
+                s.id,
+                s.email,
+                s.kind,
+                _describe_rule(s) + ("  (removed)" if s.unsubscribed_at else ""),
+            )
+            for s in found
+        ),
+    )
 
 
 def _subscription_json(s: Subscription) -> dict[str, Any]:
@@ -202,6 +211,15 @@ def alerts_outbox(
     if as_json:
         print_json([asdict(e) for e in found])
         return
-    for e in found:
-        error = f"  [{e.attempts} tries: {e.last_error}]" if e.last_error else ""
-        typer.echo(f"{e.id:>6} {e.status:<9} {e.recipient:<30} {e.subject}{error}")
+    print_table(
+        ("id", "status", "to", "subject"),
+        (
+            (
+                e.id,
+                e.status,
+                e.recipient,
+                e.subject + (f"  [{e.attempts} tries: {e.last_error}]" if e.last_error else ""),
+            )
+            for e in found
+        ),
+    )

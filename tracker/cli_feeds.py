@@ -3,6 +3,7 @@
 import json
 import sys
 from dataclasses import asdict
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +19,7 @@ from rich.progress import (
 )
 
 from tracker import feed_admin
-from tracker.cliutil import choices, connect, fail, one_of, print_json, settings
+from tracker.cliutil import choices, connect, fail, one_of, print_json, print_table, settings
 from tracker.domain import FEED_KINDS, Feed
 from tracker.feeds import archive, languages, opml
 from tracker.feeds.parse import describe_file
@@ -97,13 +98,22 @@ def feeds_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
     if as_json:
         print_json([_health(f) for f in found])
         return
-    for f in found:
-        state = f.status if f.enabled else f"disabled ({f.disabled_reason or 'by hand'})"
-        error = f"  errors={f.error_count}: {redact_text(f.last_error)}" if f.last_error else ""
-        typer.echo(
-            f"{f.id:>5}  {f.kind:<9} {state:<14} next {f.next_poll_at:%Y-%m-%d %H:%M}  "
-            f"{f.title or '-'}  {redact_text(f.url)}{error}"
-        )
+    print_table(
+        ("id", "kind", "state", "next poll (UTC)", "feed"),
+        (
+            (
+                f.id,
+                f.kind,
+                f.status if f.enabled else f"disabled ({f.disabled_reason or 'by hand'})",
+                f"{f.next_poll_at.astimezone(UTC):%Y-%m-%d %H:%M}",
+                f"{f.title or '-'}  {redact_text(f.url)}"
+                + (
+                    f"  errors={f.error_count}: {redact_text(f.last_error)}" if f.last_error else ""
+                ),
+            )
+            for f in found
+        ),
+    )
 
 
 @feeds_app.command("edit")

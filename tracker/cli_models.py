@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from tracker import model_admin
-from tracker.cliutil import connect, fail, print_json
+from tracker.cliutil import connect, fail, print_json, print_table
 from tracker.storage import audit, models
 
 train_app = typer.Typer(help="Train a challenger model; it is activated if not worse.")
@@ -150,9 +150,10 @@ def models_list(
             ]
         )
         return
-    for m in found:
-        mark = "*" if m.active else " "
-        typer.echo(f"{mark} {m.kind:5} {m.version:34} {m.metadata.get('validation')}")
+    print_table(
+        ("active", "kind", "version", "validation"),
+        (("*" if m.active else "", m.kind, m.version, m.metadata.get("validation")) for m in found),
+    )
 
 
 @models_app.command("build-bundle")

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
-from tracker.cliutil import choices, connect, fail, one_of, print_json
+from tracker.cliutil import choices, connect, fail, one_of, print_json, print_table
 from tracker.domain import ROLES
 from tracker.storage import api_tokens, audit, users
 from tracker.storage.api_tokens import ApiToken
@@ -67,8 +67,9 @@ def users_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
     if as_json:
         print_json([_user_json(u) for u in found])
         return
-    for u in found:
-        typer.echo(f"{u.id:>5} {u.email:<32} {u.role:<8} {_state(u)}")
+    print_table(
+        ("id", "email", "role", "state"), ((u.id, u.email, u.role, _state(u)) for u in found)
+    )
 
 
 def _user_json(u: User) -> dict[str, Any]:
@@ -171,10 +172,13 @@ def tokens_list(
     if as_json:
         print_json([_token_json(t) for t in found])
         return
-    for t in found:
-        used = f"used {t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never used"
-        state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else used
-        typer.echo(f"{t.id:>5} {t.email:<32} {t.role:<8} {t.name:<24} {state}")
+    print_table(("id", "email", "role", "name", "state"), (_token_row(t) for t in found))
+
+
+def _token_row(t: ApiToken) -> tuple[object, ...]:
+    used = f"used {t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never used"
+    state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else used
+    return t.id, t.email, t.role, t.name, state
 
 
 def _token_json(t: ApiToken) -> dict[str, Any]:

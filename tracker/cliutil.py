@@ -2,7 +2,8 @@
 
 import contextlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -85,6 +86,24 @@ def connect() -> Iterator[psycopg.Connection]:
             raise fail(str(exc)) from exc
         with psycopg.connect(url, autocommit=True) as conn:
             yield conn
+
+
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Rows under a header line, each column as wide as its widest cell; the last column is
+    left to run on (titles, errors). Nothing at all when there are no rows but the header."""
+    cells = [[str(c) for c in row] for row in rows]
+    table = [list(headers), *cells]
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers) - 1)]
+    for row in table:
+        padded = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        typer.echo("  ".join([*padded, row[-1]]).rstrip())
+    if not cells:
+        typer.echo("(none)")
+
+
+def score(value: float) -> str:
+    """Three decimals, cut not rounded: 0.9996 is not shown as the certainty 1.000."""
+    return f"{math.floor(value * 1000) / 1000:.3f}"
 
 
 def print_json(value: Any) -> None:
