@@ -266,3 +266,39 @@ def test_the_api_page_renders_every_route_under_our_csp(page: Page, db_url: str)
     assert page.locator(".opblock").count() >= 12
     expect(page.locator("#swagger-ui")).to_contain_text("/api/v1/pairs/{pair_id}/decision")
     assert problems == []
+
+
+def test_follow_subscribe_and_edit_a_feed_in_the_browser(page: Page, db_url: str) -> None:
+    add_user(db_url, "boss@newsroom.example", "admin")
+    pair = add_pair(db_url, 0.9)
+    log_in(page, "boss@newsroom.example")
+    # Following stays on the queue and says what the follower will get.
+    page.click(f"#pair-{pair} form.follow button")
+    page.wait_for_url("**/?*")
+    expect(page.locator("p.notice")).to_contain_text("you will get an email when a clarification")
+    # A subscription from the Alerts form is listed with its rule.
+    page.goto("/alerts")
+    page.fill("textarea[name=keywords]", "F-16, Zaporizhzhia")
+    page.click("form.subscribe-form button[type=submit]")
+    expect(page.locator("p.notice")).to_be_visible()
+    expect(page.locator("table")).to_contain_text("Zaporizhzhia")
+    # The feed edit form holds the whole URL; the list shows its key masked.
+    with psycopg.connect(db_url) as conn:
+        conn.execute("UPDATE feeds SET url = url || '?api_key=S3cret-K3y' WHERE title = 'Courier'")
+        row = conn.execute("SELECT id FROM feeds WHERE title = 'Courier'").fetchone()
+    assert row is not None
+    page.goto("/feeds")
+    expect(page.locator("table.feeds")).to_contain_text("api_key=***")
+    expect(page.locator("table.feeds")).not_to_contain_text("S3cret-K3y")
+    page.click(f'a[href="/feeds/{row[0]}/edit"]')
+    url = page.locator("input[name=url]")
+    expect(url).to_have_value(re.compile(r"api_key=S3cret-K3y$"))
+    url.fill(url.input_value().replace("S3cret-K3y", "N3w-K3y"))
+    page.fill("input[name=title]", "Daily Courier")
+    page.click("form.feed-edit button[type=submit]")
+    page.wait_for_url("**/feeds")
+    expect(page.locator("p.notice")).to_have_text(f"Feed {row[0]} saved.")
+    expect(page.locator("table.feeds")).to_contain_text("Daily Courier")
+    with psycopg.connect(db_url) as conn:
+        saved = conn.execute("SELECT url FROM feeds WHERE id = %s", row).fetchone()
+    assert saved is not None and saved[0].endswith("api_key=N3w-K3y")
