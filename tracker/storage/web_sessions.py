@@ -23,6 +23,16 @@ class Lifetimes:
     idle: timedelta
     absolute: timedelta
 
+    def bounds(self, now: datetime) -> dict[str, datetime]:
+        """LIVE's parameters: last used after `idle`, begun after `born`."""
+        return {"idle": now - self.idle, "born": now - self.absolute}
+
+
+# The one rule of a live session (on `web_sessions s JOIN users u`), with the bounds of
+# Lifetimes.bounds: every query below asks it, or its negation, of the same row.
+LIVE = """s.epoch = u.session_epoch AND s.last_seen_at >= %(idle)s
+    AND s.created_at >= %(born)s"""
+
 
 @dataclass(frozen=True)
 class WebSession:
@@ -45,11 +55,9 @@ def start(
     """Store a new session of the user, and drop the user's sessions that can no longer live."""
     with conn.cursor() as cur:
         cur.execute(
-            """DELETE FROM web_sessions s USING users u
-               WHERE s.user_id = %(user)s AND u.id = s.user_id
-                 AND (s.epoch <> u.session_epoch OR s.last_seen_at < %(idle)s
-                      OR s.created_at < %(born)s)""",
-            {"user": user.id, "idle": now - lifetimes.idle, "born": now - lifetimes.absolute},
+            f"""DELETE FROM web_sessions s USING users u
+                WHERE s.user_id = %(user)s AND u.id = s.user_id AND NOT ({LIVE})""",
+            {"user": user.id, **lifetimes.bounds(now)},
         )
         cur.execute(
             """INSERT INTO web_sessions
@@ -68,9 +76,8 @@ def live_user(
         cur.execute(
             f"""SELECT s.id, s.last_seen_at, {_qualified(USER_COLUMNS)}
                 FROM web_sessions s JOIN users u ON u.id = s.user_id
-                WHERE s.digest = %(digest)s AND s.epoch = u.session_epoch
-                  AND s.last_seen_at >= %(idle)s AND s.created_at >= %(born)s""",
-            {"digest": digest, "idle": now - lifetimes.idle, "born": now - lifetimes.absolute},
+                WHERE s.digest = %(digest)s AND {LIVE}""",
+            {"digest": digest, **lifetimes.bounds(now)},
         )
         row = cur.fetchone()
         if row is None:
@@ -108,15 +115,10 @@ def live_for_user(
     """The user's live sessions, the most recently used first."""
     with conn.cursor(row_factory=class_row(WebSession)) as cur:
         cur.execute(
-            """SELECT id, created_at, last_seen_at, user_agent, address FROM web_sessions
-               WHERE user_id = %(user)s AND epoch = %(epoch)s
-                 AND last_seen_at >= %(idle)s AND created_at >= %(born)s
-               ORDER BY last_seen_at DESC, id DESC""",
-            {
-                "user": user.id,
-                "epoch": user.session_epoch,
-                "idle": now - lifetimes.idle,
-                "born": now - lifetimes.absolute,
-            },
+            f"""SELECT s.id, s.created_at, s.last_seen_at, s.user_agent, s.address
+                FROM web_sessions s JOIN users u ON u.id = s.user_id
+                WHERE s.user_id = %(user)s AND {LIVE}
+                ORDER BY s.last_seen_at DESC, s.id DESC""",
+            {"user": user.id, **lifetimes.bounds(now)},
         )
         return cur.fetchall()
