@@ -302,3 +302,24 @@ def test_follow_subscribe_and_edit_a_feed_in_the_browser(page: Page, db_url: str
     with psycopg.connect(db_url) as conn:
         saved = conn.execute("SELECT url FROM feeds WHERE id = %s", row).fetchone()
     assert saved is not None and saved[0].endswith("api_key=N3w-K3y")
+
+
+def test_a_mismatched_new_password_is_refused_in_place_and_a_change_is_announced(
+    page: Page, db_url: str
+) -> None:
+    add_user(db_url, "pat@newsroom.example", "analyst")
+    log_in(page, "pat@newsroom.example")
+    page.goto("/account/password")
+    page.fill("input[name=current_password]", PASSWORD)
+    page.fill("input[name=new_password]", "a-long-new-secret-1")
+    page.fill("input[name=new_password_again]", "a-long-new-secret-2")
+    page.click("form[action='/account/password'] button[type=submit]")
+    # The browser refused to send it: still here, with everything typed kept.
+    again = page.locator("input[name=new_password_again]")
+    assert again.evaluate("input => input.validationMessage") == "The two new passwords differ."
+    expect(page.locator("input[name=current_password]")).to_have_value(PASSWORD)
+    expect(page.locator("input[name=new_password]")).to_have_value("a-long-new-secret-1")
+    again.fill("a-long-new-secret-1")
+    page.click("form[action='/account/password'] button[type=submit]")
+    page.wait_for_url(re.compile(r"/$"))
+    expect(page.locator("p.notice")).to_contain_text("Your password is changed")
