@@ -21,6 +21,7 @@ from tracker import demo, embedded, supervisor
 from tracker.cli_alerts import alerts_app
 from tracker.cli_feeds import feeds_app, items_app
 from tracker.cli_models import eval_app, models_app, train_app
+from tracker.cli_ops import backup, db_app, prune, restore
 from tracker.cli_users import users_app
 from tracker.cli_workers import workers_app
 from tracker.cliutil import (
@@ -46,7 +47,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 pairs_app = typer.Typer(help="Suggested and reviewed pairs.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(feeds_app, name="feeds")
@@ -60,6 +60,9 @@ app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
 app.add_typer(users_app, name="users")
 app.add_typer(workers_app, name="workers")
+app.command("backup")(backup)
+app.command("restore")(restore)
+app.command("prune")(prune)
 
 DataDir = Annotated[
     Path | None,
@@ -79,14 +82,6 @@ def _global(data_dir: DataDir = None) -> None:
 def show_config() -> None:
     """Print the effective settings, secrets masked."""
     print_json(settings().masked())
-
-
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply pending migrations."""
-    with database_url(settings()) as url:
-        db.upgrade(url)
-    typer.echo(f"database schema at revision {db.head_revision()}")
 
 
 @pairs_app.command("list")

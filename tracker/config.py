@@ -116,6 +116,15 @@ class Settings(BaseSettings):
     # part. Without them, the seed corpus's held-out part stands in (tracker/training.py).
     public_data_dir: Path | None = None
     story_threshold: float = Field(default=0.45, ge=0, le=1)
+    # Items fetched longer ago than this are deleted (0: never), except what analysts and the
+    # fact-check archive need (tracker.retention); review decisions and the audit log by their
+    # own setting (0, the default: kept forever). A pass every prune_every_h hours, in batches
+    # with a pause between them so the review queue is not kept waiting.
+    retain_items_days: int = Field(default=365, ge=0)
+    retain_decisions_days: int = Field(default=0, ge=0)
+    prune_every_h: float = Field(default=1.0, gt=0)
+    prune_batch: int = Field(default=1000, ge=1)
+    prune_pause_s: float = Field(default=0.05, ge=0)
     rumour_alert_min_probability: float = Field(default=0.5, ge=0, le=1)
     # This many immediate alerts due at once for one subscription become one digest; 0: never.
     alert_burst: int = Field(default=5, ge=0)

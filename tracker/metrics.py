@@ -37,6 +37,7 @@ class Metrics:
     pairs_suggested: Counter
     pair_decisions: Counter
     alerts: Counter
+    pruned: Counter
 
 
 def multiprocess_dir() -> str | None:
@@ -92,6 +93,12 @@ def metrics() -> Metrics:
             ["outcome"],
             registry=registry,
         ),
+        pruned=Counter(
+            f"{PREFIX}_pruned",
+            "Rows deleted by retention (items, reviews, audit).",
+            ["kind"],
+            registry=registry,
+        ),
     )
     # Labelled series exist only once touched, and in multiprocess mode a family without a
     # series is not listed at all: start the known ones at zero.
@@ -101,6 +108,8 @@ def metrics() -> Metrics:
         created.pair_decisions.labels(decision)
     for outcome in ("sent", "failed"):
         created.alerts.labels(outcome)
+    for kind in ("items", "reviews", "audit"):
+        created.pruned.labels(kind)
     return created
 
 
@@ -128,6 +137,10 @@ def alerts_relayed(sent: int, failed: int) -> None:
     m = metrics()
     m.alerts.labels("sent").inc(sent)
     m.alerts.labels("failed").inc(failed)
+
+
+def pruned(kind: str, rows: int) -> None:
+    metrics().pruned.labels(kind).inc(rows)
 
 
 class QueueBacklog(Collector):

@@ -98,10 +98,14 @@ def roles(data_dir: Path, host: str, port: int, forwarded_allow_ips: str = "") -
     ]
 
 
+def secret_key_path(data_dir: Path) -> Path:
+    return data_dir / "secret_key"
+
+
 def local_secret_key_file(data_dir: Path) -> Path:
     """A random session-signing key kept in the data dir, for when none is configured: the
     built-in development key is public, so cookies signed with it could be forged."""
-    path = data_dir / "secret_key"
+    path = secret_key_path(data_dir)
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -54,6 +54,7 @@ def celery_config() -> dict[str, Any]:
                 "schedule": settings.retrain_every_h * 3600,
             },
             "check-ops": {"task": "rt.check_ops", "schedule": settings.ops_check_every_s},
+            "prune": {"task": "rt.prune", "schedule": settings.prune_every_h * 3600},
             **{
                 f"heartbeat-{queue}": {
                     "task": "rt.heartbeat",

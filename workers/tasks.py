@@ -4,6 +4,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -11,7 +12,7 @@ import psycopg
 import structlog
 from psycopg_pool import ConnectionPool
 
-from tracker import alert_ops, alerts, broker, classify, pairing, training
+from tracker import alert_ops, alerts, broker, classify, pairing, retention, training
 from tracker.config import get_settings
 from tracker.feeds import schedule
 from tracker.feeds.refresh import refresh_config, refresh_feed
@@ -196,3 +197,12 @@ def retrain_models() -> list[str]:
     with _pool().connection() as conn:
         outcomes = training.retrain(conn, lambda _message: None, public_dir)
         return [o.version for o in outcomes if o.activated]
+
+
+@app.task(name="rt.prune")
+def prune() -> int:
+    """Retention: one pass, at most retention.BUDGET_S long; the next run goes on from there."""
+    policy = retention.Policy.from_settings(get_settings())
+    with _pool().connection() as conn:
+        done = retention.prune(conn, policy, datetime.now(UTC), budget_s=retention.BUDGET_S)
+    return done.items_deleted

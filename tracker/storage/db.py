@@ -1,11 +1,13 @@
 """Connections, migrations and the schema check every process runs at start-up."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from psycopg_pool import ConnectionPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -36,7 +38,7 @@ def upgrade(url: str) -> None:
 
 
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(_alembic_config("postgresql://")).get_current_head()
+    head = _script().get_current_head()
     assert head is not None
     return head
 
@@ -50,6 +52,48 @@ def current_revision(conn: psycopg.Connection) -> str | None:
         cur.execute("SELECT version_num FROM alembic_version")
         found = cur.fetchone()
         return str(found[0]) if found else None
+
+
+@dataclass(frozen=True)
+class Migration:
+    revision: str
+    title: str
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    current: str | None  # None: an empty database
+    head: str
+    # Migrations from current to head, oldest first; None when current is not one this code
+    # knows (a newer tracker wrote the database).
+    pending: list[Migration] | None
+
+
+def _script() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_alembic_config("postgresql://"))
+
+
+def is_known(revision: str) -> bool:
+    try:
+        return _script().get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def schema_status(url: str) -> SchemaStatus:
+    """Where the database's schema stands against this code (`tracker db check`)."""
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        current = current_revision(conn)
+    head = head_revision()
+    if current is not None and not is_known(current):
+        return SchemaStatus(current, head, None)
+    script = _script()
+    steps = script.iterate_revisions(head, current or "base")
+    pending = [
+        Migration(step.revision, (step.doc or "").strip().splitlines()[0].rstrip("."))
+        for step in reversed(list(steps))
+    ]
+    return SchemaStatus(current, head, pending)
 
 
 def check_schema(url: str) -> None:
