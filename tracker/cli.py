@@ -206,6 +206,36 @@ def bench_review(
         typer.echo(f"{key}: {value}")
 
 
+@bench_app.command("ops")
+def bench_ops(
+    n_items: Annotated[int, typer.Option("--items", min=20, help="Items loaded.")] = 1_000_000,
+    n_pairs: Annotated[
+        int, typer.Option("--pairs", min=10, help="Pairs loaded (at most items / 2).")
+    ] = 100_000,
+    requests: Annotated[int, typer.Option(min=10, help="Timed idle requests per endpoint.")] = 300,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    reuse: Annotated[
+        str | None,
+        typer.Option(help="Keep the loaded data in this database (bench review's); reuse it."),
+    ] = None,
+) -> None:
+    """Backup and restore times and dump size; a retention pass over half-expired items, with
+    the review queue's p95 during it against idle (target at most 1.5x)."""
+    from tracker.bench.ops import bench
+
+    if n_pairs * 2 > n_items:
+        raise fail("--pairs must be at most --items / 2: each pair has two items of its own")
+    with database_url(settings()) as url:
+        typer.echo(f"benchmarking backup, restore and retention at {n_items} items ...", err=True)
+        echo = lambda line: typer.echo(line, err=True)  # noqa: E731
+        figures = bench(url, n_items, n_pairs, requests, echo, reuse)
+    if as_json:
+        print_json(figures)
+        return
+    for key, value in figures.items():
+        typer.echo(f"{key}: {value}")
+
+
 @bench_app.command("scale")
 def bench_scale(
     n_feeds: Annotated[int, typer.Option("--feeds", min=1, help="Feeds of 5 items.")] = 5_000,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from xml.sax.saxutils import escape
 
@@ -197,6 +198,29 @@ def scratch_database(server_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def bench_database(server_url: str, reuse: str | None) -> Iterator[str]:
+    """The database named `reuse` on the server, made and migrated if need be and kept; a
+    scratch one when None."""
+    if reuse is None:
+        with scratch_database(server_url) as url:
+            yield url
+        return
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (reuse,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{reuse}"')
+    parts = urlsplit(server_url)
+    url = urlunsplit((parts.scheme, parts.netloc, f"/{reuse}", parts.query, ""))
+    db.upgrade(url)
+    yield url
+
+
+def target(value: float, limit: float, at_most: bool = True) -> dict[str, Any]:
+    """A figure against its target, for the benchmarks' reports."""
+    met = value <= limit if at_most else value >= limit
+    return {"value": value, "target": f"{'<=' if at_most else '>='} {limit:g}", "met": met}
 
 
 def register(conn: psycopg.Connection, urls: list[str], poll_interval_s: int = 900) -> None:

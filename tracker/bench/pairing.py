@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -23,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from classifiers import embedder, pair_model
 from tracker import classify, pairing
-from tracker.bench.corpus import scratch_database
+from tracker.bench.corpus import bench_database, target
 from tracker.domain import (
     DEFAULT_CLAIM_MIN_RUMOUR as CLAIM_MIN,
 )
@@ -35,7 +34,7 @@ from tracker.domain import (
 )
 from tracker.feeds.dedupe import text_fingerprint
 from tracker.model_registry import item_classifier, pair_scorer
-from tracker.storage import classifications, db, feeds, items
+from tracker.storage import classifications, feeds, items
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 SPAN = timedelta(days=365)
@@ -624,11 +623,6 @@ def _config(model_version: str) -> pairing.PairingConfig:
     )
 
 
-def _target(value: float, limit: float, at_most: bool = True) -> dict[str, Any]:
-    met = value <= limit if at_most else value >= limit
-    return {"value": value, "target": f"{'<=' if at_most else '>='} {limit:g}", "met": met}
-
-
 def bench(
     server_url: str,
     n_items: int,
@@ -639,7 +633,10 @@ def bench(
 ) -> dict[str, Any]:
     """With `reuse`, the named database is kept: a first run loads it as usual (N/10, then N),
     later runs find N items there, restore the loaded state and measure at N only."""
-    with _database(server_url, reuse) as db_url, psycopg.connect(db_url, autocommit=True) as conn:
+    with (
+        bench_database(server_url, reuse) as db_url,
+        psycopg.connect(db_url, autocommit=True) as conn,
+    ):
         progress(f"classifying {classify_n} items on one core ...")
         rate = classification_rate(conn, classify_n)
         config = _config(rate["model_version"])
@@ -682,21 +679,6 @@ def _load_and_measure(
         runs.append({**run, "load_seconds": round(seconds, 1)})
         loaded = size
     return runs
-
-
-@contextlib.contextmanager
-def _database(server_url: str, reuse: str | None) -> Iterator[str]:
-    if reuse is None:
-        with scratch_database(server_url) as url:
-            yield url
-        return
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (reuse,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{reuse}"')
-    parts = urlsplit(server_url)
-    url = urlunsplit((parts.scheme, parts.netloc, f"/{reuse}", parts.query, ""))
-    db.upgrade(url)
-    yield url
 
 
 def _restore_loaded(conn: psycopg.Connection, n_items: int) -> bool:
@@ -743,13 +725,13 @@ def _figures(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
         ),
         "targets": {
-            "classification_items_per_s": _target(
+            "classification_items_per_s": target(
                 rate[f"items_per_s_batches_of_{CLASSIFY_BATCH}"], 10_000, at_most=False
             ),
-            f"pairing_p95_ms_at_{n_items}": _target(large, 50),
+            f"pairing_p95_ms_at_{n_items}": target(large, 50),
             "pairing_p95_ratio_n_to_n_over_10": (
-                _target(ratio, 2) if len(runs) > 1 else {"value": None, "met": None}
+                target(ratio, 2) if len(runs) > 1 else {"value": None, "met": None}
             ),
-            "worker_peak_rss_mb": _target(round(rss, 1), 500),
+            "worker_peak_rss_mb": target(round(rss, 1), 500),
         },
     }

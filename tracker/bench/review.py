@@ -21,7 +21,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tracker.bench.pairing import _database, _target, percentiles
+from tracker.bench.corpus import bench_database, target
+from tracker.bench.pairing import percentiles
 from tracker.config import Settings
 from tracker.domain import FEED_KINDS
 from tracker.storage import api_tokens, users
@@ -91,14 +92,17 @@ def bench(
 ) -> dict[str, Any]:
     """With `reuse`, the named database is kept and, when it holds exactly these sizes, not
     loaded again (only the analyst and the claims are reset)."""
-    with _database(server_url, reuse) as db_url, psycopg.connect(db_url, autocommit=True) as conn:
+    with (
+        bench_database(server_url, reuse) as db_url,
+        psycopg.connect(db_url, autocommit=True) as conn,
+    ):
         load_seconds: float | None = None
-        if not (reuse and _loaded(conn, n_items, n_pairs)):
+        if not (reuse and loaded(conn, n_items, n_pairs)):
             started = time.perf_counter()
             load(conn, n_items, n_pairs, progress)
             # To the millisecond: a small load takes well under a tenth of a second.
             load_seconds = round(time.perf_counter() - started, 3)
-        token = _accounts(conn)
+        token = accounts(conn)
         progress(f"measuring {requests} requests per endpoint ...")
         measured = measure(db_url, token, requests, random.Random(n_items))  # noqa: S311
     return _figures(n_items, n_pairs, requests, load_seconds, measured)
@@ -184,7 +188,7 @@ def _secondary_indexes(conn: psycopg.Connection) -> list[tuple[str, str]]:
     ]
 
 
-def _loaded(conn: psycopg.Connection, n_items: int, n_pairs: int) -> bool:
+def loaded(conn: psycopg.Connection, n_items: int, n_pairs: int) -> bool:
     """True when a reused database holds exactly these sizes; raises when it holds others."""
     row = conn.execute(
         "SELECT (SELECT count(*) FROM items), (SELECT count(*) FROM pairs)"
@@ -200,7 +204,7 @@ def _loaded(conn: psycopg.Connection, n_items: int, n_pairs: int) -> bool:
     return True
 
 
-def _accounts(conn: psycopg.Connection) -> str:
+def accounts(conn: psycopg.Connection) -> str:
     """A fresh analyst (with no claims or skips left from a previous run) and a viewer API
     token of theirs; returns the token."""
     with conn.transaction():
@@ -283,6 +287,14 @@ class ServerTimer:
 
 
 def measure(db_url: str, token: str, requests: int, rng: random.Random) -> dict[str, Any]:
+    return {name: summary(times) for name, times in sample(db_url, token, requests, rng).items()}
+
+
+Timed = list[tuple["Timing", str]]
+
+
+def sample(db_url: str, token: str, requests: int, rng: random.Random) -> dict[str, Timed]:
+    """Each request's server time and path: the queue page, then the API's pair list."""
     settings = Settings(database_url=SecretStr(db_url), secret_key=SecretStr("b" * 40))
     timer = ServerTimer(create_app(settings))
     with TestClient(timer, follow_redirects=False) as client:
@@ -330,19 +342,19 @@ class Getter:
         return Timing(self.timer.last_ms, self.timer.last_cpu_ms), answer
 
 
-def _timed(get: Getter, paths: list[str]) -> dict[str, Any]:
+def _timed(get: Getter, paths: list[str]) -> Timed:
     for path in paths[:WARMUP_REQUESTS]:  # untimed: templates compiled, pool connections open
         get(path)
-    return _summary([(get(path)[0], path) for path in paths])
+    return [(get(path)[0], path) for path in paths]
 
 
-def _timed_api(get: Getter, queries: list[dict[str, str]], requests: int) -> dict[str, Any]:
+def _timed_api(get: Getter, queries: list[dict[str, str]], requests: int) -> Timed:
     """Every query's first page and, while there is one and requests are left, its next pages
     (up to three): a client paging through a filtered list."""
     path = "/api/v1/pairs"
     for query in queries[:WARMUP_REQUESTS]:
         get(path, query)
-    times: list[tuple[Timing, str]] = []
+    times: Timed = []
     for query in queries:
         cursor: str | None = None
         for _ in range(4):
@@ -354,10 +366,10 @@ def _timed_api(get: Getter, queries: list[dict[str, str]], requests: int) -> dic
             cursor = answer.json()["next_cursor"]
             if cursor is None:
                 break
-    return _summary(times)
+    return times
 
 
-def _summary(times: list[tuple[Timing, str]]) -> dict[str, Any]:
+def summary(times: Timed) -> dict[str, Any]:
     slowest = max(times, key=lambda t: t[0].ms)
     return {
         "requests": len(times),
@@ -382,7 +394,7 @@ def _figures(
         "requests_per_endpoint": requests,
         **measured,
         "targets": {
-            f"{name}_p95_ms": _target(figures["ms"]["p95"], TARGET_P95_MS)
+            f"{name}_p95_ms": target(figures["ms"]["p95"], TARGET_P95_MS)
             for name, figures in measured.items()
         },
     }
