@@ -52,6 +52,34 @@ def db_check() -> None:
     typer.echo(f"the database schema matches this tracker (revision {status.head})")
 
 
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="The revision to go back to, e.g. 0019.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Undo the migrations after REVISION, to run an earlier release again. Some drop columns
+    and what they held: take a backup first."""
+    if not db.is_known(revision):
+        raise fail(f"no migration {revision}: `tracker db check` names the current one")
+    with database_url(settings()) as url:
+        status = _status(url)
+        if status.pending is None:
+            raise fail(_newer(status))
+        try:
+            undone = db.undone_by_downgrade(url, revision)
+        except ValueError as exc:
+            raise fail(str(exc)) from exc
+        if not undone:
+            typer.echo(f"nothing to undo: the schema is at {status.current}")
+            return
+        for step in undone:
+            typer.echo(f"undoing {step.revision}: {step.title}")
+        if not yes:
+            typer.confirm("Undo these migrations?", abort=True)
+        db.downgrade(url, revision)
+    typer.echo(f"database schema at revision {revision}")
+
+
 def _status(url: str) -> db.SchemaStatus:
     try:
         return db.schema_status(url)

@@ -219,7 +219,7 @@ def test_restore_refuses_a_newer_backup_a_used_database_and_a_running_tracker(
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_db_check_and_upgrade_name_the_pending_migrations(unmigrated_db_url: str) -> None:
+def test_db_check_upgrade_and_downgrade_name_the_migrations(unmigrated_db_url: str) -> None:
     command.upgrade(db._alembic_config(unmigrated_db_url), "0018")
     env = {**clean_env(), "TRACKER_DATABASE_URL": unmigrated_db_url}
     checked = run_tracker("db", "check", env=env)
@@ -230,6 +230,17 @@ def test_db_check_and_upgrade_name_the_pending_migrations(unmigrated_db_url: str
     assert "applying 0019: Server-side web sessions" in upgraded.stdout
     assert f"applying {db.head_revision()}:" in upgraded.stdout
     assert run_tracker("db", "check", env=env).returncode == 0
+    # Rolling back a release: the newest migrations undone, newest first.
+    undone = run_tracker("db", "downgrade", "0018", "--yes", env=env)
+    assert undone.returncode == 0, undone.stderr
+    assert undone.stdout.index(f"undoing {db.head_revision()}:") < undone.stdout.index(
+        "undoing 0019: Server-side web sessions"
+    )
+    assert "is at 0018" in run_tracker("db", "check", env=env).stdout
+    later = run_tracker("db", "downgrade", "0019", "--yes", env=env)
+    assert later.returncode == 1
+    assert "0019 does not come before 0018, the current one" in later.stderr
+    assert run_tracker("db", "upgrade", env=env).returncode == 0
     with psycopg.connect(unmigrated_db_url, autocommit=True) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '0999'")
     ahead = run_tracker("db", "check", env=env)

@@ -6,7 +6,8 @@ from pathlib import Path
 import psycopg
 from alembic import command
 from alembic.config import Config
-from alembic.script import ScriptDirectory
+from alembic.script import Script, ScriptDirectory
+from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from psycopg_pool import ConnectionPool
 
@@ -89,11 +90,30 @@ def schema_status(url: str) -> SchemaStatus:
         return SchemaStatus(current, head, None)
     script = _script()
     steps = script.iterate_revisions(head, current or "base")
-    pending = [
-        Migration(step.revision, (step.doc or "").strip().splitlines()[0].rstrip("."))
-        for step in reversed(list(steps))
-    ]
+    pending = [_migration(step) for step in reversed(list(steps))]
     return SchemaStatus(current, head, pending)
+
+
+def undone_by_downgrade(url: str, revision: str) -> list[Migration]:
+    """The migrations a downgrade to `revision` undoes, newest first."""
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        current = current_revision(conn)
+    if current is None:
+        return []
+    try:
+        steps = [_migration(step) for step in _script().iterate_revisions(current, revision)]
+    except RevisionError as exc:
+        raise ValueError(f"{revision} does not come before {current}, the current one") from exc
+    return [step for step in steps if step.revision != revision]
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Undo the migrations after `revision` (`tracker db downgrade`)."""
+    command.downgrade(_alembic_config(url), revision)
+
+
+def _migration(step: Script) -> Migration:
+    return Migration(step.revision, (step.doc or "").strip().splitlines()[0].rstrip("."))
 
 
 def check_schema(url: str) -> None:
