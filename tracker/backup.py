@@ -266,5 +266,8 @@ def restore(url: str, source: Path, key_file: Path | None, replace: bool, say: S
         upgraded_from = manifest.schema_revision
         say(f"upgrading the schema from {upgraded_from} to {db.head_revision()} ...")
         db.upgrade(url)
+    say("refreshing the planner's statistics (VACUUM ANALYZE) ...")
+    with psycopg.connect(url, connect_timeout=10, autocommit=True) as conn:
+        backups.refresh_statistics(conn)
     say(f"restored in {time.monotonic() - started:.1f} s")
     return Restored(tables=tables, upgraded_from=upgraded_from)

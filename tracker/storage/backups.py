@@ -62,3 +62,10 @@ def clear(conn: psycopg.Connection) -> None:
     conn.execute(
         sql.SQL("CREATE SCHEMA public AUTHORIZATION {}").format(sql.Identifier(str(owner[0])))
     )
+
+
+def refresh_statistics(conn: psycopg.Connection) -> None:
+    """VACUUM ANALYZE the whole database (conn in autocommit): pg_restore brings no planner
+    statistics and no visibility map, and without them the review queue's plans are slow
+    until autovacuum gets round to every table."""
+    conn.execute("VACUUM ANALYZE")
