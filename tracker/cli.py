@@ -1,5 +1,6 @@
 """The `tracker` command line: run the service, manage feeds, read pairs."""
 
+import errno
 import os
 import signal
 import socket
@@ -415,14 +416,19 @@ def bench_faults(
 
 @app.command("up")
 def up(
-    port: Annotated[int | None, typer.Option(help="Web UI port [TRACKER_WEB_PORT: 8000].")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Web UI port [TRACKER_WEB_PORT: 8000]."),
+    ] = None,
     host: Annotated[
         str | None, typer.Option(help="Web UI address [TRACKER_WEB_HOST: 127.0.0.1].")
     ] = None,
     with_demo: Annotated[
         bool, typer.Option("--demo", help="Serve and register the demo newsroom.")
     ] = False,
-    demo_port: Annotated[int, typer.Option(help="Port of the demo feed server.")] = 8765,
+    demo_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port of the demo feed server.")
+    ] = 8765,
 ) -> None:
     """Run the tracker: embedded PostgreSQL and Redis unless URLs are configured."""
     s = settings()
@@ -467,18 +473,25 @@ WORKERS_READY_S = 60
 
 
 def _check_free(host: str, port: int, option: str) -> None:
-    if port == 0:
-        return
+    """Bind as the server will. Port 0 (any free port) is bound too: that proves the host can
+    be listened on. Only the web's host comes from the user (the demo's is loopback), so the
+    host problems name its option."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         # As the servers themselves do: a port a stopped server left in TIME_WAIT is free.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise fail(
-                f"cannot listen on {host}:{port} ({exc.strerror}): another program uses it; "
-                f"choose another port with {option}"
-            ) from exc
+            other_host = "choose another address with --host or TRACKER_WEB_HOST"
+            if isinstance(exc, socket.gaierror):
+                why = f": the name does not resolve; {other_host}"
+            elif exc.errno == errno.EADDRNOTAVAIL:
+                why = f": not an address of this machine; {other_host}"
+            elif exc.errno == errno.EADDRINUSE:
+                why = f": another program uses it; choose another port with {option}"
+            else:
+                why = ""  # a privileged port, say: the reason itself says it
+            raise fail(f"cannot listen on {host}:{port} ({exc.strerror}){why}") from exc
 
 
 def _serve_demo(port: int) -> ThreadingHTTPServer:

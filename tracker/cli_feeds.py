@@ -47,6 +47,14 @@ def _feed_url(url: str, find: bool) -> str:
     return found.url
 
 
+def _language(language: str | None) -> str:
+    """As the web and API take it: a code like en or ro, lower case; "" for none."""
+    try:
+        return feed_admin.language_code(language)
+    except feed_admin.FeedInputError as exc:
+        raise fail(f"--language: {exc}") from exc
+
+
 @feeds_app.command("add")
 def feeds_add(
     url: str,
@@ -63,11 +71,12 @@ def feeds_add(
 ) -> None:
     """Register a feed to poll (adding the same URL twice is harmless)."""
     s = settings()
+    code = _language(language)
     new = feeds.NewFeed(
         url=_feed_url(url, discover_feed),
         kind=kind or "other",
         title=title,
-        language=language,
+        language=code or None,
         tags=tag or (),
         min_interval_s=min_interval or s.poll_min_interval_s,
         max_interval_s=max_interval or s.poll_max_interval_s,
@@ -127,20 +136,36 @@ def feeds_edit(
     max_interval: MaxInterval = None,
 ) -> None:
     """Change a feed's kind, title, language, tags or interval bounds."""
+    code = None if language is None else _language(language)
     with connect() as conn, conn.transaction():
-        if not feeds.update(
+        feed = feeds.get(conn, feed_id)
+        if feed is None:
+            raise fail(f"no feed with id {feed_id}")
+        _check_intervals(feed, min_interval, max_interval)
+        feeds.update(
             conn,
             feed_id,
             kind=kind,
             title=title,
-            language=language,
+            language=code,
             tags=tag,
             min_interval_s=min_interval,
             max_interval_s=max_interval,
-        ):
-            raise fail(f"no feed with id {feed_id}")
+        )
         audit.record(conn, "cli", "feed.edit", f"feed:{feed_id}")
     typer.echo(f"feed {feed_id} updated")
+
+
+def _check_intervals(feed: Feed, min_interval: int | None, max_interval: int | None) -> None:
+    """The bounds as `feeds add` and the web hold them; a bound changed alone is held to the
+    feed's stored other one."""
+    low = feed.min_interval_s if min_interval is None else min_interval
+    high = feed.max_interval_s if max_interval is None else max_interval
+    if low > high:
+        raise fail(
+            f"--min-interval must not exceed --max-interval (feed {feed.id} would have "
+            f"{low} s and {high} s)"
+        )
 
 
 def _set_enabled(feed_id: int, enabled: bool) -> None:
@@ -217,13 +242,22 @@ def feeds_export_opml(path: Annotated[Path | None, typer.Argument()] = None) -> 
     if path is None:
         sys.stdout.buffer.write(data)
     else:
-        path.write_bytes(data)
+        try:
+            path.write_bytes(data)
+        except OSError as exc:
+            raise fail(f"cannot write {path}: {exc.strerror}") from exc
         typer.echo(f"{count} feeds written to {path}")
 
 
 @feeds_app.command("parse")
 def feeds_parse(path: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Run a local file through the same parse path as fetched feeds."""
+    try:
+        # A file that cannot be opened is the command's failure, not a description of a feed.
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise fail(f"cannot read {path}: {exc.strerror}") from exc
     described = describe_file(path)
     if as_json:
         typer.echo(json.dumps(described, ensure_ascii=False))

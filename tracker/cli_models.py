@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from tracker import model_admin
-from tracker.cliutil import connect, fail, print_json, print_table
+from tracker.cliutil import choices, connect, fail, one_of, print_json, print_table
 from tracker.storage import audit, models
 
 train_app = typer.Typer(help="Train a challenger model; it is activated if not worse.")
@@ -128,7 +128,10 @@ def _report_outcome(outcome: Any, as_json: bool) -> None:
 
 @models_app.command("list")
 def models_list(
-    kind: Annotated[str | None, typer.Option(help="item or pair")] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(callback=one_of(model_admin.KINDS), help=choices(model_admin.KINDS)),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Model versions, newest first, with their validation metrics."""
@@ -206,7 +209,11 @@ def models_activate(version: str) -> None:
 
 
 @models_app.command("rollback")
-def models_rollback(kind: str) -> None:
+def models_rollback(
+    kind: Annotated[
+        str, typer.Argument(callback=one_of(model_admin.KINDS), help=choices(model_admin.KINDS))
+    ],
+) -> None:
     """Reactivate the model of this kind that was active before the current one."""
     with connect() as conn:
         try:

@@ -19,6 +19,18 @@ class EmbeddedUnavailableError(RuntimeError):
     """The embedded services cannot start (extra not installed, or the data dir is unusable)."""
 
 
+def _make_dir(path: Path, data_dir: Path, mode: int = 0o777) -> None:
+    """Create a folder under the data dir; EmbeddedUnavailableError naming the data dir when it
+    cannot be (a file at its path, no permission), not an OSError from deep inside a command."""
+    try:
+        path.mkdir(mode=mode, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EmbeddedUnavailableError(
+            f"cannot use the data dir {data_dir} (TRACKER_DATA_DIR or --data-dir): "
+            f"cannot create {path} ({exc.strerror})"
+        ) from exc
+
+
 def redis_socket(data_dir: Path) -> Path:
     return data_dir / "redis" / "redis.sock"
 
@@ -60,7 +72,7 @@ def redis_server(data_dir: Path) -> Iterator[str]:
     if _redis_answers(socket_path):
         yield f"redis+socket://{socket_path}"
         return
-    socket_path.parent.mkdir(parents=True, exist_ok=True)
+    _make_dir(socket_path.parent, data_dir)
     socket_path.unlink(missing_ok=True)
     proc = subprocess.Popen(
         [
@@ -123,7 +135,7 @@ def postgres_server(data_dir: Path) -> Iterator[str]:
             "'rumour-tracker[embedded]') or set TRACKER_DATABASE_URL"
         ) from exc
     pgdata = data_dir / "pg"
-    pgdata.mkdir(parents=True, exist_ok=True)
+    _make_dir(pgdata, data_dir)
     # pgserver counts handles per process and stops the server when the last one is released,
     # so a CLI command never stops the server that `tracker up` is using.
     server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
@@ -138,7 +150,7 @@ def run_lock(data_dir: Path) -> Iterator[None]:
     """One `tracker up` per data dir: a second one would share and then stop its services.
     The data dir is made private to its user (0700): it holds the database, the signing key
     and alerts written as files."""
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _make_dir(data_dir, data_dir, mode=0o700)
     data_dir.chmod(0o700)
     with (data_dir / "tracker-up.lock").open("w") as handle:
         try:

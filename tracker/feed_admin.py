@@ -65,9 +65,7 @@ def new_feed(
 ) -> feeds.NewFeed:
     """A feed typed by a user (page or API); FeedInputError when a field is invalid."""
     check_kind(kind)
-    code = (language or "").strip().lower()
-    if code and not LANGUAGE.match(code):
-        raise FeedInputError(f"{language!r} is not a language code like en or ro")
+    code = language_code(language)
     return feeds.NewFeed(
         url=url,
         kind=kind,
@@ -77,6 +75,15 @@ def new_feed(
         min_interval_s=settings.poll_min_interval_s,
         max_interval_s=settings.poll_max_interval_s,
     )
+
+
+def language_code(language: str | None) -> str:
+    """A feed's language as stored: a code like en or pt-br, lower case, or "" for none;
+    FeedInputError when it is not a code."""
+    code = (language or "").strip().lower()
+    if code and not LANGUAGE.match(code):
+        raise FeedInputError(f"{language!r} is not a language code like en or ro")
+    return code
 
 
 def feed_url(url: str, find: bool, settings: Settings) -> FoundUrl:
