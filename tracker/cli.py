@@ -9,7 +9,7 @@ import tempfile
 import time
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Annotated, get_args
+from typing import Annotated, Any, get_args
 
 import httpx
 import psycopg
@@ -72,6 +72,12 @@ DataDir = Annotated[
     ),
 ]
 
+JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+LoadedItems = Annotated[int, typer.Option("--items", min=20, help="Items loaded.")]
+LoadedPairs = Annotated[
+    int, typer.Option("--pairs", min=10, help="Pairs loaded (at most items / 2).")
+]
+
 
 @app.callback()
 def _global(data_dir: DataDir = None) -> None:
@@ -87,7 +93,7 @@ def show_config() -> None:
 
 @pairs_app.command("list")
 def pairs_list(
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOut = False,
     status: Annotated[
         str | None,
         typer.Option(callback=one_of(get_args(PairStatus)), help=choices(get_args(PairStatus))),
@@ -126,11 +132,29 @@ def pairs_list(
     )
 
 
+def _progress(line: str) -> None:
+    """A benchmark's progress lines go to stderr, so that --json output stays parseable."""
+    typer.echo(line, err=True)
+
+
+def _report(figures: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(figures)
+        return
+    for key, value in figures.items():
+        typer.echo(f"{key}: {value}")
+
+
+def _check_pairs(n_items: int, n_pairs: int) -> None:
+    if n_pairs * 2 > n_items:
+        raise fail("--pairs must be at most --items / 2: each pair has two items of its own")
+
+
 @bench_app.command("ingest")
 def bench_ingest(
     n_feeds: Annotated[int, typer.Option("--feeds", min=1, help="Feeds of 50 items.")] = 200,
     repoll: Annotated[int, typer.Option(min=1, help="Unchanged feeds to re-poll.")] = 10_000,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOut = False,
 ) -> None:
     """Ingest a generated corpus served on loopback with 1 and 2 worker processes."""
     from tracker.bench.ingest import bench
@@ -138,11 +162,7 @@ def bench_ingest(
     with database_url(settings()) as url:
         typer.echo(f"benchmarking {n_feeds} feeds x 50 items, then {repoll} re-polls ...", err=True)
         figures = bench(url, n_feeds, repoll)
-    if as_json:
-        print_json(figures)
-        return
-    for key, value in figures.items():
-        typer.echo(f"{key}: {value}")
+    _report(figures, as_json)
 
 
 @bench_app.command("pairing")
@@ -154,7 +174,7 @@ def bench_pairing(
     classify_n: Annotated[
         int, typer.Option("--classify", min=100, help="Items for the throughput figure.")
     ] = 20_000,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOut = False,
     reuse: Annotated[
         str | None,
         typer.Option(
@@ -167,23 +187,16 @@ def bench_pairing(
 
     with database_url(settings()) as url:
         typer.echo(f"benchmarking pairing at {n_items // 10} and {n_items} items ...", err=True)
-        echo = lambda line: typer.echo(line, err=True)  # noqa: E731
-        figures = bench(url, n_items, new, classify_n, echo, reuse)
-    if as_json:
-        print_json(figures)
-        return
-    for key, value in figures.items():
-        typer.echo(f"{key}: {value}")
+        figures = bench(url, n_items, new, classify_n, _progress, reuse)
+    _report(figures, as_json)
 
 
 @bench_app.command("review")
 def bench_review(
-    n_items: Annotated[int, typer.Option("--items", min=20, help="Items loaded.")] = 1_000_000,
-    n_pairs: Annotated[
-        int, typer.Option("--pairs", min=10, help="Pairs loaded (at most items / 2).")
-    ] = 100_000,
+    n_items: LoadedItems = 1_000_000,
+    n_pairs: LoadedPairs = 100_000,
     requests: Annotated[int, typer.Option(min=10, help="Timed requests per endpoint.")] = 300,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOut = False,
     reuse: Annotated[
         str | None,
         typer.Option(help="Keep the loaded data in this database; later runs reuse it."),
@@ -192,29 +205,21 @@ def bench_review(
     """Server time of the review queue page and the API pair list (p95 target 100 ms)."""
     from tracker.bench.review import bench
 
-    if n_pairs * 2 > n_items:
-        raise fail("--pairs must be at most --items / 2: each pair has two items of its own")
+    _check_pairs(n_items, n_pairs)
     with database_url(settings()) as url:
         typer.echo(
             f"benchmarking the review queue at {n_items} items, {n_pairs} pairs ...", err=True
         )
-        echo = lambda line: typer.echo(line, err=True)  # noqa: E731
-        figures = bench(url, n_items, n_pairs, requests, echo, reuse)
-    if as_json:
-        print_json(figures)
-        return
-    for key, value in figures.items():
-        typer.echo(f"{key}: {value}")
+        figures = bench(url, n_items, n_pairs, requests, _progress, reuse)
+    _report(figures, as_json)
 
 
 @bench_app.command("ops")
 def bench_ops(
-    n_items: Annotated[int, typer.Option("--items", min=20, help="Items loaded.")] = 1_000_000,
-    n_pairs: Annotated[
-        int, typer.Option("--pairs", min=10, help="Pairs loaded (at most items / 2).")
-    ] = 100_000,
+    n_items: LoadedItems = 1_000_000,
+    n_pairs: LoadedPairs = 100_000,
     requests: Annotated[int, typer.Option(min=10, help="Timed idle requests per endpoint.")] = 300,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOut = False,
     reuse: Annotated[
         str | None,
         typer.Option(help="Keep the loaded data in this database (bench review's); reuse it."),
@@ -224,17 +229,11 @@ def bench_ops(
     the review queue's p95 during it against idle (target at most 1.5x)."""
     from tracker.bench.ops import bench
 
-    if n_pairs * 2 > n_items:
-        raise fail("--pairs must be at most --items / 2: each pair has two items of its own")
+    _check_pairs(n_items, n_pairs)
     with database_url(settings()) as url:
         typer.echo(f"benchmarking backup, restore and retention at {n_items} items ...", err=True)
-        echo = lambda line: typer.echo(line, err=True)  # noqa: E731
-        figures = bench(url, n_items, n_pairs, requests, echo, reuse)
-    if as_json:
-        print_json(figures)
-        return
-    for key, value in figures.items():
-        typer.echo(f"{key}: {value}")
+        figures = bench(url, n_items, n_pairs, requests, _progress, reuse)
+    _report(figures, as_json)
 
 
 @bench_app.command("scale")
@@ -243,7 +242,7 @@ def bench_scale(
     workers: Annotated[
         str, typer.Option(help="Worker processes per queue, one run each, comma-separated.")
     ] = "1,2,4",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOut = False,
 ) -> None:
     """The whole pipeline (beat, fetch and classify workers on their queues) on loopback feeds."""
     from tracker.bench.scale import bench
@@ -257,12 +256,8 @@ def bench_scale(
     s = settings()
     with database_url(s) as url, broker_url(s) as broker:
         typer.echo(f"benchmarking {n_feeds} feeds x 5 items with {workers} workers ...", err=True)
-        figures = bench(url, broker, n_feeds, counts, lambda line: typer.echo(line, err=True))
-    if as_json:
-        print_json(figures)
-        return
-    for key, value in figures.items():
-        typer.echo(f"{key}: {value}")
+        figures = bench(url, broker, n_feeds, counts, _progress)
+    _report(figures, as_json)
 
 
 @bench_app.command("replay")
@@ -285,7 +280,7 @@ def bench_replay(
         int, typer.Option(min=0, help="Other fact-checks of the collection served too.")
     ] = 800,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the pipeline.")] = 600,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOut = False,
 ) -> None:
     """A CheckThat! split as feeds through the whole pipeline and models `tracker up` runs:
     labels, pairs against the gold fact-checks, time to settle. Exit 1 if it did not settle."""
@@ -307,9 +302,7 @@ def bench_replay(
         raise fail(str(exc)) from exc
     s = settings()
     with database_url(s) as url, broker_url(s) as broker:
-        figures = replay.bench(
-            url, broker, s, data, dates, timeout, lambda line: typer.echo(line, err=True)
-        )
+        figures = replay.bench(url, broker, s, data, dates, timeout, _progress)
     if as_json:
         print_json(figures)
     else:
@@ -323,7 +316,7 @@ def bench_language(
     data: Annotated[
         Path, typer.Option(help="The shared data folder (voxcheck_xling, pheme_rnr, feeds).")
     ] = Path("../shared/data"),
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOut = False,
 ) -> None:
     """Language detection on real text: accuracy where it decides, how often an item falls back
     to its declared language, at the shipped floors and at others."""
@@ -352,7 +345,7 @@ def bench_vectors(
             help="Server for the real[] path [TRACKER_DATABASE_URL, else the local 5432].",
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOut = False,
 ) -> None:
     """Vector search as pairing runs it, on pgvector (HNSW, embedded pgserver unless the server
     has it) and on real[] (exact): load, index build, size, latency, recall; embedder speed."""
@@ -360,13 +353,8 @@ def bench_vectors(
 
     configured = settings().database_url
     url = server or (configured.get_secret_value() if configured else vectors.DEFAULT_SERVER)
-    echo = lambda line: typer.echo(line, err=True)  # noqa: E731
-    figures = vectors.bench(url, n_items, queries, exact_items, echo)
-    if as_json:
-        print_json(figures)
-        return
-    for key, value in figures.items():
-        typer.echo(f"{key}: {value}")
+    figures = vectors.bench(url, n_items, queries, exact_items, _progress)
+    _report(figures, as_json)
 
 
 @bench_app.command("faults")
@@ -382,7 +370,7 @@ def bench_faults(
     demo_feeds: Annotated[
         bool, typer.Option("--demo-feeds", help="The 6 demo feeds (28 items) instead of a load.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonOut = False,
 ) -> None:
     """The pipeline under faults while it is busy: killed workers, Redis and PostgreSQL
     restarts, SMTP down, a second beat, the connection limit; counts items, classifications,
@@ -399,12 +387,7 @@ def bench_faults(
     with tempfile.TemporaryDirectory(prefix="rt-faults-") as directory:
         what = "the demo feeds" if load is None else f"{n_feeds} feeds x {items_per_feed} items"
         typer.echo(f"running the pipeline under faults, {what}, in {directory} ...", err=True)
-        figures = faults.bench(
-            Path(directory),
-            tuple(fault or faults.FAULTS),
-            load,
-            lambda line: typer.echo(line, err=True),
-        )
+        figures = faults.bench(Path(directory), tuple(fault or faults.FAULTS), load, _progress)
     if as_json:
         print_json(figures)
     else:
