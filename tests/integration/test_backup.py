@@ -248,3 +248,16 @@ def test_db_check_upgrade_and_downgrade_name_the_migrations(unmigrated_db_url: s
         conn.execute("UPDATE alembic_version SET version_num = '0999'")
     ahead = run_tracker("db", "check", env=env)
     assert ahead.returncode == 1 and "does not know" in ahead.stderr
+
+
+def test_restore_refuses_a_data_dir_whose_tracker_is_running(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    # Held as a running `tracker up` holds it: the lock comes before anything starts.
+    with embedded.run_lock(data_dir):
+        refused = run_tracker(
+            "--data-dir", str(data_dir), "restore", str(tmp_path / "backup"), env=clean_env()
+        )
+    assert refused.returncode == 1
+    assert "another `tracker up` is already running" in refused.stderr
+    assert "stop it before restoring" in refused.stderr
+    assert not (data_dir / "pg").exists()
