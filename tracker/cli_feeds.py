@@ -251,13 +251,8 @@ def feeds_export_opml(path: Annotated[Path | None, typer.Argument()] = None) -> 
 
 @feeds_app.command("parse")
 def feeds_parse(path: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Run a local file through the same parse path as fetched feeds."""
-    try:
-        # A file that cannot be opened is the command's failure, not a description of a feed.
-        with path.open("rb"):
-            pass
-    except OSError as exc:
-        raise fail(f"cannot read {path}: {exc.strerror}") from exc
+    """Run a local file through the same parse path as fetched feeds; exit 1 when it cannot
+    be read or is not a feed (a feed with recoverable faults, bozo, is still one)."""
     described = describe_file(path)
     if as_json:
         typer.echo(json.dumps(described, ensure_ascii=False))
@@ -267,6 +262,8 @@ def feeds_parse(path: Path, as_json: Annotated[bool, typer.Option("--json")] = F
         )
         for title in described["titles"]:
             typer.echo(f"  {title}")
+    if described["error"]:
+        raise fail(described["error"])
 
 
 @items_app.command("import")

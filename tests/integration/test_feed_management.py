@@ -138,8 +138,15 @@ def test_a_local_file_runs_through_the_same_parse_path(
     assert described["titles"][0].startswith("Sources say Romanian F-16s")
     page = tmp_path / "page.html"
     page.write_text("<html><body>hello</body></html>")
-    broken = json.loads(run_tracker("feeds", "parse", str(page), "--json", env=cli_env).stdout)
+    refused = run_tracker("feeds", "parse", str(page), "--json", env=cli_env)
+    broken = json.loads(refused.stdout)
     assert broken["entries"] == 0 and "not a feed" in broken["error"]
+    assert refused.returncode == 1 and "not a feed" in refused.stderr
+    # A file over the size cap is refused as unreadable, without reading it all.
+    huge = tmp_path / "huge.xml"
+    huge.write_bytes(b"<rss>" + b" " * (11 * 1024 * 1024))
+    too_big = run_tracker("feeds", "parse", str(huge), env=cli_env)
+    assert too_big.returncode == 1 and "larger than" in too_big.stderr
 
 
 def test_a_site_url_is_turned_into_its_feed_by_discovery(cli_env: dict[str, str]) -> None:
