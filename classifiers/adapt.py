@@ -182,7 +182,7 @@ def adapt_pair(
     shift = 0.0
     if fit_pairs:
         # As the base was trained: each answered group again without its answers.
-        fit_pairs, fit_labels = pair_model._with_unanswered_copies(fit_pairs, fit_labels)
+        fit_pairs, fit_labels = pair_model.with_unanswered_copies(fit_pairs, fit_labels)
         rows = pipeline[:-1].transform(fit_pairs)
         truth = np.array(fit_labels, dtype=float)
         shift = _correct_pair_head(

@@ -30,8 +30,8 @@ from sklearn.preprocessing import StandardScaler
 from classifiers import artifacts, embedder
 from classifiers.evaluate import in_validation, pr_curve, ranked, retrieval_metrics
 from classifiers.text import (
-    _STEM_CONCEPT,
     CUES,
+    STEM_CONCEPT,
     WORD,
     content_words,
     cue_counts,
@@ -164,14 +164,14 @@ def word_counts(texts: Sequence[str]) -> sparse.csr_matrix:
 _HASHER = FeatureHasher(BUCKETS, input_type="string", alternate_sign=False, dtype=np.float32)
 
 
-def _idf(counts: sparse.csr_matrix) -> np.ndarray:
+def idf_weights(counts: sparse.csr_matrix) -> np.ndarray:
     documents = counts.shape[0]
     frequency = np.bincount(counts.indices, minlength=counts.shape[1])
     idf: np.ndarray = np.log((1 + documents) / (1 + frequency)).astype(np.float32) + 1
     return idf
 
 
-def _tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
+def tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
     weighted = counts.astype(np.float32)
     weighted.data = np.log1p(weighted.data) * idf[weighted.indices]
     return unit_rows(weighted)
@@ -214,9 +214,9 @@ class PairFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         texts = list({pair_text(t): None for p in pairs for t in (p.rumour, p.clarification)})
         vectors = text_vectors(texts)
         self.char_hashing_ = CHAR_HASHING
-        self.char_idf_ = _idf(vectors.chars)
+        self.char_idf_ = idf_weights(vectors.chars)
         words = vectors.words
-        self.word_idf_ = _idf(words)
+        self.word_idf_ = idf_weights(words)
         total = float(words.data.sum(dtype=np.float64))
         self.average_length_ = total / max(len(texts), 1) or 1.0
         self.meaning_ = True
@@ -245,9 +245,9 @@ class PairFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         documents = np.where([p.query_is_rumour for p in pairs], c, r)
         vectors = text_vectors(texts)
         legacy = getattr(self, "char_hashing_", None) != CHAR_HASHING
-        chars = _tfidf(_legacy_char_counts(texts) if legacy else vectors.chars, self.char_idf_)
+        chars = tfidf(_legacy_char_counts(texts) if legacy else vectors.chars, self.char_idf_)
         counts = vectors.words
-        words = _tfidf(counts, self.word_idf_)
+        words = tfidf(counts, self.word_idf_)
         facts = vectors.facts
         pair_facts = np.asarray(
             [_pair_facts(p, facts[i], facts[j]) for p, i, j in zip(pairs, r, c, strict=True)]
@@ -373,7 +373,7 @@ def _text_facts(text: str) -> TextFacts:
 
 def _stems_by_prefix() -> dict[str, tuple[tuple[str, str], ...]]:
     found: dict[str, list[tuple[str, str]]] = {}
-    for stem, concept in _STEM_CONCEPT:
+    for stem, concept in STEM_CONCEPT:
         if WORD.fullmatch(stem):
             found.setdefault(stem[:3], []).append((stem, concept))
     return {prefix: tuple(stems) for prefix, stems in found.items()}
@@ -383,7 +383,7 @@ def _stems_by_prefix() -> dict[str, tuple[tuple[str, str], ...]]:
 # start of a word, so each word looks up the few stems that begin as it does. Stems with a
 # space are tested as text.concepts does.
 _WORD_STEMS = _stems_by_prefix()
-_PHRASE_STEMS = tuple((s, c) for s, c in _STEM_CONCEPT if not WORD.fullmatch(s))
+_PHRASE_STEMS = tuple((s, c) for s, c in STEM_CONCEPT if not WORD.fullmatch(s))
 
 
 def _concepts(folded: str) -> frozenset[str]:
@@ -622,7 +622,7 @@ def scores(
     return retrieval_metrics({g: ranked(d) for g, d in by_group.items()}, relevant)
 
 
-def _with_unanswered_copies(
+def with_unanswered_copies(
     pairs: list[PairExample], labels: list[bool]
 ) -> tuple[list[PairExample], list[bool]]:
     """Add each answered group again without its answers. Most rumours in a live feed have
@@ -673,7 +673,7 @@ def train(
     fitting = [
         i for i, p in enumerate(pairs) if not (hold_out and in_validation(pair_text(_query(p))))
     ]
-    fit_pairs, fit_labels = _with_unanswered_copies(
+    fit_pairs, fit_labels = with_unanswered_copies(
         [pairs[i] for i in fitting], [labels[i] for i in fitting]
     )
     if not any(fit_labels) or all(fit_labels):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from classifiers import embedder
-from classifiers.pair_model import _idf, _tfidf, char_counts, pair_text, word_counts
+from classifiers.pair_model import char_counts, idf_weights, pair_text, tfidf, word_counts
 from classifiers.text import fold
 from tracker.domain import TextForModel
 
@@ -20,10 +20,10 @@ class SparseIndex:
         documents = [pair_text(t) for t in texts]
         self.ids = list(ids)
         chars = char_counts([fold(d) for d in documents])
-        self._char_idf = _idf(chars)
-        self._char_matrix = _tfidf(chars, self._char_idf).T.tocsr()
+        self._char_idf = idf_weights(chars)
+        self._char_matrix = tfidf(chars, self._char_idf).T.tocsr()
         words = word_counts(documents)
-        word_idf = _idf(words)
+        word_idf = idf_weights(words)
         lengths = np.asarray(words.sum(axis=1)).ravel()
         k1, b = 1.2, 0.75
         norm = k1 * (1 - b + b * lengths / max(float(lengths.mean()), 1.0))
@@ -36,7 +36,7 @@ class SparseIndex:
         """Positions in the collection of each query's candidates: the union of the top k by
         character cosine, the top k/2 by BM25 and the top `meaning_k` by vector cosine."""
         documents = [pair_text(q) for q in queries]
-        chars = _tfidf(char_counts([fold(d) for d in documents]), self._char_idf)
+        chars = tfidf(char_counts([fold(d) for d in documents]), self._char_idf)
         chars = chars @ self._char_matrix
         words = (word_counts(documents) > 0).astype(np.float32) @ self._bm25_matrix
         meaning = embedder.vectors(queries) @ self._meaning.T

