@@ -16,14 +16,14 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
+from tracker.domain import language_code, primary_language
+
 MIN_LETTERS = 20
 MIN_CONFIDENCE = 0.5
 # Long texts add nothing after their first paragraph but cost time (linear in bytes).
 MAX_CHARS = 1000
 # Addresses, handles and hashtags are not words of the language the text is written in.
 _NOISE = re.compile(r"https?://\S+|www\.\S+|[@#]\w+")
-# A declared language: en, en-US, EN_gb, fil. The primary subtag is what we keep.
-_TAG = re.compile(r"([a-z]{2,3})(?:[-_][a-z0-9]{1,8})*")
 
 
 class _Identifier(Protocol):
@@ -75,8 +75,8 @@ def confident(guess: Guess) -> bool:
 def declared(tag: str | None) -> str | None:
     """A declared language tag as its lower-case primary subtag ("en-US" -> "en"); None for
     what is not a language tag ("English", "")."""
-    match = _TAG.fullmatch((tag or "").strip().lower())
-    return match.group(1) if match else None
+    code = language_code(tag)  # en, en-US, EN_gb, fil: the one rule for a language code
+    return primary_language(code) if code else None
 
 
 def detect(text: str, *fallbacks: str | None) -> str | None:

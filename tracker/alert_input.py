@@ -9,11 +9,11 @@ import re
 from datetime import time
 from zoneinfo import available_timezones
 
+from tracker import domain
 from tracker.domain import FEED_KINDS
 
 DELIVERIES = ("immediate", "hourly", "daily")
 _HH_MM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
-_LANGUAGE = re.compile(r"([a-z]{2,3})(-[a-z0-9]{1,8})*")
 
 
 def unknown_feed_kinds(kinds: list[str]) -> list[str]:
@@ -21,9 +21,10 @@ def unknown_feed_kinds(kinds: list[str]) -> list[str]:
 
 
 def language_code(value: str) -> str | None:
-    """The primary subtag ("en" for "en-GB"): items are matched on that, so it is what we store."""
-    match = _LANGUAGE.fullmatch(value.strip().lower())
-    return match.group(1) if match else None
+    """The primary subtag of a language code (domain.language_code: "en" for "en-GB" or
+    "en_GB"): items are matched on that, so it is what we store."""
+    code = domain.language_code(value)
+    return domain.primary_language(code) if code else None
 
 
 def daily_time(text: str) -> time | None:

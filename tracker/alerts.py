@@ -2,7 +2,6 @@
 
 import hashlib
 import os
-import random
 import smtplib
 import ssl
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ import structlog
 from classifiers.text import WORD, fold
 from tracker import alert_mail, metrics
 from tracker.alert_mail import one_line as one_line  # re-exported: callers and tests use it
+from tracker.backoff import backoff
 from tracker.config import Settings
 from tracker.domain import Prediction
 from tracker.storage import outbox, subscriptions
@@ -26,6 +26,8 @@ from tracker.storage.items import ItemForModel
 log = structlog.get_logger(__name__)
 
 MAX_ATTEMPTS = 8
+# A failed alert waits TRACKER_ALERT_RETRY_BASE_S, doubling per attempt, at most an hour.
+RETRY_MAX_S = 3600.0
 
 
 class Mailer(Protocol):
@@ -259,7 +261,7 @@ def settle_interrupted(conn: psycopg.Connection, interrupted: BatchInterrupted) 
 def _record_failure(
     conn: psycopg.Connection, row: outbox.OutboxRow, exc: Exception, retry_base_s: float
 ) -> None:
-    retry_in = min(3600, retry_base_s * 2**row.attempts) * random.uniform(0.8, 1.2)  # noqa: S311
+    retry_in = backoff(row.attempts, retry_base_s, RETRY_MAX_S)
     with conn.transaction():
         outbox.mark_failed(
             conn,

@@ -1,5 +1,6 @@
-"""Domain types shared by every layer. Imports nothing of ours."""
+"""Domain types and rules shared by every layer. Imports nothing of ours."""
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, get_args
@@ -14,6 +15,38 @@ Role = Literal["admin", "analyst", "viewer"]
 FEED_KINDS: tuple[str, ...] = get_args(FeedKind)
 LABELS: tuple[str, ...] = get_args(Label)
 ROLES: tuple[str, ...] = get_args(Role)
+
+# A language tag as feeds, OPML files and people write it: BCP 47's shape (RFC 5646), a primary
+# language subtag of 2 or 3 letters and any subtags of 1 to 8 letters or digits, with POSIX's
+# "_" also taken as the separator. The pattern is also the API's (OpenAPI) query pattern.
+LANGUAGE_TAG_PATTERN = r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*"
+# RFC 5646 4.4.1: 35 characters hold any tag without extensions or private use; feeds.parse
+# keeps a feed's declared language to the same length.
+MAX_LANGUAGE_CHARS = 35
+_LANGUAGE_TAG = re.compile(LANGUAGE_TAG_PATTERN)
+
+
+def language_code(value: str | None) -> str | None:
+    """`value` as a language code: stripped, lower case, subtags joined by "-" ("pt_BR" ->
+    "pt-br", " EN-gb " -> "en-gb"); None when it is not one ("English", "en us", "", None).
+
+    The one rule for the web filters and forms, the API, the CLI, OPML import, alert rules and
+    declared languages. Real feeds carry "en", "en-US", "EN", "zh-Hant-TW", "es-419" and
+    locale-style "pt_BR", so case, "_" and any number of subtags are accepted and normalised
+    away (stored and filtered values then compare equal). The primary subtag is 2 or 3 letters,
+    as ISO 639 has them and every language in the IANA registry: longer words ("english",
+    "deutsch") are names, not codes, and would match no item, whose language is an ISO 639-1
+    code once detected (classifiers.language)."""
+    text = (value or "").strip()
+    if len(text) > MAX_LANGUAGE_CHARS or not _LANGUAGE_TAG.fullmatch(text):
+        return None
+    return text.lower().replace("_", "-")
+
+
+def primary_language(code: str) -> str:
+    """The primary subtag of a code from language_code ("en" for "en-gb"): what items are
+    matched on by alert rules and the item filters."""
+    return code.split("-", 1)[0]
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,13 @@
 enable. Every change is written to the audit log in the caller's transaction."""
 
 import ipaddress
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import psycopg
 
+from tracker import domain
 from tracker.config import Settings
 from tracker.domain import FEED_KINDS, Feed
 from tracker.feeds import opml
@@ -18,7 +18,6 @@ from tracker.feeds.fetch import FetchError, FetchPolicy, check_destination, fetc
 from tracker.redact import redact_text
 from tracker.storage import audit, feeds
 
-LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
 MAX_TITLE_CHARS = 300
 # Reserved never to resolve (RFC 2606): such names are not looked up when a feed is added.
 RESERVED_SUFFIXES = (".example", ".invalid", ".test")
@@ -78,10 +77,12 @@ def new_feed(
 
 
 def language_code(language: str | None) -> str:
-    """A feed's language as stored: a code like en or pt-br, lower case, or "" for none;
-    FeedInputError when it is not a code."""
-    code = (language or "").strip().lower()
-    if code and not LANGUAGE.match(code):
+    """A feed's language as stored: a code like en or pt-br (domain.language_code), or "" for
+    none; FeedInputError when it is not a code."""
+    if not (language or "").strip():
+        return ""
+    code = domain.language_code(language)
+    if code is None:
         raise FeedInputError(f"{language!r} is not a language code like en or ro")
     return code
 
@@ -177,7 +178,8 @@ def import_opml(
             url=f.url,
             kind=f.kind or kind,
             title=f.title,
-            language=f.language,
+            # As the file has it (checked by the parser): stored as the forms store it.
+            language=domain.language_code(f.language),
             tags=f.tags,
             min_interval_s=settings.poll_min_interval_s,
             max_interval_s=settings.poll_max_interval_s,

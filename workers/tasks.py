@@ -13,8 +13,8 @@ import structlog
 from psycopg_pool import ConnectionPool
 
 from tracker import alert_ops, alerts, broker, classify, pairing, retention, training
+from tracker.backoff import backoff
 from tracker.config import get_settings
-from tracker.feeds import schedule
 from tracker.feeds.refresh import refresh_config, refresh_feed
 from tracker.model_registry import item_classifier, pair_scorer
 from tracker.storage import db, feeds, subscriptions
@@ -88,7 +88,7 @@ def _retry_transient(task: Any) -> Iterator[None]:
     try:
         yield
     except TRANSIENT as exc:
-        wait_s = schedule.backoff(task.request.retries, RETRY_MAX_S, base_s=RETRY_BASE_S)
+        wait_s = backoff(task.request.retries, RETRY_BASE_S, RETRY_MAX_S)
         raise task.retry(exc=exc, countdown=wait_s, max_retries=RETRIES) from exc
 
 
@@ -154,7 +154,7 @@ def _settle_interrupted(interrupted: alerts.BatchInterrupted) -> None:
     database answers again: this process alone knows, and a resend would be a duplicate."""
     for attempt in range(SETTLE_ATTEMPTS):
         if attempt:
-            time.sleep(schedule.backoff(attempt - 1, RETRY_MAX_S, base_s=RETRY_BASE_S))
+            time.sleep(backoff(attempt - 1, RETRY_BASE_S, RETRY_MAX_S))
         try:
             with _pool().connection() as conn:
                 alerts.settle_interrupted(conn, interrupted)

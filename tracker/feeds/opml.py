@@ -8,14 +8,13 @@ from typing import NoReturn
 from urllib.parse import urlsplit
 from xml.parsers import expat
 
-from tracker.domain import FEED_KINDS
+from tracker.domain import FEED_KINDS, language_code
 
 MAX_OPML_BYTES = 50 * 1024 * 1024
 # Characters XML 1.0 cannot carry plus C0/C1 controls: they only ever arrive as noise.
 CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 WHITESPACE = re.compile(r"\s+")
 TAG_SEPARATORS = re.compile(r"[,/]")
-LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*$")
 # The encoding an XML declaration in ASCII bytes names (a UTF-16 file with a BOM has none
 # readable here, and expat reads it itself).
 DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
@@ -196,7 +195,8 @@ class _OutlineReader:
 
     def _language(self, raw: str | None) -> str | None:
         language = (raw or "").strip()
-        if language and not LANGUAGE_TAG.match(language):
+        # Kept as the file writes it (an export reads back the same); stored normalised.
+        if language and language_code(language) is None:
             self._problem(f"language {_quoted(language)} is not a language tag; ignored")
             return None
         return language or None

@@ -7,6 +7,8 @@ import statistics
 from collections.abc import Sequence
 from datetime import datetime
 
+from tracker import backoff as backoffs
+
 RECENT_ENTRIES = 10
 BACKOFF_BASE_S = 60.0
 
@@ -31,14 +33,7 @@ def next_interval(
     return int(min(max(interval, min_s), max_s))
 
 
-def backoff(
-    error_count: int,
-    max_s: float,
-    rng: random.Random | None = None,
-    base_s: float = BACKOFF_BASE_S,
-) -> float:
-    """Exponential backoff with +-20% jitter, so feeds (or tasks) that broke together retry
-    apart."""
-    base = min(float(max_s), base_s * 2 ** min(error_count, 20))
-    uniform = rng.uniform if rng is not None else random.uniform
-    return float(base * uniform(0.8, 1.2))
+def backoff(error_count: int, max_s: float, rng: random.Random | None = None) -> float:
+    """How long a failing feed waits: the shared backoff (tracker.backoff) from
+    BACKOFF_BASE_S, doubling per consecutive error up to `max_s`, jittered."""
+    return backoffs.backoff(error_count, BACKOFF_BASE_S, max_s, rng)

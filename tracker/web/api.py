@@ -22,7 +22,16 @@ from psycopg_pool import ConnectionPool
 
 from tracker import feed_admin, metrics, model_admin
 from tracker.config import Settings
-from tracker.domain import ROLES, FeedKind, Label, PairStatus
+from tracker.domain import (
+    LANGUAGE_TAG_PATTERN,
+    MAX_LANGUAGE_CHARS,
+    ROLES,
+    FeedKind,
+    Label,
+    PairStatus,
+    language_code,
+    primary_language,
+)
 from tracker.storage import audit, browse, exports, feeds, models, reviews
 from tracker.storage.pairs import PairView
 from tracker.storage.users import User
@@ -92,7 +101,11 @@ Pool = Annotated[ConnectionPool, Depends(auth.get_pool)]
 ReadPool = Annotated[ConnectionPool, Depends(auth.get_read_pool)]
 Id = Annotated[int, PathParam(ge=1, le=MAX_BIGINT)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Language = Annotated[str | None, Query(min_length=2, max_length=8, pattern="^[A-Za-z]+$")]
+# A language code as domain.language_code takes it (en, ro-RO, pt_BR), normalised by the route.
+Language = Annotated[
+    str | None,
+    Query(max_length=MAX_LANGUAGE_CHARS, pattern=f"^{LANGUAGE_TAG_PATTERN}$", examples=["ro"]),
+]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
 router = APIRouter(prefix=PREFIX, tags=["api"])
@@ -179,7 +192,7 @@ def list_pairs(
     kind match either side; since/until bound when the pair was suggested."""
     where = browse.PairFilter(
         status,
-        language.lower() if language else None,
+        language_code(language),
         feed_kind,
         min_score,
         max_score,
@@ -249,7 +262,9 @@ def list_items(
     `label` is the item's current classification."""
     if q is not None and "\x00" in q:
         raise HTTPException(400, "The search text may not contain NUL.")
-    where = browse.ItemFilter(q, label, language.lower() if language else None, feed, since)
+    code = language_code(language)
+    # Items match on their language's primary subtag (browse.ItemFilter).
+    where = browse.ItemFilter(q, label, primary_language(code) if code else None, feed, since)
     with pool.connection() as conn:
         found = browse.list_items(conn, where, limit + 1, item_key(cursor))
     page, more = found[:limit], len(found) > limit

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
-from tracker.domain import FeedKind
+from tracker.domain import MAX_LANGUAGE_CHARS, FeedKind
 from tracker.redact import redact_text
 
 MAX_REASON_CHARS = 1000
@@ -200,7 +200,7 @@ class FeedIn(BaseModel):
     )
     kind: FeedKind = "other"
     title: str | None = Field(default=None, max_length=300)
-    language: str | None = Field(default=None, max_length=16, examples=["ro"])
+    language: str | None = Field(default=None, max_length=MAX_LANGUAGE_CHARS, examples=["ro"])
     tags: list[str] = Field(default_factory=list, max_length=50)
 
 

@@ -12,10 +12,9 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup, escape
 
-from tracker.domain import FEED_KINDS, LABELS
+from tracker.domain import FEED_KINDS, LABELS, language_code, primary_language
 from tracker.feeds.sanitise import plain_text, sanitise_html
 from tracker.storage import browse
-from tracker.web.review_filters import LANGUAGE
 from tracker.web.views import MAX_BIGINT, AnyUser, Pool, render
 
 PAGE_SIZE = 25
@@ -61,7 +60,8 @@ def parse_search(params: Mapping[str, str]) -> tuple[Search, list[str]]:
     where = browse.ItemFilter(
         q=q,
         label=label,
-        language=language.lower() if language else None,
+        # Items match on their language's primary subtag (browse.ItemFilter).
+        language=primary_language(code) if (code := language_code(language)) else None,
         story_id=story,
         since=since,
         # The "to" day is included: the range ends at the next midnight.
@@ -73,7 +73,7 @@ def parse_search(params: Mapping[str, str]) -> tuple[Search, list[str]]:
 
 _FIELDS = ("q", "language", "kind", "label", "from", "to", "story", "sort", "page")
 _CHOICES: dict[str, tuple[str, Callable[[str], bool]]] = {
-    "language": ("a language code such as en or ro", lambda v: LANGUAGE.match(v) is not None),
+    "language": ("a language code such as en or ro", lambda v: language_code(v) is not None),
     "kind": ("a feed kind", lambda v: v in FEED_KINDS),
     "label": ("a label", lambda v: v in LABELS),
 }

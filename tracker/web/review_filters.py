@@ -8,14 +8,13 @@ from urllib.parse import urlencode
 
 from markupsafe import Markup, escape
 
-from tracker.domain import FEED_KINDS, PairStatus
+from tracker.domain import FEED_KINDS, PairStatus, language_code
 from tracker.storage.reviews import QueueFilter
 
 ALL_STATUSES = "all"
 STATUSES: tuple[str, ...] = get_args(PairStatus)
 MAX_FILTER_CHARS = 100
 MAX_TERMS = 50
-LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
 
 def review_filter(params: Mapping[str, str]) -> tuple[QueueFilter, list[str]]:
@@ -35,17 +34,17 @@ def review_filter(params: Mapping[str, str]) -> tuple[QueueFilter, list[str]]:
     elif status not in STATUSES:
         problems.append(f"Unknown status {status!r}.")
         status = "suggested"
-    language = text("language")
-    if language is not None and not LANGUAGE.match(language):
-        problems.append(f"{language!r} is not a language code such as en or ro.")
-        language = None
+    typed = text("language")
+    language = language_code(typed)
+    if typed is not None and language is None:
+        problems.append(f"{typed!r} is not a language code such as en or ro.")
     kind = text("kind")
     if kind is not None and kind not in FEED_KINDS:
         problems.append(f"Unknown feed kind {kind!r}.")
         kind = None
     where = QueueFilter(
         status=status,
-        language=language.lower() if language else None,
+        language=language,
         feed_kind=kind,
         tag=text("tag"),
         score_min=_number(text("score_min"), "score_min", problems),
