@@ -8,8 +8,8 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.browser.test_review_browser import ARTIFACTS, app_url, browser, log_in  # noqa: F401
-from tests.integration.test_review_queue import add_pair, add_user
+from tests.browser.test_review_browser import ARTIFACTS, app_url, browser  # noqa: F401
+from tests.factories import add_queue_pair, add_user, log_in_page
 from tracker.storage import outbox, subscriptions
 from tracker.storage.subscriptions import Rule
 
@@ -30,7 +30,7 @@ def phone(browser: Browser, app_url: str) -> Iterator[Page]:  # noqa: F811
 
 def seeded(db_url: str) -> dict[str, int]:
     add_user(db_url, ADMIN, "admin")
-    pair = add_pair(
+    pair = add_queue_pair(
         db_url,
         0.91,
         rumour="Romanian F-16s are secretly flying missions over Ukraine, says a channel",
@@ -57,7 +57,7 @@ def seeded(db_url: str) -> dict[str, int]:
 
 def test_no_page_is_wider_than_a_phone(phone: Page, db_url: str) -> None:
     ids = seeded(db_url)
-    log_in(phone, ADMIN)
+    log_in_page(phone, ADMIN)
     pages = [
         "/",
         "/?status=all",

@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from pydantic import SecretStr
 
 from tests.conftest import free_port
-from tests.integration.test_review_queue import PASSWORD, add_pair, add_user
+from tests.factories import PASSWORD, add_queue_pair, add_user, log_in_page
 from tracker.config import Settings
 from tracker.web.app import create_app
 
@@ -104,14 +104,6 @@ def page(browser: Browser, app_url: str) -> Iterator[Page]:
     context.close()
 
 
-def log_in(page: Page, email: str) -> None:
-    page.goto("/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/")
-
-
 def status(db_url: str, pair_id: int) -> tuple[Any, ...]:
     with psycopg.connect(db_url) as conn:
         row = conn.execute(
@@ -131,10 +123,10 @@ def claimed(db_url: str) -> set[int]:
 
 def test_an_analyst_works_the_queue_by_keyboard(page: Page, db_url: str) -> None:
     add_user(db_url, "ana@newsroom.example", "analyst")
-    first = add_pair(db_url, 0.9)
-    second = add_pair(db_url, 0.8)
-    third = add_pair(db_url, 0.7)
-    log_in(page, "ana@newsroom.example")
+    first = add_queue_pair(db_url, 0.9)
+    second = add_queue_pair(db_url, 0.8)
+    third = add_queue_pair(db_url, 0.7)
+    log_in_page(page, "ana@newsroom.example")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "queue.png"))
 
@@ -178,11 +170,11 @@ def test_confirming_with_the_plain_form_works_without_javascript(
     browser: Browser, app_url: str, db_url: str
 ) -> None:
     add_user(db_url, "ana@newsroom.example", "analyst")
-    pair = add_pair(db_url, 0.9)
+    pair = add_queue_pair(db_url, 0.9)
     context = browser.new_context(base_url=app_url, java_script_enabled=False)
     try:
         page = context.new_page()
-        log_in(page, "ana@newsroom.example")
+        log_in_page(page, "ana@newsroom.example")
         page.click(f"#pair-{pair} button.confirm")
         page.wait_for_url("**/?*")
         expect(page.locator(f"#pair-{pair}")).to_have_count(0)
@@ -193,10 +185,10 @@ def test_confirming_with_the_plain_form_works_without_javascript(
 
 def test_markup_in_a_feed_items_title_and_content_renders_inert(page: Page, db_url: str) -> None:
     add_user(db_url, "ana@newsroom.example", "analyst")
-    pair = add_pair(db_url, 0.9, rumour=XSS_TITLE, clarification=XSS_CONTENT)
+    pair = add_queue_pair(db_url, 0.9, rumour=XSS_TITLE, clarification=XSS_CONTENT)
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    log_in(page, "ana@newsroom.example")
+    log_in_page(page, "ana@newsroom.example")
     rumour = page.locator(f"#pair-{pair} .side-rumour .item-title")
     expect(rumour).to_contain_text("<script>window.__pwned = 1;")
     clarification = page.locator(f"#pair-{pair} .side-clarification .item-title")
@@ -211,8 +203,8 @@ def test_markup_in_a_feed_items_title_and_content_renders_inert(page: Page, db_u
 
 def test_a_post_without_the_csrf_token_is_refused(page: Page, db_url: str) -> None:
     add_user(db_url, "ana@newsroom.example", "analyst")
-    pair = add_pair(db_url, 0.9)
-    log_in(page, "ana@newsroom.example")
+    pair = add_queue_pair(db_url, 0.9)
+    log_in_page(page, "ana@newsroom.example")
     # The session cookie goes along (same browser context); only the token is missing.
     response = page.request.post(f"/pairs/{pair}/decision", form={"decision": "confirm"})
     assert response.status == 403
@@ -228,9 +220,9 @@ def test_a_post_without_the_csrf_token_is_refused(page: Page, db_url: str) -> No
 
 def test_the_pair_page_takes_the_queues_keys_and_keeps_its_history(page: Page, db_url: str) -> None:
     add_user(db_url, "ana@newsroom.example", "analyst")
-    pair = add_pair(db_url, 0.9)
-    second = add_pair(db_url, 0.8)
-    log_in(page, "ana@newsroom.example")
+    pair = add_queue_pair(db_url, 0.9)
+    second = add_queue_pair(db_url, 0.8)
+    log_in_page(page, "ana@newsroom.example")
     page.click(f"#pair-{pair} a.pair-link")
     page.wait_for_url(f"**/pairs/{pair}")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -260,7 +252,7 @@ def test_the_api_page_renders_every_route_under_our_csp(page: Page, db_url: str)
     add_user(db_url, "ana@newsroom.example", "analyst")
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if "Content Security" in m.text else None)
-    log_in(page, "ana@newsroom.example")
+    log_in_page(page, "ana@newsroom.example")
     page.goto("/api/docs")
     expect(page.locator(".opblock").first).to_be_visible()
     assert page.locator(".opblock").count() >= 12
@@ -270,8 +262,8 @@ def test_the_api_page_renders_every_route_under_our_csp(page: Page, db_url: str)
 
 def test_follow_subscribe_and_edit_a_feed_in_the_browser(page: Page, db_url: str) -> None:
     add_user(db_url, "boss@newsroom.example", "admin")
-    pair = add_pair(db_url, 0.9)
-    log_in(page, "boss@newsroom.example")
+    pair = add_queue_pair(db_url, 0.9)
+    log_in_page(page, "boss@newsroom.example")
     # Following stays on the queue and says what the follower will get.
     page.click(f"#pair-{pair} form.follow button")
     page.wait_for_url("**/?*")
@@ -308,7 +300,7 @@ def test_a_mismatched_new_password_is_refused_in_place_and_a_change_is_announced
     page: Page, db_url: str
 ) -> None:
     add_user(db_url, "pat@newsroom.example", "analyst")
-    log_in(page, "pat@newsroom.example")
+    log_in_page(page, "pat@newsroom.example")
     page.goto("/account/password")
     page.fill("input[name=current_password]", PASSWORD)
     page.fill("input[name=new_password]", "a-long-new-secret-1")

@@ -1,7 +1,6 @@
 """Access control on a real PostgreSQL: every route's role, login throttling, API tokens,
 revocable sessions, CSRF and cookie flags."""
 
-import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from psycopg import sql
 from pydantic import SecretStr
 from starlette.routing import Mount
 
-from tests.integration.test_web import add_pair
+from tests.factories import PASSWORD, add_one_pair, add_user, csrf_token, log_in, logged_in
 from tracker.config import Settings
 from tracker.domain import ROLES
 from tracker.storage import api_tokens, users
@@ -28,8 +27,6 @@ from tracker.web.app import create_app
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "a long enough password"
-CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 ERROR_LINE = re.compile(r'<p class="error" role="alert">([^<]*)</p>')
 ROLE_REFUSAL = "Your role may not do this."
 CSRF_REFUSAL = "Missing or wrong CSRF token."
@@ -97,16 +94,6 @@ def web(db_url: str) -> Iterator[Web]:
         yield Web(app, clock, db_url)
 
 
-@functools.cache
-def password_hash() -> str:
-    return auth.hash_password(PASSWORD)
-
-
-def add_user(db_url: str, email: str, role: str) -> int:
-    with psycopg.connect(db_url) as conn:
-        return users.create(conn, email, password_hash(), role).id
-
-
 def add_token(db_url: str, email: str, role: str) -> tuple[int, str]:
     token = auth.new_api_token()
     with psycopg.connect(db_url) as conn:
@@ -118,24 +105,6 @@ def add_token(db_url: str, email: str, role: str) -> tuple[int, str]:
 def query(db_url: str, statement: str, *params: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(db_url) as conn:
         return conn.execute(statement, params).fetchall()
-
-
-def csrf_token(client: TestClient, path: str = "/login") -> str:
-    found = CSRF_INPUT.search(client.get(path).text)
-    assert found, f"no CSRF field on {path}"
-    return found.group(1)
-
-
-def log_in(client: TestClient, email: str, password: str = PASSWORD) -> httpx.Response:
-    form = {"email": email, "password": password, "csrf_token": csrf_token(client)}
-    response: httpx.Response = client.post("/login", data=form)
-    return response
-
-
-def logged_in(web: Web, email: str) -> TestClient:
-    client = web.client()
-    assert log_in(client, email).status_code == 303
-    return client
 
 
 def error_line(response: httpx.Response) -> str:
@@ -257,7 +226,7 @@ def test_every_protected_route_refuses_a_weaker_role_by_session_and_by_token(web
     sessions, tokens = {}, {}
     for role in ROLES:
         add_user(web.db_url, f"{role}@newsroom.example", role)
-        sessions[role] = logged_in(web, f"{role}@newsroom.example")
+        sessions[role] = logged_in(web.client(), f"{role}@newsroom.example")
         tokens[role] = add_token(web.db_url, f"{role}@newsroom.example", role)[1]
     refused = 0
     for e in protected(web.app):
@@ -281,7 +250,7 @@ def test_the_weakest_admitted_role_gets_past_every_routes_role_check(web: Web) -
         assert e.roles
         weakest = next(role for role in WEAKEST_FIRST if role in e.roles)
         # A fresh session each time: some routes (logging out) end the one they are sent with.
-        client = logged_in(web, f"{weakest}@newsroom.example")
+        client = logged_in(web.client(), f"{weakest}@newsroom.example")
         response = send(client, e, csrf_token(client, "/account/password"), "text/html")
         assert response.status_code != 401, f"{e.method} {e.path}"
         assert ROLE_REFUSAL not in response.text, f"{e.method} {e.path}"
@@ -293,7 +262,7 @@ def test_the_weakest_admitted_role_gets_past_every_routes_role_check(web: Web) -
 
 def test_every_state_changing_route_refuses_a_session_without_the_csrf_token(web: Web) -> None:
     add_user(web.db_url, "admin@newsroom.example", "admin")
-    client = logged_in(web, "admin@newsroom.example")
+    client = logged_in(web.client(), "admin@newsroom.example")
     unsafe = [
         e
         for e in endpoints(web.app)[0]
@@ -341,12 +310,12 @@ def test_no_get_route_changes_anything_for_any_role(web: Web) -> None:
     """The route table's other half: state changes only on non-GET routes, which need the CSRF
     token or a valid bearer token (the test above). A suggested pair waits in the queue, so a
     page that claimed it on GET would be caught."""
-    add_pair(web.db_url)
+    add_one_pair(web.db_url)
     gets = [e for e in endpoints(web.app)[0] if e.method == "GET"]
     assert ("GET", "/") in {(e.method, e.template) for e in gets}
     for role in WEAKEST_FIRST:
         add_user(web.db_url, f"{role}@newsroom.example", role)
-        session = logged_in(web, f"{role}@newsroom.example")
+        session = logged_in(web.client(), f"{role}@newsroom.example")
         token = add_token(web.db_url, f"{role}@newsroom.example", role)[1]
         before = table_digests(web.db_url)
         for e in gets:
@@ -562,7 +531,7 @@ def test_the_token_string_is_nowhere_in_the_database(web: Web) -> None:
 
 def test_a_session_stops_working_after_a_password_reset(web: Web) -> None:
     user_id = add_user(web.db_url, "ana@newsroom.example", "analyst")
-    client = logged_in(web, "ana@newsroom.example")
+    client = logged_in(web.client(), "ana@newsroom.example")
     assert client.get("/").status_code == 200
     with psycopg.connect(web.db_url) as conn:
         users.reset_password(conn, user_id, auth.hash_password("one time password"))
@@ -572,11 +541,11 @@ def test_a_session_stops_working_after_a_password_reset(web: Web) -> None:
 
 def test_a_role_change_or_disabling_ends_the_users_sessions(web: Web) -> None:
     user_id = add_user(web.db_url, "ana@newsroom.example", "analyst")
-    client = logged_in(web, "ana@newsroom.example")
+    client = logged_in(web.client(), "ana@newsroom.example")
     with psycopg.connect(web.db_url) as conn:
         users.set_role(conn, user_id, "viewer")
     assert client.get("/").headers["location"] == auth.LOGIN_PATH
-    client = logged_in(web, "ana@newsroom.example")
+    client = logged_in(web.client(), "ana@newsroom.example")
     with psycopg.connect(web.db_url) as conn:
         users.set_disabled(conn, user_id, True)
     assert client.get("/").headers["location"] == auth.LOGIN_PATH
@@ -587,21 +556,27 @@ def test_a_role_change_or_disabling_ends_the_users_sessions(web: Web) -> None:
 
 def test_logging_out_everywhere_ends_the_sessions_on_other_devices(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
-    laptop, phone = logged_in(web, "ana@newsroom.example"), logged_in(web, "ana@newsroom.example")
+    laptop, phone = (
+        logged_in(web.client(), "ana@newsroom.example"),
+        logged_in(web.client(), "ana@newsroom.example"),
+    )
     response = laptop.post(
         auth.LOGOUT_EVERYWHERE_PATH, data={"csrf_token": csrf_token(laptop, "/")}
     )
     assert response.headers["location"] == auth.LOGIN_PATH
     assert phone.get("/").headers["location"] == auth.LOGIN_PATH
     assert laptop.get("/").headers["location"] == auth.LOGIN_PATH
-    assert logged_in(web, "ana@newsroom.example").get("/").status_code == 200
+    assert logged_in(web.client(), "ana@newsroom.example").get("/").status_code == 200
     actions = query(web.db_url, "SELECT actor, action FROM audit_log")
     assert actions == [("ana@newsroom.example", "user.sessions_ended")]
 
 
 def test_changing_ones_password_keeps_this_session_and_ends_the_others(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
-    laptop, phone = logged_in(web, "ana@newsroom.example"), logged_in(web, "ana@newsroom.example")
+    laptop, phone = (
+        logged_in(web.client(), "ana@newsroom.example"),
+        logged_in(web.client(), "ana@newsroom.example"),
+    )
     form = {
         "current_password": PASSWORD,
         "new_password": "a brand new password",

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from tests.conftest import free_port
+from tests.factories import add_feed, add_item, insert
 from tests.smtpsink import SmtpSink, outbox_statuses, text_of
 from tracker import alert_ops, alerts
 from tracker.alerts import SmtpMailer
@@ -27,36 +28,6 @@ pytestmark = pytest.mark.integration
 
 SECRET = "s" * 40
 PUBLIC = "http://tracker.example"
-
-
-def insert(conn: psycopg.Connection, statement: str, *params: Any) -> int:
-    row = conn.execute(statement + " RETURNING id", params).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def add_feed(conn: psycopg.Connection, title: str, kind: str = "media", tags: Any = ()) -> int:
-    return insert(
-        conn,
-        "INSERT INTO feeds (url, title, kind, language, tags) VALUES (%s, %s, %s, 'en', %s)",
-        f"https://{title.lower().replace(' ', '-')}.example/rss",
-        title,
-        kind,
-        list(tags),
-    )
-
-
-def add_item(conn: psycopg.Connection, feed_id: int, title: str, story: int | None = None) -> int:
-    return insert(
-        conn,
-        """INSERT INTO items (feed_id, dedupe_key, url, title, summary, content_hash, story_id)
-           VALUES (%s, %s, %s, %s, 'Pilots were seen near the border.', 'h', %s)""",
-        feed_id,
-        title,
-        f"https://news.example/{abs(hash(title))}",
-        title,
-        story,
-    )
 
 
 def classify(conn: psycopg.Connection, item_ids: list[int], probability: float = 0.9) -> int:
@@ -87,7 +58,13 @@ def test_a_matching_rumour_is_emailed_at_once_with_text_html_and_an_unsubscribe_
     courier = add_feed(conn, "Daily Courier", tags=["defence"])
     subscribe(conn, keywords=["f-16"], tags=["defence"])
     subscribe(conn, email="health@example.org", keywords=["vaccine"])
-    rumour = add_item(conn, courier, "F-16s fly secret missions over Ukraine")
+    rumour = add_item(
+        conn,
+        courier,
+        "F-16s fly secret missions over Ukraine",
+        "Pilots were seen near the border.",
+        url="https://news.example/f-16s",
+    )
     add_item(conn, courier, "Weather: sunny spells")
     assert classify(conn, [rumour, rumour + 1]) == 1
     with SmtpSink() as smtp:
@@ -120,7 +97,7 @@ def test_a_story_carried_by_several_outlets_alerts_a_subscriber_once(
     # Pairing groups the copies into one story after classification, before the relay runs.
     story = insert(conn, "INSERT INTO stories (title) VALUES ('F-16s')")
     conn.execute("UPDATE items SET story_id = %s WHERE id = ANY(%s)", (story, copies))
-    later = add_item(conn, outlets[0], "F-16s over Ukraine, again", story=story)
+    later = add_item(conn, outlets[0], "F-16s over Ukraine, again", story_id=story)
     assert classify(conn, [later]) == 1  # queued, then cancelled by the relay
     with SmtpSink() as smtp:
         assert relay(conn, smtp.port) == 1
@@ -168,7 +145,7 @@ def test_a_daily_digest_waits_for_the_chosen_local_time(conn: psycopg.Connection
 def follow_setup(conn: psycopg.Connection) -> tuple[list[int], int, int]:
     story = insert(conn, "INSERT INTO stories (title) VALUES ('F-16s')")
     rumours = [
-        add_item(conn, add_feed(conn, name), f"F-16s over Ukraine ({name})", story=story)
+        add_item(conn, add_feed(conn, name), f"F-16s over Ukraine ({name})", story_id=story)
         for name in ("Daily Courier", "Balkan Wire")
     ]
     ministry = add_feed(conn, "Ministry of Defence", kind="official")

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from tests.conftest import Endpoints
+from tests.factories import add_feed, add_item
 from tests.smtpsink import SmtpSink, outbox_statuses, text_of
 from tests.workerenv import smtp_port, worker_tasks
 from tracker import alerts
@@ -36,21 +37,9 @@ def tasks(
 
 
 def add_items(conn: psycopg.Connection, titles: list[str], story: int | None = None) -> list[int]:
-    feed = conn.execute(
-        "INSERT INTO feeds (url, title, kind) VALUES (%s, 'Daily Courier', 'media') RETURNING id",
-        (f"https://courier{len(titles)}-{titles[0][:3]}.example/rss",),
-    ).fetchone()
-    assert feed is not None
-    found = []
-    for title in titles:
-        row = conn.execute(
-            """INSERT INTO items (feed_id, dedupe_key, title, summary, content_hash, story_id)
-               VALUES (%s, %s, %s, 'Seen near the border.', 'h', %s) RETURNING id""",
-            (feed[0], title, title, story),
-        ).fetchone()
-        assert row is not None
-        found.append(int(row[0]))
-    return found
+    """Items of these titles in a Daily Courier feed of their own."""
+    feed = add_feed(conn, f"courier{len(titles)}-{titles[0][:3]}", title="Daily Courier")
+    return [add_item(conn, feed, t, "Seen near the border.", story_id=story) for t in titles]
 
 
 def classify_as_rumours(conn: psycopg.Connection, item_ids: list[int]) -> int:

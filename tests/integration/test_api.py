@@ -24,16 +24,13 @@ from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
 from tests.conftest import free_port
-from tests.rows import add_feed, insert
+from tests.factories import PASSWORD, T0, add_feed, add_item, add_pair, add_user, csrf_token, insert
 from tracker.config import Settings
 from tracker.storage import api_tokens, labels, reviews, users
 from tracker.web import auth
 from tracker.web.app import create_app
 
 pytestmark = pytest.mark.integration
-
-PASSWORD = "a long enough password"
-T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -59,65 +56,14 @@ def bearer(token: str) -> dict[str, str]:
 def api(conn: psycopg.Connection, db_url: str) -> Iterator[Api]:
     tokens = {}
     for role in ("viewer", "analyst", "admin"):
-        user = users.create(conn, f"{role}@newsroom.example", auth.hash_password(PASSWORD), role)
+        user_id = add_user(conn, f"{role}@newsroom.example", role)
         token = auth.new_api_token()
-        api_tokens.create(conn, user.id, "test", role, auth.token_digest(token))
+        api_tokens.create(conn, user_id, "test", role, auth.token_digest(token))
         tokens[role] = token
     settings = Settings(database_url=SecretStr(db_url), secret_key=SecretStr("x" * 40))
     app = create_app(settings)
     with TestClient(app):
         yield Api(app, conn, tokens)
-
-
-def add_item(
-    conn: psycopg.Connection,
-    feed_id: int,
-    title: str,
-    summary: str = "",
-    language: str | None = "en",
-    seen_at: datetime = T0,
-    story_id: int | None = None,
-) -> int:
-    return insert(
-        conn,
-        """INSERT INTO items (feed_id, dedupe_key, title, summary, language, published_at,
-                              content_hash, story_id)
-           VALUES (%s, gen_random_uuid()::text, %s, %s, %s, %s, 'h', %s)""",
-        feed_id,
-        title,
-        summary,
-        language,
-        seen_at,
-        story_id,
-    )
-
-
-def add_pair(
-    conn: psycopg.Connection,
-    rumour_id: int,
-    clarification_id: int,
-    score: float = 0.5,
-    status: str = "suggested",
-    created_at: datetime = T0,
-) -> int:
-    return insert(
-        conn,
-        """INSERT INTO pairs (rumour_id, clarification_id, score, explanation, scorer_version,
-                              status, created_at)
-           VALUES (%s, %s, %s, %s, 'test', %s, %s)""",
-        rumour_id,
-        clarification_id,
-        score,
-        Jsonb({"shared_terms": ["f-16"]}),
-        status,
-        created_at,
-    )
-
-
-def csrf_token(client: TestClient) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
-    assert found
-    return found.group(1)
 
 
 def api_routes(app: FastAPI) -> list[tuple[str, str]]:

@@ -16,15 +16,8 @@ from alembic import command
 from psycopg import sql
 
 from tests.conftest import free_port, run_tracker
-from tests.integration.test_up import (
-    CSRF,
-    DEADLINE_S,
-    Up,
-    clean_env,
-    cli,
-    embedded_only,
-    log_in,
-)
+from tests.factories import CSRF_INPUT, log_in
+from tests.integration.test_up import DEADLINE_S, Up, clean_env, cli, embedded_only
 from tracker import embedded
 from tracker.storage import backups, db
 
@@ -100,8 +93,8 @@ def test_a_backup_taken_while_running_restores_equal_and_serves_the_same_queue(
         pairs = wait_for_quiet_pairs(source, up)
         cli(source, "alerts", "subscribe", "desk@newsroom.example", "--keyword", "F-16")
         browser = httpx.Client(base_url=up.url, timeout=10)
-        page = log_in(browser, "admin@localhost", password)
-        token = CSRF.findall(page.text)[0]
+        page = log_in(browser, "admin@localhost", password, follow_redirects=True)
+        token = CSRF_INPUT.findall(page.text)[0]
         new_password = "a-long-new-password-42"
         browser.post(
             "/account/password",
@@ -112,7 +105,7 @@ def test_a_backup_taken_while_running_restores_equal_and_serves_the_same_queue(
                 "new_password_again": new_password,
             },
         )
-        token = CSRF.findall(browser.get("/").text)[0]
+        token = CSRF_INPUT.findall(browser.get("/").text)[0]
         decided = browser.post(
             f"/pairs/{pairs[-1]['id']}/decision",
             data={"csrf_token": token, "decision": "reject", "reason": "different event"},

@@ -65,7 +65,15 @@ def test_cpu_is_accounted_to_workers_the_sessions_and_the_server(
     figures: dict[str, Any],
 ) -> None:
     cpu = figures["two_workers"]["cpu_s"]
-    assert cpu["workers"] > 0 and cpu["server_and_dispatch"] >= 0
-    assert cpu["machine_capacity"] > 0
+    # This process (corpus server and dispatcher) may spend as little as a 10 ms tick or two,
+    # so no lower bound beyond zero; but sending the feeds costs less than the workers' parsing
+    # them, and what the run spent fits in what the machine had.
+    assert cpu["workers"] > 0
+    assert 0 <= cpu["server_and_dispatch"] < cpu["workers"] + 1
+    ours = cpu["workers"] + (cpu["db_sessions"] or 0) + cpu["server_and_dispatch"]
+    assert ours <= cpu["machine_capacity"]
+    if cpu["machine_busy"] is not None:
+        # The rest of the machine is what it spent beyond ours (rounded to hundredths each).
+        assert cpu["everything_else"] == pytest.approx(cpu["machine_busy"] - ours, abs=0.05)
     # Sessions are measured only when PostgreSQL runs on this machine, as in the tests.
     assert cpu["db_sessions"] is None or cpu["db_sessions"] > 0

@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from tests.factories import add_user, csrf_token, log_in
 from tests.integration.test_api import served
-from tests.integration.test_web import add_user, csrf_token, log_in
 from tracker.config import Settings
 from tracker.web.app import create_app
 from tracker.web.feed_views import OPML_UPLOAD_MAX_BYTES

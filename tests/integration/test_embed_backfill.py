@@ -12,7 +12,7 @@ import pytest
 
 from classifiers import embedder
 from tests.conftest import free_port, run_tracker
-from tests.rows import entry
+from tests.factories import entry
 from tracker import classify, embed_backfill
 from tracker.domain import Prediction, TextForModel
 from tracker.model_registry import item_classifier

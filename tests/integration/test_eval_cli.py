@@ -106,11 +106,15 @@ def test_train_pair_with_checkthat_data_reports_the_champion_decision(
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout)
     assert outcome["kind"] == "pair" and outcome["metric"] == "map@5"
-    assert isinstance(outcome["activated"], bool)
+    assert 0 <= outcome["challenger"] <= 1
+    # A challenger is activated when there is no champion or it scores no worse than one.
+    champion = outcome["champion"]
+    assert outcome["activated"] is (champion is None or outcome["challenger"] >= champion)
     listed = json.loads(
         run_tracker("models", "list", "--kind", "pair", "--json", env=cli_env).stdout
     )
-    assert outcome["version"] in [m["version"] for m in listed]
+    active = {m["version"]: m["active"] for m in listed}
+    assert active[outcome["version"]] is outcome["activated"]
 
 
 def test_eval_scores_the_shipped_and_the_active_models_without_training(

@@ -4,7 +4,7 @@ audit entries, and analysts refused."""
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,9 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from tests.factories import add_feed, add_user, csrf_token, log_in
 from tests.feedserver import FeedServer, Route
 from tests.integration.test_access import add_token
-from tests.integration.test_web import add_user, csrf_token, log_in, query
+from tests.integration.test_web import query
 from tracker.config import Settings
 from tracker.demo import FEEDS_DIR
 from tracker.web.app import create_app
@@ -158,15 +159,6 @@ def test_an_opml_upload_reports_added_skipped_and_errors_and_exports_back(
     ]
 
 
-def add_feed(db_url: str) -> int:
-    row = query(
-        db_url,
-        """INSERT INTO feeds (url, kind, next_poll_at) VALUES ('https://a.example/rss', 'media',
-           now() + interval '1 hour') RETURNING id""",
-    )
-    return int(row[0][0])
-
-
 def next_poll(db_url: str, feed_id: int) -> datetime:
     value = query(db_url, "SELECT next_poll_at FROM feeds WHERE id = %s", feed_id)[0][0]
     assert isinstance(value, datetime)
@@ -176,7 +168,9 @@ def next_poll(db_url: str, feed_id: int) -> datetime:
 def test_poll_now_makes_the_feed_due_and_disable_and_enable_are_audited(
     admin: TestClient, db_url: str
 ) -> None:
-    feed_id = add_feed(db_url)
+    feed_id = add_feed(
+        db_url, "a", titled=False, next_poll_at=datetime.now(UTC) + timedelta(hours=1)
+    )
     assert next_poll(db_url, feed_id) > datetime.now(UTC)
     polled = post(admin, f"/feeds/{feed_id}/poll")
     assert polled.status_code == 303 and next_poll(db_url, feed_id) <= datetime.now(UTC)
@@ -193,7 +187,9 @@ def test_poll_now_makes_the_feed_due_and_disable_and_enable_are_audited(
 
 
 def test_an_analyst_sees_feed_health_but_may_not_change_feeds(db_url: str) -> None:
-    feed_id = add_feed(db_url)
+    feed_id = add_feed(
+        db_url, "a", titled=False, next_poll_at=datetime.now(UTC) + timedelta(hours=1)
+    )
     with make_client(db_url) as client:
         add_user(db_url, ANA, "analyst")
         log_in(client, ANA)

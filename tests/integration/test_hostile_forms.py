@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from tests import tally
-from tests.integration.test_access import Clock, add_user, csrf_token, log_in, make_app
-from tests.integration.test_api import add_feed, add_item, add_pair, insert
+from tests.factories import add_feed, add_item, add_pair, add_user, csrf_token, insert, log_in
+from tests.integration.test_access import Clock, make_app
 from tests.tally import counted
 
 pytestmark = pytest.mark.integration

@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import run_tracker
+from tests.factories import add_user, insert, log_in
 from tests.feedserver import FeedServer, Route
 from tests.integration.test_ingest import LOOPBACK, lease_all, refresh
-from tests.integration.test_web import add_user, log_in, make_app
-from tests.rows import insert
+from tests.integration.test_web import make_app
 from tracker.feeds import archive
 from tracker.storage import feeds
 

@@ -4,7 +4,7 @@ pages, highlighted excerpts, item detail, inert hostile markup and roles."""
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from html.parser import HTMLParser
 from typing import Any
 
@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
-from tests.rows import add_feed, insert
+from tests.factories import T0, add_feed, add_item, add_user, csrf_token, insert, logged_in
 from tracker.config import Settings
 from tracker.storage import api_tokens, labels, users
 from tracker.web import auth
@@ -24,10 +24,7 @@ from tracker.web.item_views import PAGE_SIZE
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "a long enough password"
-CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 HIT = re.compile(r'<li class="hit" id="item-(\d+)">')
-T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -38,14 +35,11 @@ class Web:
     def client(self) -> TestClient:
         return TestClient(self.app, follow_redirects=False)
 
-    def log_in(self, role: str) -> TestClient:
+    def session(self, role: str) -> TestClient:
+        """A new client logged in as <role>@newsroom.example (added the first time)."""
         email = f"{role}@newsroom.example"
-        if users.get_by_email(self.conn, email) is None:
-            users.create(self.conn, email, auth.hash_password(PASSWORD), role)
-        client = self.client()
-        form = {"email": email, "password": PASSWORD, "csrf_token": csrf(client, "/login")}
-        assert client.post("/login", data=form).status_code == 303
-        return client
+        add_user(self.conn, email, role, exist_ok=True)
+        return logged_in(self.client(), email)
 
 
 @pytest.fixture
@@ -53,40 +47,6 @@ def web(conn: psycopg.Connection, db_url: str) -> Iterator[Web]:
     app = create_app(Settings(database_url=SecretStr(db_url), secret_key=SecretStr("x" * 40)))
     with TestClient(app):
         yield Web(app, conn)
-
-
-def csrf(client: TestClient, path: str) -> str:
-    found = CSRF_INPUT.search(client.get(path).text)
-    assert found, f"no CSRF field on {path}"
-    return found.group(1)
-
-
-def add_item(
-    conn: psycopg.Connection,
-    feed_id: int,
-    title: str,
-    summary: str = "",
-    language: str | None = "en",
-    seen_at: datetime = T0,
-    content_html: str = "",
-    url: str | None = None,
-    story_id: int | None = None,
-) -> int:
-    # Written straight to the table, past ingestion's sanitiser: the pages must be safe alone.
-    return insert(
-        conn,
-        """INSERT INTO items (feed_id, dedupe_key, title, summary, language, published_at,
-                              content_hash, content_html, url, story_id)
-           VALUES (%s, gen_random_uuid()::text, %s, %s, %s, %s, 'h', %s, %s, %s)""",
-        feed_id,
-        title,
-        summary,
-        language,
-        seen_at,
-        content_html,
-        url,
-        story_id,
-    )
 
 
 def classify(conn: psycopg.Connection, item_id: int, label: str, version: str = "m1") -> None:
@@ -110,7 +70,7 @@ def test_an_english_search_for_ministries_finds_the_ministry(web: Web) -> None:
     feed = add_feed(web.conn, "courier")
     ministry = add_item(web.conn, feed, "The Ministry denies the report", "A statement.")
     add_item(web.conn, feed, "Weather for the weekend", "Sunny.")
-    client = web.log_in("viewer")
+    client = web.session("viewer")
     assert hits(client, q="ministries") == [ministry]
     assert hits(client, q="MINISTRIES", language="en") == [ministry]
     # The API's search reads the same stemmed words.
@@ -134,7 +94,7 @@ def test_a_romanian_search_finds_another_inflection_of_the_word(web: Web) -> Non
         language="ro",
     )
     en = add_item(web.conn, feed, "Information about jets", "Nothing here.")
-    client = web.log_in("viewer")
+    client = web.session("viewer")
     # "informației" (genitive singular) is not a word of the text; its stem is.
     assert hits(client, q="informației") == [ro]
     assert hits(client, q="informației", language="ro") == [ro]
@@ -149,7 +109,7 @@ def test_ukrainian_is_searched_with_the_simple_configuration(web: Web) -> None:
     )
     config = web.conn.execute("SELECT item_search_config('uk')::text").fetchone()
     assert config == ("simple",)
-    client = web.log_in("viewer")
+    client = web.session("viewer")
     assert hits(client, q="ОБОРОНИ") == [uk]
     assert hits(client, q="оборони", language="uk") == [uk]
     # No stemming for Ukrainian: another case of the word is another word.
@@ -159,7 +119,7 @@ def test_ukrainian_is_searched_with_the_simple_configuration(web: Web) -> None:
 def test_matched_words_are_highlighted_in_the_title_and_the_excerpt(web: Web) -> None:
     feed = add_feed(web.conn, "courier")
     add_item(web.conn, feed, "Ministry denies report", "The ministries of defence said no.")
-    page = web.log_in("viewer").get("/items", params={"q": "ministry"}).text
+    page = web.session("viewer").get("/items", params={"q": "ministry"}).text
     assert "<mark>Ministry</mark> denies report" in page
     assert "The <mark>ministries</mark> of defence" in page
 
@@ -172,7 +132,7 @@ def test_by_rank_a_title_match_comes_before_a_summary_match_and_by_recency_newes
     newer_summary = add_item(
         web.conn, feed, "Statement", "From the ministry.", seen_at=T0 + timedelta(days=1)
     )
-    client = web.log_in("viewer")
+    client = web.session("viewer")
     assert hits(client, q="ministry") == [older_title, newer_summary]  # rank is the default
     assert hits(client, q="ministry", sort="recent") == [newer_summary, older_title]
 
@@ -189,7 +149,7 @@ def test_filters_select_by_language_feed_kind_label_and_date_range(web: Web) -> 
     classify(c, en_rumour, "rumour")
     classify(c, ro_official, "clarification")
     classify(c, later, "other")
-    client = web.log_in("viewer")
+    client = web.session("viewer")
     assert hits(client, language="ro") == [ro_official]
     assert hits(client, kind="official") == [ro_official]
     assert hits(client, label="rumour") == [en_rumour]
@@ -205,7 +165,7 @@ def test_filters_select_by_language_feed_kind_label_and_date_range(web: Web) -> 
 def test_bad_filters_get_a_message_and_the_rest_of_the_search_still_runs(web: Web) -> None:
     feed = add_feed(web.conn, "courier")
     item = add_item(web.conn, feed, "Ministry statement")
-    client = web.log_in("viewer")
+    client = web.session("viewer")
     response = client.get(
         "/items",
         params={"q": "ministry", "kind": "tabloid", "from": "yesterday", "page": "0", "sort": "x"},
@@ -226,7 +186,7 @@ def test_pages_cover_every_item_once_and_link_to_each_other(web: Web) -> None:
         add_item(web.conn, feed, f"Ministry note {n}", seen_at=T0 + timedelta(minutes=n // 3))
         for n in range(PAGE_SIZE + 7)
     ]
-    client = web.log_in("viewer")
+    client = web.session("viewer")
     first = client.get("/items", params={"q": "ministry", "sort": "recent"}).text
     assert 'rel="next"' in first and 'rel="prev"' not in first
     second = client.get("/items", params={"q": "ministry", "sort": "recent", "page": 2}).text
@@ -248,7 +208,7 @@ def test_a_story_link_lists_the_storys_items(web: Web) -> None:
     story = insert(c, "INSERT INTO stories (title, first_seen_at) VALUES ('Jets', %s)", T0)
     inside = add_item(c, feed, "Jets seen", story_id=story)
     add_item(c, feed, "Jets not in it")
-    assert hits(web.log_in("viewer"), story=story) == [inside]
+    assert hits(web.session("viewer"), story=story) == [inside]
 
 
 # --- item detail ------------------------------------------------------------------------------
@@ -262,14 +222,14 @@ def test_an_item_page_shows_history_labels_story_pairs_and_the_relabel_form(web:
     clarification = add_item(c, official, "The ministry clarifies")
     classify(c, rumour, "other", "m1")
     classify(c, rumour, "rumour", "m2")
-    analyst = users.create(c, "ana@newsroom.example", auth.hash_password(PASSWORD), "analyst")
-    labels.add_item_label(c, rumour, "rumour", analyst.id)
+    analyst = add_user(c, "ana@newsroom.example", "analyst")
+    labels.add_item_label(c, rumour, "rumour", analyst)
     c.execute(
         """INSERT INTO pairs (rumour_id, clarification_id, score, explanation, scorer_version)
            VALUES (%s, %s, 0.87, %s, 'test')""",
         (rumour, clarification, Jsonb({})),
     )
-    client = web.log_in("analyst")
+    client = web.session("analyst")
     page = client.get(f"/items/{rumour}").text
     assert '<a href="https://courier.example/jets" rel="noopener noreferrer"' in page
     assert re.search(r"<td>m1</td><td>other</td><td>0.80</td>", page)
@@ -281,7 +241,7 @@ def test_an_item_page_shows_history_labels_story_pairs_and_the_relabel_form(web:
     assert "0.87" in page
     assert f'action="/items/{rumour}/label"' in page
     # The form works as it stands: its CSRF token and its way back.
-    form = {"csrf_token": csrf(client, f"/items/{rumour}"), "label": "other"}
+    form = {"csrf_token": csrf_token(client, f"/items/{rumour}"), "label": "other"}
     form["back"] = f"/items/{rumour}"
     answer = client.post(f"/items/{rumour}/label", data=form, headers={"accept": "text/html"})
     assert answer.status_code == 303 and answer.headers["location"] == f"/items/{rumour}"
@@ -297,14 +257,14 @@ def test_a_summary_the_content_opens_with_is_shown_once(web: Web) -> None:
         web.conn, feed, "F-16s", summary, content_html=f"<p>{summary}</p><p>More text.</p>"
     )
     apart = add_item(web.conn, feed, "F-16s again", summary, content_html="<p>Other text.</p>")
-    client = web.log_in("viewer")
+    client = web.session("viewer")
     assert client.get(f"/items/{echoed}").text.count(summary) == 1
     assert client.get(f"/items/{apart}").text.count(summary) == 1
     assert "Other text." in client.get(f"/items/{apart}").text
 
 
 def test_a_missing_item_is_a_404_page(web: Web) -> None:
-    client = web.log_in("viewer")
+    client = web.session("viewer")
     assert client.get("/items/999999").status_code == 404
     assert client.get("/items/0").status_code == 422
 
@@ -352,7 +312,7 @@ def test_hostile_markup_in_title_summary_and_content_is_inert_on_both_pages(web:
         content_html=XSS_CONTENT,
         url="javascript:alert(6)",
     )
-    client = web.log_in("viewer")
+    client = web.session("viewer")
     search = client.get("/items", params={"q": "ministry"}).text
     assert [int(i) for i in HIT.findall(search)] == [item]
     assert_inert(search)
@@ -378,11 +338,11 @@ def test_anonymous_visitors_are_sent_to_log_in_and_viewers_get_no_relabel_form(w
         response = anonymous.get(path, headers={"accept": "text/html"})
         assert response.status_code in (302, 303), path
         assert response.headers["location"].startswith("/login")
-    viewer = web.log_in("viewer")
+    viewer = web.session("viewer")
     page = viewer.get(f"/items/{item}").text
     assert "Ministry statement" in page
     assert f'action="/items/{item}/label"' not in page
-    form = {"csrf_token": csrf(viewer, "/items"), "label": "rumour"}
+    form = {"csrf_token": csrf_token(viewer, "/items"), "label": "rumour"}
     assert viewer.post(f"/items/{item}/label", data=form).status_code == 403
     assert labels_of(web.conn, item) == []
 

@@ -18,8 +18,9 @@ from classifiers.artifacts import ArtifactError
 from classifiers.item_model import ItemClassifier
 from classifiers.seed import load_seed
 from tests.conftest import run_tracker
+from tests.factories import add_user, csrf_token, log_in
 from tests.integration.test_access import add_token
-from tests.integration.test_web import add_user, csrf_token, log_in, make_app, query
+from tests.integration.test_web import make_app, query
 from tracker import model_admin, model_registry, training
 from tracker.storage import models
 

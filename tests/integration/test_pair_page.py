@@ -7,15 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.integration.test_review_queue import (
-    Clock,
-    Web,
-    add_pair,
-    add_user,
-    log_in,
-    rows,
-    token,
-)
+from tests.factories import add_queue_pair, add_user, csrf_token, logged_in
+from tests.integration.test_review_queue import Clock, Web, rows
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +42,7 @@ def ids(db_url: str, pair_id: int) -> tuple[int, int, int]:
 
 def test_the_pair_page_shows_both_texts_in_full_with_links_inside_the_app(web: Web) -> None:
     add_user(web.db_url, "vi@newsroom.example", "viewer")
-    pair = add_pair(web.db_url, 0.83)
+    pair = add_queue_pair(web.db_url, 0.83)
     rows(
         web.db_url,
         "UPDATE items SET summary = %s, url = 'https://ministry.example/a' "
@@ -58,7 +51,7 @@ def test_the_pair_page_shows_both_texts_in_full_with_links_inside_the_app(web: W
         pair,
     )
     rumour, clarification, story = ids(web.db_url, pair)
-    viewer = log_in(web, "vi@newsroom.example")
+    viewer = logged_in(web.client(), "vi@newsroom.example")
     page = viewer.get(f"/pairs/{pair}")
     assert page.status_code == 200
     assert LONG.strip() in page.text
@@ -77,9 +70,9 @@ def test_the_pair_page_shows_both_texts_in_full_with_links_inside_the_app(web: W
 
 def test_an_analyst_decides_and_undoes_on_the_pair_page_and_sees_the_history(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
-    pair = add_pair(web.db_url, 0.7)
-    ana = log_in(web, "ana@newsroom.example")
-    form = {"csrf_token": token(ana, f"/pairs/{pair}"), "back": f"/pairs/{pair}"}
+    pair = add_queue_pair(web.db_url, 0.7)
+    ana = logged_in(web.client(), "ana@newsroom.example")
+    form = {"csrf_token": csrf_token(ana, f"/pairs/{pair}"), "back": f"/pairs/{pair}"}
     confirmed = ana.post(f"/pairs/{pair}/decision", data={**form, "decision": "confirm"})
     assert confirmed.headers["location"] == f"/pairs/{pair}"
     page = ana.get(f"/pairs/{pair}").text
@@ -94,13 +87,13 @@ def test_an_analyst_decides_and_undoes_on_the_pair_page_and_sees_the_history(web
 
 def test_a_rejection_needs_a_reason_on_every_page(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
-    pair = add_pair(web.db_url, 0.7)
-    ana = log_in(web, "ana@newsroom.example")
+    pair = add_queue_pair(web.db_url, 0.7)
+    ana = logged_in(web.client(), "ana@newsroom.example")
     for page in ("/", "/pairs?status=suggested", f"/pairs/{pair}"):
         html = ana.get(page).text
         assert re.search(r'name="reason"[^>]*required', html), page
         assert "(optional)" not in html, page
-    blank = {"csrf_token": token(ana), "decision": "reject", "reason": "  "}
+    blank = {"csrf_token": csrf_token(ana, "/"), "decision": "reject", "reason": "  "}
     refused = ana.post(f"/pairs/{pair}/decision", data=blank)
     assert refused.status_code == 400 and "A rejection needs a reason." in refused.text
     assert rows(web.db_url, "SELECT status FROM pairs") == [("suggested",)]
@@ -113,25 +106,25 @@ def test_a_rejection_needs_a_reason_on_every_page(web: Web) -> None:
 
 def test_an_auto_confirmed_pair_says_nobody_reviewed_it(web: Web) -> None:
     add_user(web.db_url, "vi@newsroom.example", "viewer")
-    pair = add_pair(web.db_url, 0.99)
+    pair = add_queue_pair(web.db_url, 0.99)
     rows(web.db_url, "UPDATE pairs SET status = 'confirmed' RETURNING id")
-    page = log_in(web, "vi@newsroom.example").get(f"/pairs/{pair}").text
+    page = logged_in(web.client(), "vi@newsroom.example").get(f"/pairs/{pair}").text
     assert "Confirmed automatically" in page
 
 
 def test_following_from_the_queue_stays_there_with_words_that_fit_the_story(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
-    first = add_pair(web.db_url, 0.9)
-    second = add_pair(web.db_url, 0.8)
+    first = add_queue_pair(web.db_url, 0.9)
+    second = add_queue_pair(web.db_url, 0.8)
     rows(web.db_url, "UPDATE pairs SET status = 'confirmed' WHERE id = %s RETURNING id", second)
-    ana = log_in(web, "ana@newsroom.example")
+    ana = logged_in(web.client(), "ana@newsroom.example")
     queue = ana.get("/").text
     _, _, story = ids(web.db_url, first)
     rumour = ids(web.db_url, first)[0]
     assert f'href="/items/{rumour}"' in queue, "queue titles open the item page"
     assert f'href="/pairs/{first}"' in queue
     followed = ana.post(
-        "/alerts/follow", data={"csrf_token": token(ana), "story_id": story, "back": "/"}
+        "/alerts/follow", data={"csrf_token": csrf_token(ana, "/"), "story_id": story, "back": "/"}
     )
     assert followed.headers["location"] == "/"
     assert notice(ana.get("/").text) == (
@@ -141,7 +134,7 @@ def test_following_from_the_queue_stays_there_with_words_that_fit_the_story(web:
     _, _, answered = ids(web.db_url, second)
     ana.post(
         "/alerts/follow",
-        data={"csrf_token": token(ana), "story_id": answered, "back": f"/pairs/{second}"},
+        data={"csrf_token": csrf_token(ana, "/"), "story_id": answered, "back": f"/pairs/{second}"},
     )
     assert "It is already clarified" in notice(ana.get(f"/pairs/{second}").text)
 
@@ -152,8 +145,8 @@ def alerts_queued(db_url: str) -> int:
 
 def test_automatically_confirmed_pairs_have_a_filter_and_a_daily_spot_check(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
-    auto = [add_pair(web.db_url, 0.99) for _ in range(12)]
-    reviewed = add_pair(web.db_url, 0.98)
+    auto = [add_queue_pair(web.db_url, 0.99) for _ in range(12)]
+    reviewed = add_queue_pair(web.db_url, 0.98)
     rows(web.db_url, "UPDATE pairs SET status = 'confirmed' RETURNING id")
     rows(
         web.db_url,
@@ -161,7 +154,7 @@ def test_automatically_confirmed_pairs_have_a_filter_and_a_daily_spot_check(web:
            VALUES (%s, 'confirm', 'suggested') RETURNING id""",
         reviewed,
     )
-    ana = log_in(web, "ana@newsroom.example")
+    ana = logged_in(web.client(), "ana@newsroom.example")
     listed = {int(i) for i in re.findall(r'id="pair-(\d+)"', ana.get("/pairs?status=auto").text)}
     assert listed == set(auto), "the reviewed pair is not among the automatic ones"
     today = re.findall(r'id="pair-(\d+)"', ana.get("/pairs?status=spot-check").text)
@@ -174,12 +167,12 @@ def test_automatically_confirmed_pairs_have_a_filter_and_a_daily_spot_check(web:
 
 def test_an_analyst_rejects_a_wrong_automatic_confirmation_and_can_undo_it(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
-    wrong, right = add_pair(web.db_url, 0.99), add_pair(web.db_url, 0.99)
+    wrong, right = add_queue_pair(web.db_url, 0.99), add_queue_pair(web.db_url, 0.99)
     rows(web.db_url, "UPDATE pairs SET status = 'confirmed' RETURNING id")
-    ana = log_in(web, "ana@newsroom.example")
+    ana = logged_in(web.client(), "ana@newsroom.example")
     page = " ".join(ana.get(f"/pairs/{wrong}").text.split())
     assert "Nobody has checked it yet" in page and ">It is right<" in page and "Skip" not in page
-    form = {"csrf_token": token(ana, f"/pairs/{wrong}"), "back": "/pairs?status=spot-check"}
+    form = {"csrf_token": csrf_token(ana, f"/pairs/{wrong}"), "back": "/pairs?status=spot-check"}
     rejected = ana.post(
         f"/pairs/{wrong}/decision", data={**form, "decision": "reject", "reason": "other event"}
     )

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from classifiers import embedder
-from tests.rows import entry
+from tests.factories import entry
 from tracker import classify, pairing
 from tracker.config import Settings
 from tracker.domain import ParsedEntry

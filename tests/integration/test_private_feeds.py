@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
 
 from tests.conftest import run_tracker
+from tests.factories import add_user, csrf_token, log_in
 from tests.integration.test_access import add_token
 from tests.integration.test_feed_pages import BOSS, ERROR, make_client, post, text_of
-from tests.integration.test_web import add_user, csrf_token, log_in, query
+from tests.integration.test_web import query
 from tracker import logs
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from tests.conftest import Endpoints, run_tracker
-from tests.rows import add_feed, insert
+from tests.factories import add_feed, add_item, add_pair, insert
 from tests.workerenv import worker_tasks
 from tracker import retention
 
@@ -16,55 +16,32 @@ OLD = NOW - timedelta(days=400)
 POLICY = retention.Policy(items_days=365, decisions_days=0, batch=2, pause_s=0)
 
 
-def add_item(conn: psycopg.Connection, feed: int, key: str, fetched_at: datetime) -> int:
-    return insert(
-        conn,
-        "INSERT INTO items (feed_id, dedupe_key, title, content_hash, fetched_at) "
-        "VALUES (%s, %s, %s, 'h', %s)",
-        feed,
-        key,
-        f"item {key}",
-        fetched_at,
-    )
-
-
-def add_pair(conn: psycopg.Connection, rumour: int, clarification: int, status: str) -> int:
-    return insert(
-        conn,
-        "INSERT INTO pairs (rumour_id, clarification_id, score, scorer_version, status) "
-        "VALUES (%s, %s, 0.5, 'test', %s)",
-        rumour,
-        clarification,
-        status,
-    )
-
-
 def world(conn: psycopg.Connection) -> dict[str, int]:
     """One old item per reason to keep, old items with none, and new items; by name."""
     media, social = add_feed(conn, "courier"), add_feed(conn, "social", "social")
     factcheck, official = add_feed(conn, "checker", "factcheck"), add_feed(conn, "mod", "official")
-    made = {name: add_item(conn, media, name, OLD) for name in (
+    made = {name: add_item(conn, media, name, fetched_at=OLD) for name in (
         "suggested", "confirmed", "rejected reviewed", "rejected unreviewed",
         "in story", "labelled", "followed", "plain", "plain 2",
     )}  # fmt: skip
-    made["social plain"] = add_item(conn, social, "social plain", OLD)
-    made["fact-check"] = add_item(conn, factcheck, "fact-check", OLD)
-    made["official"] = add_item(conn, official, "official", OLD)
-    made["new"] = add_item(conn, media, "new", NOW - timedelta(days=3))
-    made["new clarification"] = add_item(conn, factcheck, "new clarification", NOW)
+    made["social plain"] = add_item(conn, social, "social plain", fetched_at=OLD)
+    made["fact-check"] = add_item(conn, factcheck, "fact-check", fetched_at=OLD)
+    made["official"] = add_item(conn, official, "official", fetched_at=OLD)
+    made["new"] = add_item(conn, media, "new", fetched_at=NOW - timedelta(days=3))
+    made["new clarification"] = add_item(conn, factcheck, "new clarification", fetched_at=NOW)
     user = insert(
         conn,
         "INSERT INTO users (email, password_hash, role) VALUES ('a@x.example', 'x', 'analyst')",
     )
-    add_pair(conn, made["suggested"], made["new clarification"], "suggested")
-    add_pair(conn, made["confirmed"], made["fact-check"], "confirmed")
-    reviewed = add_pair(conn, made["rejected reviewed"], made["official"], "rejected")
+    add_pair(conn, made["suggested"], made["new clarification"], status="suggested")
+    add_pair(conn, made["confirmed"], made["fact-check"], status="confirmed")
+    reviewed = add_pair(conn, made["rejected reviewed"], made["official"], status="rejected")
     conn.execute(
         "INSERT INTO reviews (pair_id, user_id, decision, reason, created_at) "
         "VALUES (%s, %s, 'reject', 'other event', %s)",
         (reviewed, user, OLD),
     )
-    add_pair(conn, made["rejected unreviewed"], made["fact-check"], "rejected")
+    add_pair(conn, made["rejected unreviewed"], made["fact-check"], status="rejected")
     story = insert(conn, "INSERT INTO stories (title) VALUES ('F-16s')")
     conn.execute("UPDATE items SET story_id = %s WHERE id = %s", (story, made["in story"]))
     conn.execute(

@@ -10,18 +10,15 @@ import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
+from tests.factories import add_queue_pair, add_user, csrf_token, logged_in
 from tracker.config import Settings
-from tracker.storage import labels, reviews, users
+from tracker.storage import labels, reviews
 from tracker.web.app import create_app
-from tracker.web.auth import hash_password
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "a long enough password"
-CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 PAIR_ARTICLE = re.compile(r'<article class="pair[^"]*" id="pair-(\d+)"')
 
 
@@ -66,93 +63,22 @@ def rows(db_url: str, statement: str, *params: Any) -> list[tuple[Any, ...]]:
         return conn.execute(statement, params).fetchall()
 
 
-def add_user(db_url: str, email: str, role: str) -> int:
-    with psycopg.connect(db_url) as conn:
-        return users.create(conn, email, hash_password(PASSWORD), role).id
-
-
-def log_in(web: Web, email: str) -> TestClient:
-    client = web.client()
-    form = {"email": email, "password": PASSWORD, "csrf_token": token(client, "/login")}
-    assert client.post("/login", data=form).status_code == 303
-    return client
-
-
-def token(client: TestClient, path: str = "/") -> str:
-    found = CSRF_INPUT.search(client.get(path).text)
-    assert found, f"no CSRF field on {path}"
-    return found.group(1)
-
-
 def shown_pairs(response: httpx.Response) -> list[int]:
     assert response.status_code == 200, response.text
     return [int(found) for found in PAIR_ARTICLE.findall(response.text)]
 
 
 def post(client: TestClient, path: str, **form: str) -> httpx.Response:
-    return client.post(path, data={"csrf_token": token(client), **form})
-
-
-def add_pair(
-    db_url: str,
-    score: float,
-    *,
-    rumour: str = "Troops are massing at the border",
-    clarification: str = "Ministry: no troops at the border",
-    language: str = "en",
-    kind: str = "official",
-    tags: tuple[str, ...] = (),
-    terms: tuple[str, ...] = ("troops", "border"),
-    created_at: datetime | None = None,
-) -> int:
-    with psycopg.connect(db_url) as conn:
-        n = one(conn, "SELECT count(*) FROM feeds")
-        media = one(
-            conn,
-            "INSERT INTO feeds (url, title, kind) VALUES (%s, 'Courier', 'media') RETURNING id",
-            f"https://courier{n}.example/rss",
-        )
-        official = one(
-            conn,
-            "INSERT INTO feeds (url, title, kind, tags) VALUES (%s, 'Ministry', %s, %s) "
-            "RETURNING id",
-            f"https://ministry{n}.example/rss",
-            kind,
-            list(tags),
-        )
-        story = one(conn, "INSERT INTO stories (title) VALUES (%s) RETURNING id", rumour)
-        item = (
-            "INSERT INTO items (feed_id, dedupe_key, title, summary, content_hash, story_id, "
-            "language, published_at) VALUES (%s, %s, %s, %s, 'h', %s, %s, %s) RETURNING id"
-        )
-        seen = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
-        rumour_id = one(conn, item, media, f"r{n}", rumour, "", story, language, seen)
-        one(conn, item, official, f"e{n}", "echo " + rumour, "", story, language, seen)
-        clarification_id = one(
-            conn, item, official, f"c{n}", clarification, "", None, language, seen
-        )
-        return int(
-            one(
-                conn,
-                """INSERT INTO pairs (rumour_id, clarification_id, score, explanation,
-                       scorer_version, created_at)
-                   VALUES (%s, %s, %s, %s, 'test', coalesce(%s, now())) RETURNING id""",
-                rumour_id,
-                clarification_id,
-                score,
-                Jsonb({"shared_terms": list(terms)}),
-                created_at,
-            )
-        )
+    return client.post(path, data={"csrf_token": csrf_token(client, "/"), **form})
 
 
 def test_the_queue_ranks_by_score_then_recency_and_shows_spread_and_language(web: Web) -> None:
     add_user(web.db_url, "vic@newsroom.example", "viewer")
     old = datetime(2026, 11, 1, tzinfo=UTC)
-    low = add_pair(web.db_url, 0.40)
-    high_old = add_pair(web.db_url, 0.90, created_at=old, language="ro")
-    high_new = add_pair(web.db_url, 0.90)
-    page = log_in(web, "vic@newsroom.example").get("/")
+    low = add_queue_pair(web.db_url, 0.40)
+    high_old = add_queue_pair(web.db_url, 0.90, created_at=old, language="ro")
+    high_new = add_queue_pair(web.db_url, 0.90)
+    page = logged_in(web.client(), "vic@newsroom.example").get("/")
     assert shown_pairs(page) == [high_new, high_old, low]
     assert "Story seen in 2 outlets, first seen 2026-11-30 08:00 UTC" in page.text
     assert ">ro<" in page.text and ">en<" in page.text
@@ -162,13 +88,13 @@ def test_the_queue_ranks_by_score_then_recency_and_shows_spread_and_language(web
 
 def test_shared_terms_are_highlighted_inside_escaped_item_text(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
-    add_pair(
+    add_queue_pair(
         web.db_url,
         0.8,
         rumour='<b onmouseover="x()">F-16</b> <script>alert(1)</script>',
         terms=("f-16", "<script>"),
     )
-    page = log_in(web, "ana@newsroom.example").get("/").text
+    page = logged_in(web.client(), "ana@newsroom.example").get("/").text
     assert "&lt;b onmouseover=&#34;x()&#34;&gt;<mark>F-16</mark>&lt;/b&gt;" in page
     assert "<mark>&lt;script&gt;</mark>alert(1)&lt;/script&gt;" in page
     assert "<b " not in page and "<script>" not in page
@@ -177,9 +103,12 @@ def test_shared_terms_are_highlighted_inside_escaped_item_text(web: Web) -> None
 def test_two_analysts_are_given_different_pairs_and_cannot_decide_each_others(web: Web) -> None:
     ana_id = add_user(web.db_url, "ana@newsroom.example", "analyst")
     add_user(web.db_url, "bo@newsroom.example", "analyst")
-    first = add_pair(web.db_url, 0.9)
-    second = add_pair(web.db_url, 0.8)
-    ana, bo = log_in(web, "ana@newsroom.example"), log_in(web, "bo@newsroom.example")
+    first = add_queue_pair(web.db_url, 0.9)
+    second = add_queue_pair(web.db_url, 0.8)
+    ana, bo = (
+        logged_in(web.client(), "ana@newsroom.example"),
+        logged_in(web.client(), "bo@newsroom.example"),
+    )
     assert shown_pairs(ana.get("/")) == [first, second]
     assert rows(web.db_url, "SELECT DISTINCT claimed_by FROM pairs") == [(None,)], (
         "a GET claims nothing"
@@ -202,7 +131,7 @@ def test_two_analysts_are_given_different_pairs_and_cannot_decide_each_others(we
 def test_a_claim_is_a_conditional_update_only_one_racer_wins(web: Web, conn: Any) -> None:
     ana = add_user(web.db_url, "ana@newsroom.example", "analyst")
     bo = add_user(web.db_url, "bo@newsroom.example", "analyst")
-    pair = add_pair(web.db_url, 0.9)
+    pair = add_queue_pair(web.db_url, 0.9)
     now = datetime.now(UTC)
     assert reviews.claim(conn, pair, ana, now)
     assert not reviews.claim(conn, pair, bo, now)
@@ -212,9 +141,9 @@ def test_a_claim_is_a_conditional_update_only_one_racer_wins(web: Web, conn: Any
 
 def test_reject_with_reason_skip_and_undo_are_recorded_and_audited(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
-    first = add_pair(web.db_url, 0.9)
-    second = add_pair(web.db_url, 0.8)
-    ana = log_in(web, "ana@newsroom.example")
+    first = add_queue_pair(web.db_url, 0.9)
+    second = add_queue_pair(web.db_url, 0.8)
+    ana = logged_in(web.client(), "ana@newsroom.example")
     assert post(ana, f"/pairs/{first}/decision", decision="skip").status_code == 303
     assert shown_pairs(ana.get("/")) == [second, first], "a skipped pair goes to the back"
     response = post(ana, f"/pairs/{second}/decision", decision="reject", reason="other event")
@@ -240,8 +169,11 @@ def test_reject_with_reason_skip_and_undo_are_recorded_and_audited(web: Web) -> 
 def test_undo_leaves_a_pair_alone_that_someone_else_decided_since(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
     add_user(web.db_url, "bo@newsroom.example", "analyst")
-    pair = add_pair(web.db_url, 0.9)
-    ana, bo = log_in(web, "ana@newsroom.example"), log_in(web, "bo@newsroom.example")
+    pair = add_queue_pair(web.db_url, 0.9)
+    ana, bo = (
+        logged_in(web.client(), "ana@newsroom.example"),
+        logged_in(web.client(), "bo@newsroom.example"),
+    )
     assert post(ana, f"/pairs/{pair}/decision", decision="reject", reason="no").status_code == 303
     assert post(bo, "/reviews/undo").status_code == 409, "bo has nothing to undo"
     assert post(bo, f"/pairs/{pair}/decision", decision="confirm").status_code == 409
@@ -249,9 +181,9 @@ def test_undo_leaves_a_pair_alone_that_someone_else_decided_since(web: Web) -> N
 
 def test_relabelling_an_item_is_read_by_training_and_audited(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
-    pair = add_pair(web.db_url, 0.9)
+    pair = add_queue_pair(web.db_url, 0.9)
     rumour_id = rows(web.db_url, "SELECT rumour_id FROM pairs WHERE id = %s", pair)[0][0]
-    ana = log_in(web, "ana@newsroom.example")
+    ana = logged_in(web.client(), "ana@newsroom.example")
     assert post(ana, f"/items/{rumour_id}/label", label="other").status_code == 303
     assert post(ana, f"/items/{rumour_id}/label", label="nonsense").status_code == 400
     assert post(ana, "/items/999999/label", label="other").status_code == 404
@@ -263,8 +195,8 @@ def test_relabelling_an_item_is_read_by_training_and_audited(web: Web) -> None:
 
 def test_a_viewer_can_look_but_not_act(web: Web) -> None:
     add_user(web.db_url, "vic@newsroom.example", "viewer")
-    pair = add_pair(web.db_url, 0.9)
-    vic = log_in(web, "vic@newsroom.example")
+    pair = add_queue_pair(web.db_url, 0.9)
+    vic = logged_in(web.client(), "vic@newsroom.example")
     assert shown_pairs(vic.get("/")) == [pair]
     for path, form in (
         (f"/pairs/{pair}/decision", {"decision": "confirm"}),
@@ -277,9 +209,9 @@ def test_a_viewer_can_look_but_not_act(web: Web) -> None:
 
 def test_fetch_calls_get_json_back(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
-    pair = add_pair(web.db_url, 0.9)
-    ana = log_in(web, "ana@newsroom.example")
-    headers = {"accept": "application/json", "x-csrf-token": token(ana)}
+    pair = add_queue_pair(web.db_url, 0.9)
+    ana = logged_in(web.client(), "ana@newsroom.example")
+    headers = {"accept": "application/json", "x-csrf-token": csrf_token(ana, "/")}
     response = ana.post(f"/pairs/{pair}/decision", data={"decision": "confirm"}, headers=headers)
     assert response.json() == {"ok": True, "pair_id": pair, "decision": "confirm"}
     again = ana.post(f"/pairs/{pair}/decision", data={"decision": "confirm"}, headers=headers)
@@ -289,9 +221,9 @@ def test_fetch_calls_get_json_back(web: Web) -> None:
 
 def test_the_filters_narrow_the_queue(web: Web) -> None:
     add_user(web.db_url, "vic@newsroom.example", "viewer")
-    ro = add_pair(web.db_url, 0.9, language="ro", kind="factcheck", tags=("balkans",))
-    en = add_pair(web.db_url, 0.5, created_at=datetime(2026, 11, 1, 12, tzinfo=UTC))
-    vic = log_in(web, "vic@newsroom.example")
+    ro = add_queue_pair(web.db_url, 0.9, language="ro", kind="factcheck", tags=("balkans",))
+    en = add_queue_pair(web.db_url, 0.5, created_at=datetime(2026, 11, 1, 12, tzinfo=UTC))
+    vic = logged_in(web.client(), "vic@newsroom.example")
     assert shown_pairs(vic.get("/?language=ro")) == [ro]
     assert shown_pairs(vic.get("/?language=EN")) == [en]
     assert shown_pairs(vic.get("/?kind=factcheck")) == [ro]
@@ -311,8 +243,8 @@ def test_the_filters_narrow_the_queue(web: Web) -> None:
 def test_the_filters_follow_edits_of_feeds_and_items(web: Web) -> None:
     # The filters read facets kept on the pair (migration 0014): edits must reach them.
     add_user(web.db_url, "vic@newsroom.example", "viewer")
-    pair = add_pair(web.db_url, 0.9, language="ro", kind="official", tags=("defence",))
-    vic = log_in(web, "vic@newsroom.example")
+    pair = add_queue_pair(web.db_url, 0.9, language="ro", kind="official", tags=("defence",))
+    vic = logged_in(web.client(), "vic@newsroom.example")
     assert shown_pairs(vic.get("/?tag=defence&kind=official&language=ro")) == [pair]
     with psycopg.connect(web.db_url) as conn:
         conn.execute(
@@ -329,7 +261,10 @@ def test_the_filters_follow_edits_of_feeds_and_items(web: Web) -> None:
 def test_saved_views_belong_to_their_user(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
     add_user(web.db_url, "bo@newsroom.example", "analyst")
-    ana, bo = log_in(web, "ana@newsroom.example"), log_in(web, "bo@newsroom.example")
+    ana, bo = (
+        logged_in(web.client(), "ana@newsroom.example"),
+        logged_in(web.client(), "bo@newsroom.example"),
+    )
     response = post(ana, "/views", name="Romanian", query="language=ro&junk=1&kind=media")
     assert response.status_code == 303
     assert response.headers["location"] == "/?language=ro&kind=media"
@@ -344,8 +279,8 @@ def test_saved_views_belong_to_their_user(web: Web) -> None:
 
 def test_a_form_cannot_send_the_browser_off_site(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
-    pair = add_pair(web.db_url, 0.9)
-    ana = log_in(web, "ana@newsroom.example")
+    pair = add_queue_pair(web.db_url, 0.9)
+    ana = logged_in(web.client(), "ana@newsroom.example")
     response = post(ana, f"/pairs/{pair}/decision", decision="skip", back="//evil.example/")
     assert response.headers["location"] == "/"
 
@@ -353,17 +288,20 @@ def test_a_form_cannot_send_the_browser_off_site(web: Web) -> None:
 def test_moving_to_a_pair_claims_it_unless_someone_else_holds_it(web: Web) -> None:
     ana_id = add_user(web.db_url, "ana@newsroom.example", "analyst")
     add_user(web.db_url, "bo@newsroom.example", "analyst")
-    first = add_pair(web.db_url, 0.9)
-    second = add_pair(web.db_url, 0.8)
-    ana, bo = log_in(web, "ana@newsroom.example"), log_in(web, "bo@newsroom.example")
+    first = add_queue_pair(web.db_url, 0.9)
+    second = add_queue_pair(web.db_url, 0.8)
+    ana, bo = (
+        logged_in(web.client(), "ana@newsroom.example"),
+        logged_in(web.client(), "bo@newsroom.example"),
+    )
     assert shown_pairs(ana.get("/")) == [first, second]  # ana holds the first
-    headers = {"accept": "application/json", "x-csrf-token": token(ana)}
+    headers = {"accept": "application/json", "x-csrf-token": csrf_token(ana, "/")}
     response = ana.post(f"/pairs/{second}/claim", headers=headers)
     assert response.status_code == 200
     assert response.json()["pair_id"] == second
     claims = dict(rows(web.db_url, "SELECT id, claimed_by FROM pairs"))
     assert claims == {first: None, second: ana_id}, "one pair at a time"
-    bo_headers = {"accept": "application/json", "x-csrf-token": token(bo)}
+    bo_headers = {"accept": "application/json", "x-csrf-token": csrf_token(bo, "/")}
     refused = bo.post(f"/pairs/{second}/claim", headers=bo_headers)
     assert refused.status_code == 409
     assert refused.json()["detail"] == "Another analyst is reviewing this pair right now."
@@ -373,7 +311,7 @@ def test_moving_to_a_pair_claims_it_unless_someone_else_holds_it(web: Web) -> No
 def test_a_short_page_still_puts_skipped_and_held_pairs_after_the_rest(web: Web, conn: Any) -> None:
     ana = add_user(web.db_url, "ana@newsroom.example", "analyst")
     bo = add_user(web.db_url, "bo@newsroom.example", "analyst")
-    best, good, fair = (add_pair(web.db_url, score) for score in (0.9, 0.8, 0.7))
+    best, good, fair = (add_queue_pair(web.db_url, score) for score in (0.9, 0.8, 0.7))
     now = datetime.now(UTC)
     assert reviews.decide(conn, best, ana, "skip", None, now) == "ok"
     assert reviews.claim(conn, good, bo, now)

@@ -11,17 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Endpoints
-from tests.integration.test_review_queue import (
-    PASSWORD,
-    Web,
-    add_pair,
-    add_user,
-    log_in,
-    post,
-    rows,
-    token,
-    web,
-)
+from tests.factories import PASSWORD, add_queue_pair, add_user, csrf_token, log_in, logged_in
+from tests.integration.test_review_queue import Web, post, rows, web
 from tests.smtpsink import SmtpSink, outbox_statuses
 from tests.workerenv import smtp_port, worker_tasks
 from tracker.storage import browse, labels, subscriptions
@@ -48,12 +39,12 @@ def rumour_of(web: Web, pair: int) -> int:
 
 def test_undoing_relabels_restores_the_label_before_each_and_is_audited(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
-    item = rumour_of(web, add_pair(web.db_url, 0.9))
-    ana = log_in(web, "ana@newsroom.example")
+    item = rumour_of(web, add_queue_pair(web.db_url, 0.9))
+    ana = logged_in(web.client(), "ana@newsroom.example")
     assert post(ana, f"/items/{item}/label", label="other").status_code == 303
     assert post(ana, f"/items/{item}/label", label="clarification").status_code == 303
     # As our script's fetch call asks: JSON back, saying what was undone.
-    headers = {"accept": "application/json", "x-csrf-token": token(ana)}
+    headers = {"accept": "application/json", "x-csrf-token": csrf_token(ana, "/")}
     answer = ana.post("/reviews/undo", headers=headers)
     assert answer.status_code == 200
     result = answer.json()
@@ -85,9 +76,12 @@ def test_undoing_relabels_restores_the_label_before_each_and_is_audited(web: Web
 def test_undo_takes_back_the_latest_action_be_it_a_decision_or_a_relabel(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
     add_user(web.db_url, "bo@newsroom.example", "analyst")
-    pair = add_pair(web.db_url, 0.9)
+    pair = add_queue_pair(web.db_url, 0.9)
     item = rumour_of(web, pair)
-    ana, bo = log_in(web, "ana@newsroom.example"), log_in(web, "bo@newsroom.example")
+    ana, bo = (
+        logged_in(web.client(), "ana@newsroom.example"),
+        logged_in(web.client(), "bo@newsroom.example"),
+    )
     assert post(ana, f"/pairs/{pair}/decision", decision="reject", reason="no").status_code == 303
     assert post(ana, f"/items/{item}/label", label="other").status_code == 303
     assert post(bo, f"/items/{item}/label", label="rumour").status_code == 303
@@ -113,12 +107,12 @@ def test_undoing_a_confirm_withdraws_its_unsent_alerts_and_says_which_were_alrea
     web: Web, tasks: ModuleType
 ) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
-    pair = add_pair(web.db_url, 0.9)
+    pair = add_queue_pair(web.db_url, 0.9)
     with psycopg.connect(web.db_url, autocommit=True) as conn:
         story = rows(web.db_url, "SELECT story_id FROM items WHERE id = %s", rumour_of(web, pair))
         _follow(conn, "now@example.org", story[0][0], "immediate")
         _follow(conn, "hourly@example.org", story[0][0], "hourly")
-    ana = log_in(web, "ana@newsroom.example")
+    ana = logged_in(web.client(), "ana@newsroom.example")
     assert post(ana, f"/pairs/{pair}/decision", decision="confirm").status_code == 303
     with SmtpSink(smtp_port()) as smtp:
         assert tasks.relay_outbox() == 1
@@ -147,7 +141,7 @@ def test_undoing_a_confirm_withdraws_its_unsent_alerts_and_says_which_were_alrea
 
 def test_undoing_a_reject_or_a_skip_touches_no_alerts(web: Web, tasks: ModuleType) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
-    pair = add_pair(web.db_url, 0.9)
+    pair = add_queue_pair(web.db_url, 0.9)
     with psycopg.connect(web.db_url, autocommit=True) as conn:
         story = rows(web.db_url, "SELECT story_id FROM items WHERE id = %s", rumour_of(web, pair))
         _follow(conn, "now@example.org", story[0][0], "immediate")
@@ -155,7 +149,7 @@ def test_undoing_a_reject_or_a_skip_touches_no_alerts(web: Web, tasks: ModuleTyp
             """INSERT INTO alert_outbox (dedupe_key, recipient, subject, body_text)
                VALUES ('other', 'now@example.org', 'Something else', 'text')"""
         )
-    ana = log_in(web, "ana@newsroom.example")
+    ana = logged_in(web.client(), "ana@newsroom.example")
     assert post(ana, f"/pairs/{pair}/decision", decision="reject", reason="no").status_code == 303
     assert post(ana, "/reviews/undo").status_code == 303
     with psycopg.connect(web.db_url) as conn:
@@ -175,16 +169,10 @@ def change_password(client: TestClient, current: str) -> httpx.Response:
     )
 
 
-def try_login(web: Web, email: str, password: str) -> httpx.Response:
-    client = web.client()
-    form = {"email": email, "password": password, "csrf_token": token(client, "/login")}
-    return client.post("/login", data=form)
-
-
 def test_wrong_current_passwords_lock_the_account_as_failed_logins_do(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
     add_user(web.db_url, "bo@newsroom.example", "analyst")
-    ana = log_in(web, "ana@newsroom.example")
+    ana = logged_in(web.client(), "ana@newsroom.example")
     for _ in range(4):
         answer = change_password(ana, "wrong password!")
         assert answer.status_code == 400
@@ -194,20 +182,20 @@ def test_wrong_current_passwords_lock_the_account_as_failed_logins_do(web: Web) 
     assert "Too many wrong passwords. Try again in 15 minutes." in fifth.text
     assert fifth.headers["retry-after"] == "900"
     assert change_password(ana, PASSWORD).status_code == 429, "refused before it is checked"
-    assert try_login(web, "ana@newsroom.example", PASSWORD).status_code == 429, "one count"
-    assert try_login(web, "bo@newsroom.example", PASSWORD).status_code == 303
+    assert log_in(web.client(), "ana@newsroom.example", PASSWORD).status_code == 429, "one count"
+    assert log_in(web.client(), "bo@newsroom.example", PASSWORD).status_code == 303
     locks = rows(web.db_url, "SELECT actor, action, target FROM audit_log")
     assert locks == [("login-throttle", "login.locked", "account:ana@newsroom.example")]
     web.clock.moment += timedelta(minutes=16)
     assert change_password(ana, PASSWORD).status_code == 303
-    assert try_login(web, "ana@newsroom.example", NEW_PASSWORD).status_code == 303
+    assert log_in(web.client(), "ana@newsroom.example", NEW_PASSWORD).status_code == 303
 
 
 def test_a_failed_login_and_a_wrong_current_password_add_up(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
     for _ in range(3):
-        assert try_login(web, "ana@newsroom.example", "wrong password!").status_code == 401
-    ana = log_in(web, "ana@newsroom.example")  # a success clears the account's count
+        assert log_in(web.client(), "ana@newsroom.example", "wrong password!").status_code == 401
+    ana = logged_in(web.client(), "ana@newsroom.example")  # a success clears the account's count
     for _ in range(4):
         assert change_password(ana, "wrong password!").status_code == 400
-    assert try_login(web, "ana@newsroom.example", "wrong password!").status_code == 429
+    assert log_in(web.client(), "ana@newsroom.example", "wrong password!").status_code == 429

@@ -9,7 +9,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from tests.integration.test_web import PASSWORD, add_user, csrf_token, log_in, query
+from tests.factories import PASSWORD, add_user, csrf_token, log_in
+from tests.integration.test_web import query
 from tracker.config import Settings
 from tracker.web.app import create_app
 

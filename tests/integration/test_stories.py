@@ -11,18 +11,16 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
+from tests.factories import add_feed, add_item, add_pair, add_story, add_user, csrf_token, logged_in
 from tracker.config import Settings
-from tracker.storage import api_tokens, users
+from tracker.storage import api_tokens
 from tracker.web import auth
 from tracker.web.app import create_app
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "a long enough password"
-CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 ITEM_ROW = re.compile(r'<tr class="story-item" id="item-(\d+)">')
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
@@ -34,6 +32,11 @@ class Web:
 
     def client(self) -> TestClient:
         return TestClient(self.app, follow_redirects=False)
+
+    def session(self, email: str, role: str) -> TestClient:
+        """A new client logged in as a new user of that role."""
+        add_user(self.db_url, email, role)
+        return logged_in(self.client(), email)
 
     def one(self, statement: str, *params: Any) -> Any:
         rows = self.rows(statement, *params)
@@ -53,94 +56,16 @@ def web(db_url: str) -> Iterator[Web]:
         yield Web(app, db_url)
 
 
-def add_user(web: Web, email: str, role: str) -> int:
-    with psycopg.connect(web.db_url) as conn:
-        return users.create(conn, email, auth.hash_password(PASSWORD), role).id
-
-
-def log_in(web: Web, email: str, role: str) -> TestClient:
-    add_user(web, email, role)
-    client = web.client()
-    form = {"email": email, "password": PASSWORD, "csrf_token": token(client, "/login")}
-    assert client.post("/login", data=form).status_code == 303
-    return client
-
-
 def api_token(web: Web, email: str, role: str) -> dict[str, str]:
-    user_id = add_user(web, email, role)
+    user_id = add_user(web.db_url, email, role)
     secret = auth.new_api_token()
     with psycopg.connect(web.db_url) as conn:
         api_tokens.create(conn, user_id, "test", role, auth.token_digest(secret))
     return {"authorization": f"Bearer {secret}"}
 
 
-def token(client: TestClient, path: str) -> str:
-    found = CSRF_INPUT.search(client.get(path).text)
-    assert found, f"no CSRF field on {path}"
-    return found.group(1)
-
-
 def post(client: TestClient, path: str, form: dict[str, Any]) -> httpx.Response:
-    return client.post(path, data={"csrf_token": token(client, "/"), **form})
-
-
-def feed(web: Web, name: str, kind: str = "media") -> int:
-    return int(
-        web.one(
-            "INSERT INTO feeds (url, title, kind) VALUES (%s, %s, %s) RETURNING id",
-            f"https://{name.lower().replace(' ', '-')}.example/rss",
-            name,
-            kind,
-        )
-    )
-
-
-def story(web: Web, title: str) -> int:
-    return int(
-        web.one(
-            "INSERT INTO stories (title, first_seen_at) VALUES (%s, %s) RETURNING id", title, T0
-        )
-    )
-
-
-def item(
-    web: Web,
-    feed_id: int,
-    title: str,
-    story_id: int | None,
-    seen: datetime = T0,
-    url: str | None = None,
-    language: str = "en",
-) -> int:
-    return int(
-        web.one(
-            """INSERT INTO items (feed_id, dedupe_key, title, url, language, published_at,
-                                  content_hash, story_id)
-               VALUES (%s, %s, %s, %s, %s, %s, 'h', %s) RETURNING id""",
-            feed_id,
-            f"{title}-{seen.isoformat()}-{feed_id}",
-            title,
-            url,
-            language,
-            seen,
-            story_id,
-        )
-    )
-
-
-def pair(web: Web, rumour: int, clarification: int, score: float, status: str = "suggested") -> int:
-    return int(
-        web.one(
-            """INSERT INTO pairs (rumour_id, clarification_id, score, explanation,
-                                  scorer_version, status)
-               VALUES (%s, %s, %s, %s, 'test', %s) RETURNING id""",
-            rumour,
-            clarification,
-            score,
-            Jsonb({"shared_terms": ["f-16"]}),
-            status,
-        )
-    )
+    return client.post(path, data={"csrf_token": csrf_token(client, "/"), **form})
 
 
 def follow(web: Web, email: str, story_id: int) -> int:
@@ -173,18 +98,35 @@ class World:
 
 
 def world(web: Web) -> World:
-    courier, herald, gazette = feed(web, "Courier"), feed(web, "Herald"), feed(web, "Gazette")
-    ministry = feed(web, "Ministry", "official")
-    a, b = story(web, "F-16s fly secret missions"), story(web, "F-16 missions, again")
+    db = web.db_url
+    courier, herald, gazette = (add_feed(db, name) for name in ("Courier", "Herald", "Gazette"))
+    ministry = add_feed(db, "Ministry", "official")
+    a = add_story(db, "F-16s fly secret missions", T0)
+    b = add_story(db, "F-16 missions, again", T0)
     a_items = [
-        item(web, courier, "F-16s fly secret missions", a, T0, "https://courier.example/f16"),
-        item(web, herald, "Secret F-16 missions", a, T0 + timedelta(days=1), language="ro"),
-        item(web, gazette, "F-16 missions revealed", a, T0 + timedelta(days=2)),
+        add_item(
+            db,
+            courier,
+            "F-16s fly secret missions",
+            "",
+            "en",
+            T0,
+            story_id=a,
+            url="https://courier.example/f16",
+        ),
+        add_item(db, herald, "Secret F-16 missions", "", "ro", T0 + timedelta(days=1), story_id=a),
+        add_item(
+            db, gazette, "F-16 missions revealed", "", "en", T0 + timedelta(days=2), story_id=a
+        ),
     ]
-    b_items = [item(web, herald, "F-16 missions, again", b, T0 + timedelta(days=3))]
-    clarification = item(web, ministry, "Ministry: no F-16 missions", None, T0 + timedelta(days=1))
-    pair_id = pair(web, a_items[0], clarification, 0.91, "confirmed")
-    user_id = add_user(web, "rev@newsroom.example", "analyst")
+    b_items = [
+        add_item(db, herald, "F-16 missions, again", "", "en", T0 + timedelta(days=3), story_id=b)
+    ]
+    clarification = add_item(
+        db, ministry, "Ministry: no F-16 missions", "", "en", T0 + timedelta(days=1)
+    )
+    pair_id = add_pair(db, a_items[0], clarification, 0.91, "confirmed", created_at=None)
+    user_id = add_user(web.db_url, "rev@newsroom.example", "analyst")
     web.one(
         "INSERT INTO reviews (pair_id, user_id, decision, reason, previous_status) "
         "VALUES (%s, %s, 'confirm', 'same claim', 'suggested') RETURNING id",
@@ -201,7 +143,7 @@ def test_the_story_page_charts_the_spread_and_lists_items_clarifications_and_dec
     web: Web,
 ) -> None:
     w = world(web)
-    page = log_in(web, "vic@newsroom.example", "viewer").get(f"/stories/{w.a}")
+    page = web.session("vic@newsroom.example", "viewer").get(f"/stories/{w.a}")
     assert page.status_code == 200, page.text
     html = page.text
     assert '<svg class="spread-chart"' in html and 'role="img"' in html
@@ -222,7 +164,7 @@ def test_the_story_page_charts_the_spread_and_lists_items_clarifications_and_dec
 
 def test_the_outlets_line_climbs_as_each_new_outlet_picks_the_story_up(web: Web) -> None:
     w = world(web)
-    html = log_in(web, "vic@newsroom.example", "viewer").get(f"/stories/{w.a}").text
+    html = web.session("vic@newsroom.example", "viewer").get(f"/stories/{w.a}").text
     points = re.search(r'<polyline class="outlets-line" points="([^"]+)"', html)
     assert points
     heights = [float(p.split(",")[1]) for p in points.group(1).split()]
@@ -231,10 +173,19 @@ def test_the_outlets_line_climbs_as_each_new_outlet_picks_the_story_up(web: Web)
 
 
 def test_feed_text_on_the_story_page_is_inert(web: Web) -> None:
-    courier = feed(web, '<img src=x onerror="alert(1)">')
-    a = story(web, "<script>alert('story')</script>")
-    item(web, courier, "<script>alert('item')</script>", a, url="javascript:alert(2)")
-    html = log_in(web, "vic@newsroom.example", "viewer").get(f"/stories/{a}").text
+    courier = add_feed(web.db_url, '<img src=x onerror="alert(1)">')
+    a = add_story(web.db_url, "<script>alert('story')</script>", T0)
+    add_item(
+        web.db_url,
+        courier,
+        "<script>alert('item')</script>",
+        "",
+        "en",
+        T0,
+        story_id=a,
+        url="javascript:alert(2)",
+    )
+    html = web.session("vic@newsroom.example", "viewer").get(f"/stories/{a}").text
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(&#39;item&#39;)&lt;/script&gt;" in html
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
@@ -242,15 +193,15 @@ def test_feed_text_on_the_story_page_is_inert(web: Web) -> None:
 
 
 def test_an_unknown_story_is_a_404_page(web: Web) -> None:
-    response = log_in(web, "vic@newsroom.example", "viewer").get("/stories/999")
+    response = web.session("vic@newsroom.example", "viewer").get("/stories/999")
     assert response.status_code == 404
     assert "There is no such story" in response.text
 
 
 def test_each_queue_card_of_a_story_links_to_its_page(web: Web) -> None:
     w = world(web)
-    pair(web, w.a_items[1], w.clarification, 0.7)
-    html = log_in(web, "ana@newsroom.example", "analyst").get("/").text
+    add_pair(web.db_url, w.a_items[1], w.clarification, 0.7, created_at=None)
+    html = web.session("ana@newsroom.example", "analyst").get("/").text
     assert f'<a class="story-link" href="/stories/{w.a}">' in html
 
 
@@ -259,13 +210,13 @@ def test_each_queue_card_of_a_story_links_to_its_page(web: Web) -> None:
 
 def test_merging_moves_items_pairs_and_followers_and_removes_the_merged_story(web: Web) -> None:
     w = world(web)
-    b_pair = pair(
-        web, w.b_items[0], item(web, feed(web, "Checker", "factcheck"), "Fake", None), 0.6
-    )
+    checker = add_feed(web.db_url, "Checker", "factcheck")
+    fake = add_item(web.db_url, checker, "Fake", "", "en", T0)
+    b_pair = add_pair(web.db_url, w.b_items[0], fake, 0.6, created_at=None)
     kept = follow(web, "both@newsroom.example", w.a)
     duplicate = follow(web, "both@newsroom.example", w.b)
     moved = follow(web, "b-only@newsroom.example", w.b)
-    analyst = log_in(web, "ana@newsroom.example", "analyst")
+    analyst = web.session("ana@newsroom.example", "analyst")
     page = analyst.get(f"/stories/{w.a}").text
     assert f'action="/stories/{w.a}/merge"' in page and 'name="source"' in page
     response = post(analyst, f"/stories/{w.a}/merge", {"source": str(w.b)})
@@ -302,7 +253,7 @@ def test_merging_keeps_the_earliest_first_seen_time(web: Web) -> None:
         T0 - timedelta(days=5),
         w.b,
     )
-    analyst = log_in(web, "ana@newsroom.example", "analyst")
+    analyst = web.session("ana@newsroom.example", "analyst")
     assert post(analyst, f"/stories/{w.a}/merge", {"source": str(w.b)}).status_code == 303
     assert web.one("SELECT first_seen_at FROM stories WHERE id = %s", w.a) == T0 - timedelta(days=5)
 
@@ -320,7 +271,7 @@ def test_a_merge_that_cannot_be_done_is_refused_with_a_reason_and_changes_nothin
     web: Web, source: str, status: int, message: str
 ) -> None:
     w = world(web)
-    analyst = log_in(web, "ana@newsroom.example", "analyst")
+    analyst = web.session("ana@newsroom.example", "analyst")
     form = {"source": str(w.a) if source == "self" else source}
     response = post(analyst, f"/stories/{w.a}/merge", form)
     assert response.status_code == status
@@ -331,7 +282,7 @@ def test_a_merge_that_cannot_be_done_is_refused_with_a_reason_and_changes_nothin
 
 def test_merging_into_an_unknown_story_is_a_404(web: Web) -> None:
     w = world(web)
-    analyst = log_in(web, "ana@newsroom.example", "analyst")
+    analyst = web.session("ana@newsroom.example", "analyst")
     response = post(analyst, "/stories/999/merge", {"source": str(w.b)})
     assert response.status_code == 404
     assert story_items(web, w.b) == w.b_items
@@ -345,7 +296,7 @@ def test_splitting_moves_the_ticked_items_into_a_new_story_that_followers_follow
 ) -> None:
     w = world(web)
     follower = follow(web, "fan@newsroom.example", w.a)
-    analyst = log_in(web, "ana@newsroom.example", "analyst")
+    analyst = web.session("ana@newsroom.example", "analyst")
     page = analyst.get(f"/stories/{w.a}").text
     assert f'action="/stories/{w.a}/split"' in page
     assert f'name="item_id" value="{w.a_items[0]}"' in page
@@ -393,7 +344,7 @@ def test_a_split_that_cannot_be_done_is_refused_with_a_reason_and_changes_nothin
         "other": [str(w.a_items[0]), str(w.b_items[0])],
         "junk": ["1; DROP TABLE items"],
     }[choice]
-    analyst = log_in(web, "ana@newsroom.example", "analyst")
+    analyst = web.session("ana@newsroom.example", "analyst")
     response = post(analyst, f"/stories/{w.a}/split", {"item_id": chosen})
     assert response.status_code == 400
     assert message in response.text
@@ -406,7 +357,7 @@ def test_a_split_that_cannot_be_done_is_refused_with_a_reason_and_changes_nothin
 
 def test_a_viewer_may_read_the_story_but_not_merge_or_split_it(web: Web) -> None:
     w = world(web)
-    viewer = log_in(web, "vic@newsroom.example", "viewer")
+    viewer = web.session("vic@newsroom.example", "viewer")
     assert viewer.get(f"/stories/{w.a}").status_code == 200
     merge = post(viewer, f"/stories/{w.a}/merge", {"source": str(w.b)})
     split = post(viewer, f"/stories/{w.a}/split", {"item_id": [str(w.a_items[0])]})
@@ -416,7 +367,7 @@ def test_a_viewer_may_read_the_story_but_not_merge_or_split_it(web: Web) -> None
 
 def test_a_merge_without_the_csrf_token_is_refused(web: Web) -> None:
     w = world(web)
-    analyst = log_in(web, "ana@newsroom.example", "analyst")
+    analyst = web.session("ana@newsroom.example", "analyst")
     response = analyst.post(f"/stories/{w.a}/merge", data={"source": str(w.b)})
     assert response.status_code == 403
     assert story_items(web, w.b) == w.b_items

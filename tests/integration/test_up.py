@@ -16,13 +16,13 @@ import httpx
 import pytest
 
 from tests.conftest import Endpoints, free_port
+from tests.factories import CSRF_INPUT, log_in
 
 embedded_only = pytest.mark.skipif(
     bool(os.environ.get("TRACKER_TEST_DATABASE_URL")),
     reason="exercises the embedded PostgreSQL and Redis; runs in the default (embedded) pass",
 )
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 DEADLINE_S = 120
 
 
@@ -81,15 +81,6 @@ def cli(data_dir: Path, *args: str) -> str:
         check=True,
     )
     return done.stdout
-
-
-def log_in(client: httpx.Client, email: str, password: str) -> httpx.Response:
-    token = CSRF.findall(client.get("/login").text)[0]
-    return client.post(
-        "/login",
-        data={"csrf_token": token, "email": email, "password": password},
-        follow_redirects=True,
-    )
 
 
 @pytest.fixture
@@ -155,9 +146,9 @@ def test_the_demo_pair_shows_up_and_survives_a_restart(data_dir: Path) -> None:
             "classify",
         }
         with httpx.Client(base_url=up.url, timeout=10) as browser:
-            page = log_in(browser, "admin@localhost", password)
+            page = log_in(browser, "admin@localhost", password, follow_redirects=True)
             assert "/account/password" in str(page.url)
-            token = CSRF.findall(page.text)[0]
+            token = CSRF_INPUT.findall(page.text)[0]
             new_password = "a-long-new-password-42"
             queue = browser.post(
                 "/account/password",
@@ -188,7 +179,9 @@ def test_the_demo_pair_shows_up_and_survives_a_restart(data_dir: Path) -> None:
             pairs_before
         )
         with httpx.Client(base_url=again.url, timeout=10) as browser:
-            queue_again = log_in(browser, "admin@localhost", new_password).text
+            queue_again = log_in(
+                browser, "admin@localhost", new_password, follow_redirects=True
+            ).text
             assert "Romanian F-16s" in unmarked(queue_again)
     finally:
         assert again.ctrl_c() == 0

@@ -5,12 +5,14 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from tests.conftest import run_tracker
+from tests.factories import log_in
 from tracker.config import Settings
 from tracker.web import auth
 from tracker.web.app import create_app
@@ -18,7 +20,6 @@ from tracker.web.app import create_app
 pytestmark = pytest.mark.integration
 
 ONE_TIME = re.compile(r"one-time password(?: for \S+)?: (\S+)")
-CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture
@@ -46,13 +47,9 @@ def one_time_password(output: str) -> str:
     return found.group(1)
 
 
-def log_in(client: TestClient, email: str, password: str) -> str:
+def landing(login: httpx.Response) -> str:
     """Where the login form sends the browser ("" when it refuses)."""
-    token = CSRF_INPUT.search(client.get("/login").text)
-    assert token
-    form = {"email": email, "password": password, "csrf_token": token.group(1)}
-    response = client.post("/login", data=form)
-    return response.headers.get("location", "")
+    return login.headers.get("location", "")
 
 
 def audit(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
@@ -78,7 +75,7 @@ def test_an_added_user_gets_a_one_time_password_to_change_at_first_login(
     password = one_time_password(out)
     user_id, role, must_change, disabled, _ = user_row(conn, "ana@newsroom.example")
     assert (role, must_change, disabled) == ("analyst", True, False)
-    assert log_in(web, "ana@newsroom.example", password) == auth.PASSWORD_PATH
+    assert landing(log_in(web, "ana@newsroom.example", password)) == auth.PASSWORD_PATH
     assert audit(conn) == [
         (
             "cli",
@@ -102,8 +99,8 @@ def test_a_password_reset_prints_a_new_one_time_password_and_ends_sessions(
     epoch = user_row(conn, "ana@x.example")[4]
     second = one_time_password(tracker(cli_env, "users", "reset-password", "ana@x.example"))
     assert second != first
-    assert log_in(web, "ana@x.example", first) == ""
-    assert log_in(web, "ana@x.example", second) == auth.PASSWORD_PATH
+    assert landing(log_in(web, "ana@x.example", first)) == ""
+    assert landing(log_in(web, "ana@x.example", second)) == auth.PASSWORD_PATH
     user_id, _, must_change, _, new_epoch = user_row(conn, "ana@x.example")
     assert must_change and new_epoch > epoch
     assert ("cli", "user.password_reset", f"user:{user_id}", {}) in audit(conn)
@@ -158,9 +155,9 @@ def test_a_disabled_user_cannot_log_in_until_enabled_again(
     )
     tracker(cli_env, "users", "disable", "ana@x.example")
     assert user_row(conn, "ana@x.example")[3] is True
-    assert log_in(web, "ana@x.example", password) == ""
+    assert landing(log_in(web, "ana@x.example", password)) == ""
     tracker(cli_env, "users", "enable", "ana@x.example")
-    assert log_in(web, "ana@x.example", password) == auth.PASSWORD_PATH
+    assert landing(log_in(web, "ana@x.example", password)) == auth.PASSWORD_PATH
     actions = [row[1] for row in audit(conn)]
     assert actions == ["user.added", "user.disabled", "user.enabled"]
 

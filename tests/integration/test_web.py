@@ -10,22 +10,25 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from psycopg import sql
-from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
+from tests.factories import (
+    CLARIFICATION,
+    PASSWORD,
+    RUMOUR,
+    add_one_pair,
+    add_user,
+    csrf_token,
+    log_in,
+)
 from tracker.config import Settings
-from tracker.storage import users
 from tracker.storage.db import SchemaOutOfDateError
 from tracker.web.app import create_app
-from tracker.web.auth import ensure_admin, hash_password
+from tracker.web.auth import ensure_admin
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "a long enough password"
 NEW_PASSWORD = "another long password"
-CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
-RUMOUR = "Romanian F-16s are secretly flying missions over Ukraine"
-CLARIFICATION = "Ministry of Defence: the F-16 report was misrepresented"
 
 
 def make_app(db_url: str | None) -> FastAPI:
@@ -44,68 +47,9 @@ def query(db_url: str, statement: str, *params: Any) -> list[tuple[Any, ...]]:
         return conn.execute(statement, params).fetchall()
 
 
-def add_user(db_url: str, email: str, role: str) -> None:
-    with psycopg.connect(db_url) as conn:
-        users.create(conn, email, hash_password(PASSWORD), role)
-
-
-def add_pair(
-    db_url: str, rumour: str = RUMOUR, clarification: str = CLARIFICATION, url: str | None = None
-) -> int:
-    with psycopg.connect(db_url) as conn:
-        media = _insert(
-            conn,
-            "INSERT INTO feeds (url, title, kind) VALUES (%s, %s, 'media')",
-            "https://courier.example/rss",
-            "Daily Courier",
-        )
-        ministry = _insert(
-            conn,
-            "INSERT INTO feeds (url, title, kind) VALUES (%s, %s, 'official')",
-            "https://mod.example/rss",
-            "Ministry of Defence",
-        )
-        story = _insert(conn, "INSERT INTO stories (title) VALUES (%s)", rumour)
-        item = (
-            "INSERT INTO items (feed_id, dedupe_key, url, title, summary, content_hash, story_id)"
-        )
-        values = " VALUES (%s, %s, %s, %s, %s, 'hash', %s)"
-        rumour_id = _insert(conn, item + values, media, "r1", url, rumour, "Pilots seen.", story)
-        clarification_id = _insert(
-            conn, item + values, ministry, "c1", None, clarification, "The report is false.", None
-        )
-        return _insert(
-            conn,
-            """INSERT INTO pairs (rumour_id, clarification_id, score, explanation, scorer_version)
-               VALUES (%s, %s, 0.8765, %s, 'test')""",
-            rumour_id,
-            clarification_id,
-            Jsonb({"shared_terms": ["f-16", "ukraine"]}),
-        )
-
-
-def _insert(conn: psycopg.Connection, statement: str, *params: Any) -> int:
-    row = conn.execute(statement + " RETURNING id", params).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def unmarked(response: httpx.Response) -> str:
     """The page without the <mark> tags that highlight shared terms inside item text."""
     return re.sub(r"</?mark>", "", response.text)
-
-
-def csrf_token(client: TestClient, path: str) -> str:
-    found = CSRF_INPUT.search(client.get(path).text)
-    assert found, f"no CSRF field on {path}"
-    return found.group(1)
-
-
-def log_in(client: TestClient, email: str, password: str = PASSWORD) -> httpx.Response:
-    token = csrf_token(client, "/login")
-    form = {"email": email, "password": password, "csrf_token": token}
-    response: httpx.Response = client.post("/login", data=form)
-    return response
 
 
 def pair_status(db_url: str, pair_id: int) -> str:
@@ -154,7 +98,7 @@ def test_an_analyst_who_logs_in_sees_the_rumour_beside_its_clarification(
     client: TestClient, db_url: str
 ) -> None:
     add_user(db_url, "ana@newsroom.example", "analyst")
-    add_pair(db_url)
+    add_one_pair(db_url)
     response = log_in(client, "Ana@Newsroom.example ", PASSWORD)
     assert response.status_code == 303
     assert response.headers["location"] == "/"
@@ -176,7 +120,7 @@ def test_a_decision_without_the_csrf_token_is_refused_and_changes_nothing(
     client: TestClient, db_url: str
 ) -> None:
     add_user(db_url, "ana@newsroom.example", "analyst")
-    pair_id = add_pair(db_url)
+    pair_id = add_one_pair(db_url)
     log_in(client, "ana@newsroom.example")
     for extra in ({}, {"csrf_token": "forged"}):
         response = client.post(f"/pairs/{pair_id}/decision", data={"decision": "confirm", **extra})
@@ -190,7 +134,7 @@ def test_confirming_a_pair_records_the_review_and_an_audit_entry(
     client: TestClient, db_url: str
 ) -> None:
     add_user(db_url, "ana@newsroom.example", "analyst")
-    pair_id = add_pair(db_url)
+    pair_id = add_one_pair(db_url)
     log_in(client, "ana@newsroom.example")
     form = {"decision": "confirm", "reason": "same claim", "csrf_token": csrf_token(client, "/")}
     response = client.post(f"/pairs/{pair_id}/decision", data=form)
@@ -207,7 +151,7 @@ def test_confirming_a_pair_records_the_review_and_an_audit_entry(
 
 def test_a_rejection_may_carry_the_csrf_token_in_a_header(client: TestClient, db_url: str) -> None:
     add_user(db_url, "ana@newsroom.example", "admin")
-    pair_id = add_pair(db_url)
+    pair_id = add_one_pair(db_url)
     log_in(client, "ana@newsroom.example")
     headers = {"X-CSRF-Token": csrf_token(client, "/")}
     response = client.post(
@@ -223,7 +167,7 @@ def test_a_viewer_sees_the_queue_without_buttons_and_cannot_decide(
     client: TestClient, db_url: str
 ) -> None:
     add_user(db_url, "vic@newsroom.example", "viewer")
-    pair_id = add_pair(db_url)
+    pair_id = add_one_pair(db_url)
     log_in(client, "vic@newsroom.example")
     page = client.get("/")
     assert RUMOUR in unmarked(page)
@@ -236,7 +180,7 @@ def test_a_viewer_sees_the_queue_without_buttons_and_cannot_decide(
 
 def test_markup_in_item_titles_and_links_is_shown_as_text(client: TestClient, db_url: str) -> None:
     add_user(db_url, "ana@newsroom.example", "analyst")
-    add_pair(
+    add_one_pair(
         db_url,
         rumour="<script>alert(1)</script>",
         clarification="<img src=x onerror=alert(1)>",
@@ -259,7 +203,7 @@ def test_the_first_admin_must_change_the_one_time_password_before_seeing_the_que
         one_time = ensure_admin(conn)
         assert ensure_admin(conn) is None
     assert one_time
-    add_pair(db_url)
+    add_one_pair(db_url)
     assert log_in(client, "admin@localhost", one_time).headers["location"] == "/account/password"
     assert client.get("/").headers["location"] == "/account/password"
 

@@ -12,14 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Endpoints
-from tests.integration.test_web import (
-    add_pair,
-    add_user,
-    csrf_token,
-    log_in,
-    make_app,
-    query,
-)
+from tests.factories import add_one_pair, add_user, csrf_token, log_in
+from tests.integration.test_web import make_app, query
 from tests.smtpsink import SmtpSink
 from tests.workerenv import smtp_port, worker_tasks
 from tracker import alerts
@@ -132,7 +126,7 @@ def test_alert_forms_without_the_csrf_token_are_refused_and_change_nothing(
     client: TestClient, db_url: str
 ) -> None:
     add_user(db_url, ANA, "admin")
-    add_pair(db_url)
+    add_one_pair(db_url)
     log_in(client, ANA)
     with psycopg.connect(db_url) as conn:
         sub_id = subscriptions.subscribe(conn, Rule(email=ANA, keywords=["x"]))
@@ -226,7 +220,7 @@ def test_following_a_story_from_the_review_queue_creates_a_follow_subscription(
     client: TestClient, db_url: str
 ) -> None:
     add_user(db_url, VIC, "viewer")
-    add_pair(db_url)
+    add_one_pair(db_url)
     log_in(client, VIC)
     found = FOLLOW_FORM.search(client.get("/").text)
     assert found and found.group(1) == "story_id"
@@ -347,7 +341,7 @@ def test_following_a_story_on_the_web_emails_its_confirmed_clarification(
     client: TestClient, db_url: str, conn: psycopg.Connection, tasks: ModuleType
 ) -> None:
     add_user(db_url, VIC, "viewer")
-    pair_id = add_pair(db_url)
+    pair_id = add_one_pair(db_url)
     log_in(client, VIC)
     found = FOLLOW_FORM.search(client.get("/").text)
     assert found
