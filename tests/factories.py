@@ -17,9 +17,9 @@ import httpx
 import psycopg
 from psycopg.types.json import Jsonb
 
+from tracker import accounts
 from tracker.domain import ParsedEntry
 from tracker.storage import users
-from tracker.web import auth
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -60,7 +60,7 @@ def insert(db: Db, statement: str, *params: Any) -> int:
 @functools.cache
 def password_hash(password: str = PASSWORD) -> str:
     # Hashing is slow on purpose; one hash per password serves every test.
-    return auth.hash_password(password)
+    return accounts.hash_password(password)
 
 
 def add_user(

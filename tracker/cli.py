@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from tracker import broker as broker_module
 from tracker import demo, embedded, supervisor
+from tracker.accounts import ensure_admin
 from tracker.cli_alerts import alerts_app
 from tracker.cli_feeds import feeds_app, items_app
 from tracker.cli_models import eval_app, models_app, train_app
@@ -41,7 +42,6 @@ from tracker.config import Settings
 from tracker.domain import PairStatus
 from tracker.logs import configure as configure_logs
 from tracker.storage import db, feeds, outbox, pairs
-from tracker.web.auth import ensure_admin
 
 app = typer.Typer(
     help="Rumour Tracker: pairs rumours with the clarifications that answer them.",

@@ -5,12 +5,12 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
+from tracker import accounts
 from tracker.cliutil import choices, connect, fail, one_of, print_json, print_table
 from tracker.domain import ROLES
 from tracker.storage import api_tokens, audit, users
 from tracker.storage.api_tokens import ApiToken
 from tracker.storage.users import User
-from tracker.web import auth
 
 ACTOR = "cli"
 MAX_TOKEN_NAME_CHARS = 200
@@ -39,11 +39,11 @@ def _user(conn: psycopg.Connection, email: str) -> User:
 def users_add(email: str, role: RoleOption) -> None:
     """Add a user; prints a one-time password they must change at first login."""
     email = _email(email)
-    password = auth.one_time_password()
+    password = accounts.one_time_password()
     with connect() as conn, conn.transaction():
         if users.get_by_email(conn, email) is not None:
             raise fail(f"{email} already has an account")
-        user = users.create(conn, email, auth.hash_password(password), role, True)
+        user = users.create(conn, email, accounts.hash_password(password), role, True)
         audit.record(conn, ACTOR, "user.added", f"user:{user.id}", {"email": email, "role": role})
     typer.echo(f"user {user.id}: {email} ({role})")
     typer.echo(f"one-time password: {password}  (must be changed at first login)")
@@ -52,9 +52,9 @@ def users_add(email: str, role: RoleOption) -> None:
 @users_app.command("reset-password")
 def users_reset_password(email: str) -> None:
     """Set a new one-time password (printed); the user's sessions end and they must change it."""
-    password = auth.one_time_password()
+    password = accounts.one_time_password()
     with connect() as conn, conn.transaction():
-        user = users.reset_password(conn, _user(conn, email).id, auth.hash_password(password))
+        user = users.reset_password(conn, _user(conn, email).id, accounts.hash_password(password))
         audit.record(conn, ACTOR, "user.password_reset", f"user:{user.id}")
     typer.echo(f"one-time password for {user.email}: {password}  (must be changed at next login)")
 
@@ -142,11 +142,11 @@ def tokens_create(
     name = name.strip()[:MAX_TOKEN_NAME_CHARS]
     if not name:
         raise fail("--name must not be empty")
-    token = auth.new_api_token()
+    token = accounts.new_api_token()
     with connect() as conn, conn.transaction():
         user = _user(conn, email)
         _check_token_role(user, role)
-        token_id = api_tokens.create(conn, user.id, name, role, auth.token_digest(token))
+        token_id = api_tokens.create(conn, user.id, name, role, accounts.token_digest(token))
         details = {"email": user.email, "name": name, "role": role}
         audit.record(conn, ACTOR, "token.created", f"token:{token_id}", details)
     typer.echo(f"token {token_id} for {user.email} ({role}, {name}); shown only now:")
@@ -156,7 +156,7 @@ def tokens_create(
 def _check_token_role(user: User, role: str) -> None:
     if user.disabled:
         raise fail(f"{user.email} is disabled")
-    if not auth.role_within(role, user.role):
+    if not accounts.role_within(role, user.role):
         raise fail(f"a token may not exceed its user's role: {user.email} is {user.role}")
 
 

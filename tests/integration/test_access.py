@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from starlette.routing import Mount
 
 from tests.factories import PASSWORD, add_one_pair, add_user, csrf_token, log_in, logged_in
+from tracker import accounts
 from tracker.config import Settings
 from tracker.domain import ROLES
 from tracker.storage import api_tokens, users
@@ -31,7 +32,7 @@ ERROR_LINE = re.compile(r'<p class="error" role="alert">([^<]*)</p>')
 ROLE_REFUSAL = "Your role may not do this."
 CSRF_REFUSAL = "Missing or wrong CSRF token."
 LOCKED = "Too many failed logins"
-WEAKEST_FIRST = sorted(ROLES, key=auth.ROLE_RANK.__getitem__)
+WEAKEST_FIRST = sorted(ROLES, key=accounts.ROLE_RANK.__getitem__)
 
 # Routes anyone may call, each for a reason: logging in, health probes (a probe cannot log in),
 # our own CSS/JS, the one-click unsubscribe links of alert emails (their signed token is the
@@ -95,11 +96,11 @@ def web(db_url: str) -> Iterator[Web]:
 
 
 def add_token(db_url: str, email: str, role: str) -> tuple[int, str]:
-    token = auth.new_api_token()
+    token = accounts.new_api_token()
     with psycopg.connect(db_url) as conn:
         user = users.get_by_email(conn, email)
         assert user is not None
-        return api_tokens.create(conn, user.id, "test", role, auth.token_digest(token)), token
+        return api_tokens.create(conn, user.id, "test", role, accounts.token_digest(token)), token
 
 
 def query(db_url: str, statement: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -513,7 +514,7 @@ def test_the_token_string_is_nowhere_in_the_database(web: Web) -> None:
     add_user(web.db_url, "ana@newsroom.example", "analyst")
     _, token = add_token(web.db_url, "ana@newsroom.example", "analyst")
     web.client().get("/", headers=bearer(token))
-    secret = token.removeprefix(auth.TOKEN_PREFIX)
+    secret = token.removeprefix(accounts.TOKEN_PREFIX)
     tables = query(web.db_url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     with psycopg.connect(web.db_url) as conn:
         for (table,) in tables:
@@ -523,7 +524,7 @@ def test_the_token_string_is_nowhere_in_the_database(web: Web) -> None:
             assert secret not in dump[0], table
             assert secret.encode().hex() not in dump[0], table
     stored = query(web.db_url, "SELECT token_hash FROM api_tokens")
-    assert stored == [(auth.token_digest(token),)]
+    assert stored == [(accounts.token_digest(token),)]
 
 
 # --- sessions ----------------------------------------------------------------------------------
@@ -534,7 +535,7 @@ def test_a_session_stops_working_after_a_password_reset(web: Web) -> None:
     client = logged_in(web.client(), "ana@newsroom.example")
     assert client.get("/").status_code == 200
     with psycopg.connect(web.db_url) as conn:
-        users.reset_password(conn, user_id, auth.hash_password("one time password"))
+        users.reset_password(conn, user_id, accounts.hash_password("one time password"))
     assert client.get("/").headers["location"] == auth.LOGIN_PATH
     assert client.get("/", headers={"accept": "application/json"}).status_code == 401
 

@@ -25,9 +25,9 @@ from pydantic import SecretStr
 
 from tests.conftest import free_port
 from tests.factories import PASSWORD, T0, add_feed, add_item, add_pair, add_user, csrf_token, insert
+from tracker import accounts
 from tracker.config import Settings
 from tracker.storage import api_tokens, labels, reviews, users
-from tracker.web import auth
 from tracker.web.app import create_app
 
 pytestmark = pytest.mark.integration
@@ -57,8 +57,8 @@ def api(conn: psycopg.Connection, db_url: str) -> Iterator[Api]:
     tokens = {}
     for role in ("viewer", "analyst", "admin"):
         user_id = add_user(conn, f"{role}@newsroom.example", role)
-        token = auth.new_api_token()
-        api_tokens.create(conn, user_id, "test", role, auth.token_digest(token))
+        token = accounts.new_api_token()
+        api_tokens.create(conn, user_id, "test", role, accounts.token_digest(token))
         tokens[role] = token
     settings = Settings(database_url=SecretStr(db_url), secret_key=SecretStr("x" * 40))
     app = create_app(settings)

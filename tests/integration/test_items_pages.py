@@ -16,9 +16,9 @@ from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
 from tests.factories import T0, add_feed, add_item, add_user, csrf_token, insert, logged_in
+from tracker import accounts
 from tracker.config import Settings
 from tracker.storage import api_tokens, labels, users
-from tracker.web import auth
 from tracker.web.app import create_app
 from tracker.web.item_views import PAGE_SIZE
 
@@ -74,10 +74,10 @@ def test_an_english_search_for_ministries_finds_the_ministry(web: Web) -> None:
     assert hits(client, q="ministries") == [ministry]
     assert hits(client, q="MINISTRIES", language="en") == [ministry]
     # The API's search reads the same stemmed words.
-    token = auth.new_api_token()
+    token = accounts.new_api_token()
     user = users.get_by_email(web.conn, "viewer@newsroom.example")
     assert user is not None
-    api_tokens.create(web.conn, user.id, "test", "viewer", auth.token_digest(token))
+    api_tokens.create(web.conn, user.id, "test", "viewer", accounts.token_digest(token))
     found = web.client().get(
         "/api/v1/items", params={"q": "ministries"}, headers={"authorization": f"Bearer {token}"}
     )

@@ -21,11 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from tests.conftest import Endpoints, free_port, with_database
-from tracker import demo
+from tracker import accounts, demo
 from tracker.config import Settings
 from tracker.model_registry import ensure_models
 from tracker.storage import api_tokens, db, feeds, outbox, users
-from tracker.web import auth
 from tracker.web.app import create_app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -138,9 +137,10 @@ def test_read_only_lists_come_from_the_read_url(
     with psycopg.connect(other_db_url, autocommit=True) as conn:
         feeds.add(conn, feeds.NewFeed("http://replica.example/rss", "media", "Replica", "en"))
     with psycopg.connect(db_url, autocommit=True) as conn:
-        user = users.create(conn, "ana@newsroom.example", auth.hash_password("x" * 20), "viewer")
-        token = auth.new_api_token()
-        api_tokens.create(conn, user.id, "test", "viewer", auth.token_digest(token))
+        digest = accounts.hash_password("x" * 20)
+        user = users.create(conn, "ana@newsroom.example", digest, "viewer")
+        token = accounts.new_api_token()
+        api_tokens.create(conn, user.id, "test", "viewer", accounts.token_digest(token))
     read = SecretStr(other_db_url)
     app = create_app(settings(db_url, services.broker_url, database_read_url=read))
     with TestClient(app) as client:

@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from tests.factories import add_feed, add_item, add_pair, add_story, add_user, csrf_token, logged_in
+from tracker import accounts
 from tracker.config import Settings
 from tracker.storage import api_tokens
-from tracker.web import auth
 from tracker.web.app import create_app
 
 pytestmark = pytest.mark.integration
@@ -58,9 +58,9 @@ def web(db_url: str) -> Iterator[Web]:
 
 def api_token(web: Web, email: str, role: str) -> dict[str, str]:
     user_id = add_user(web.db_url, email, role)
-    secret = auth.new_api_token()
+    secret = accounts.new_api_token()
     with psycopg.connect(web.db_url) as conn:
-        api_tokens.create(conn, user_id, "test", role, auth.token_digest(secret))
+        api_tokens.create(conn, user_id, "test", role, accounts.token_digest(secret))
     return {"authorization": f"Bearer {secret}"}
 
 

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from tests.conftest import run_tracker
 from tests.factories import log_in
+from tracker import accounts
 from tracker.config import Settings
 from tracker.web import auth
 from tracker.web.app import create_app
@@ -113,7 +114,7 @@ def test_users_are_listed_without_their_password_hashes(
     conn: psycopg.Connection, cli_env: dict[str, str]
 ) -> None:
     with conn.transaction():
-        admin_password = auth.ensure_admin(conn)
+        admin_password = accounts.ensure_admin(conn)
     assert admin_password
     tracker(cli_env, "users", "add", "vic@x.example", "--role", "viewer")
     listed = json.loads(tracker(cli_env, "users", "list", "--json"))
@@ -187,11 +188,11 @@ def test_a_token_is_printed_once_stored_hashed_listed_and_revoked(
         cli_env, "users", "tokens", "create", "ana@x.example", "--role", "viewer", "--name", "ci"
     )
     token = out.strip().splitlines()[-1]
-    assert token.startswith(auth.TOKEN_PREFIX)
+    assert token.startswith(accounts.TOKEN_PREFIX)
     assert web.get("/", headers=bearer(token)).status_code == 200
     stored = conn.execute("SELECT id, role, name, token_hash FROM api_tokens").fetchall()
     assert [row[:3] for row in stored] == [(1, "viewer", "ci")]
-    assert bytes(stored[0][3]) == auth.token_digest(token)
+    assert bytes(stored[0][3]) == accounts.token_digest(token)
 
     listed = json.loads(tracker(cli_env, "users", "tokens", "list", "ana@x.example", "--json"))
     assert [(t["id"], t["email"], t["role"], t["name"]) for t in listed] == [

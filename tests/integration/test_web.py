@@ -21,10 +21,10 @@ from tests.factories import (
     csrf_token,
     log_in,
 )
+from tracker.accounts import ensure_admin
 from tracker.config import Settings
 from tracker.storage.db import SchemaOutOfDateError
 from tracker.web.app import create_app
-from tracker.web.auth import ensure_admin
 
 pytestmark = pytest.mark.integration
 

@@ -219,6 +219,9 @@ WALLS = (
     # Said on its own as well: the web app and the API serve requests; they share code with the
     # CLI only through modules below both.
     Wall("the web imports no CLI", within("tracker.web"), cli),
+    # Account rules (passwords, one-time passwords, token strings, roles) live in
+    # tracker.accounts, below both: the CLI never loads the web app to add a user.
+    Wall("the CLI imports no tracker.web", cli, within("tracker.web")),
     # Workers run stages: the web app (FastAPI, templates, sessions) is no part of them.
     Wall("workers import no tracker.web", within("workers"), within("tracker.web")),
     # The Celery app and its tasks are the top of the worker processes: tasks are queued by

@@ -70,7 +70,7 @@ def _retention(
     db_url: str, requests: int, rng: random.Random, progress: Callable[[str], None]
 ) -> dict[str, Any]:
     with psycopg.connect(db_url, autocommit=True) as conn:
-        token = review.accounts(conn)
+        token = review.bench_accounts(conn)
         row = conn.execute(
             "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY fetched_at) FROM items"
         ).fetchone()

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tracker import accounts
 from tracker.bench.corpus import bench_database, target
 from tracker.bench.pairing import percentiles
 from tracker.config import Settings
@@ -102,7 +103,7 @@ def bench(
             load(conn, n_items, n_pairs, progress)
             # To the millisecond: a small load takes well under a tenth of a second.
             load_seconds = round(time.perf_counter() - started, 3)
-        token = accounts(conn)
+        token = bench_accounts(conn)
         progress(f"measuring {requests} requests per endpoint ...")
         measured = measure(db_url, token, requests, random.Random(n_items))  # noqa: S311
     return _figures(n_items, n_pairs, requests, load_seconds, measured)
@@ -204,16 +205,16 @@ def loaded(conn: psycopg.Connection, n_items: int, n_pairs: int) -> bool:
     return True
 
 
-def accounts(conn: psycopg.Connection) -> str:
+def bench_accounts(conn: psycopg.Connection) -> str:
     """A fresh analyst (with no claims or skips left from a previous run) and a viewer API
     token of theirs; returns the token."""
     with conn.transaction():
         conn.execute("DELETE FROM users WHERE email = %s", (ANALYST,))
         conn.execute("UPDATE pairs SET claimed_by = NULL, claimed_until = NULL "
                      "WHERE claimed_by IS NOT NULL")  # fmt: skip
-        user = users.create(conn, ANALYST, auth.hash_password(PASSWORD), "analyst")
-        token = auth.new_api_token()
-        api_tokens.create(conn, user.id, "bench", "analyst", auth.token_digest(token))
+        user = users.create(conn, ANALYST, accounts.hash_password(PASSWORD), "analyst")
+        token = accounts.new_api_token()
+        api_tokens.create(conn, user.id, "bench", "analyst", accounts.token_digest(token))
     return token
 
 

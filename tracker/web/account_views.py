@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from tracker import accounts
 from tracker.storage import audit, users, web_sessions
 from tracker.storage.users import User
 from tracker.web import auth, throttle
@@ -60,10 +61,10 @@ def change_password(
         locked = throttle.refused_until(conn, user.email, address, now)
         if locked is not None:
             return _password_refused(request, user, locked, now)
-        problem = auth.password_change_problem(
+        problem = accounts.password_change_problem(
             user, current_password, new_password, new_password_again
         )
-        if problem == auth.WRONG_CURRENT_PASSWORD:
+        if problem == accounts.WRONG_CURRENT_PASSWORD:
             with conn.transaction():
                 locked = throttle.record_failure(conn, user.email, address, now)
             if locked is not None:
@@ -72,7 +73,7 @@ def change_password(
             return _page(request, user, status_code=400, error=problem)
         # The new epoch ends every other session; this one is started again with it.
         with conn.transaction():
-            updated = users.set_password(conn, user.id, auth.hash_password(new_password))
+            updated = users.set_password(conn, user.id, accounts.hash_password(new_password))
             audit.record(conn, user.email, "user.password_changed", f"user:{user.id}")
         throttle.record_success(conn, user.email)
     auth.start_session(request, updated)

@@ -1,7 +1,7 @@
-"""Passwords, sessions, API tokens, CSRF and role checks for the web UI and API."""
+"""Sessions, API tokens on requests, CSRF and role checks for the web UI and API (the account
+rules they rest on, passwords, tokens and roles, are tracker.accounts)."""
 
 import dataclasses
-import functools
 import hashlib
 import hmac
 import secrets
@@ -9,20 +9,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import NoReturn
 
-import psycopg
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request
 from psycopg_pool import ConnectionPool
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tracker import accounts
 from tracker.domain import ROLES
 from tracker.storage import api_tokens, users, web_sessions
 from tracker.storage.users import User
 from tracker.web import throttle
 
-MIN_PASSWORD_LENGTH = 12
 LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"
 PASSWORD_PATH = "/account/password"  # noqa: S105 (a URL path, not a secret)
@@ -39,12 +36,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # One-click unsubscribe (RFC 8058) comes from mail clients without a session; its signed token
 # is what authorises it (tracker.web.unsubscribe).
 CSRF_EXEMPT_PREFIXES = ("/unsubscribe/",)
-TOKEN_PREFIX = "rt_"  # noqa: S105 (makes a leaked token recognisable to secret scanners)
-TOKEN_BYTES = 32
-# Weakest first: a token may not be scoped above its user, and never acts above them.
-ROLE_RANK = {"viewer": 0, "analyst": 1, "admin": 2}
-
-_hasher = PasswordHasher()
 
 
 class RedirectTo(Exception):
@@ -53,75 +44,6 @@ class RedirectTo(Exception):
     def __init__(self, location: str) -> None:
         super().__init__(location)
         self.location = location
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-def one_time_password() -> str:
-    return secrets.token_urlsafe(18)
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    # Hashed lazily, not at import, and only once: it costs as much as a real hash.
-    return hash_password(secrets.token_urlsafe(16))
-
-
-def authenticate(conn: psycopg.Connection, email: str, password: str) -> User | None:
-    """The user with this email and password (disabled ones too: the caller refuses them)."""
-    # PostgreSQL text cannot hold NUL; no stored email contains one.
-    user = None if "\x00" in email else users.get_by_email(conn, email)
-    if user is None:
-        # Verify anyway so an unknown email takes as long as a wrong password (no enumeration).
-        verify_password(_dummy_hash(), password)
-        return None
-    return user if verify_password(user.password_hash, password) else None
-
-
-def ensure_admin(conn: psycopg.Connection, email: str = "admin@localhost") -> str | None:
-    """Create the first admin when there are no users; returns its one-time password, else None.
-
-    The admin must change the password at first login. The caller commits."""
-    if users.count(conn) > 0:
-        return None
-    password = one_time_password()
-    users.create(conn, email, hash_password(password), "admin", must_change_password=True)
-    return password
-
-
-WRONG_CURRENT_PASSWORD = "The current password is wrong."  # noqa: S105 - a message
-
-
-def password_change_problem(user: User, current: str, new: str, repeat: str) -> str | None:
-    """What is wrong with a password change form, in words for the user; None when it is fine.
-    A wrong current password is WRONG_CURRENT_PASSWORD (the caller counts it as a failure)."""
-    if not verify_password(user.password_hash, current):
-        return WRONG_CURRENT_PASSWORD
-    if len(new) < MIN_PASSWORD_LENGTH:
-        return f"The new password must have at least {MIN_PASSWORD_LENGTH} characters."
-    if new != repeat:
-        return "The two new passwords differ."
-    if new == current:
-        # Keeping the printed one-time password would defeat the forced change.
-        return "The new password must differ from the current one."
-    return None
-
-
-def role_within(role: str, ceiling: str) -> bool:
-    return ROLE_RANK[role] <= ROLE_RANK[ceiling]
-
-
-def weaker_role(a: str, b: str) -> str:
-    return a if role_within(a, b) else b
 
 
 class SessionCookies:
@@ -222,14 +144,6 @@ async def _csrf_form_field(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def new_api_token() -> str:
-    return TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
-
-
-def token_digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
 def bearer_token(request: Request) -> str | None:
     """The token of an `Authorization: Bearer ...` header (the only place one is accepted)."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
@@ -287,13 +201,13 @@ def token_user(request: Request, token: str) -> User | None:
 
 def _token_user(request: Request, token: str) -> User | None:
     with get_pool(request).connection() as conn:
-        found = api_tokens.find_active(conn, token_digest(token))
+        found = api_tokens.find_active(conn, accounts.token_digest(token))
         user = users.get(conn, found.user_id) if found else None
         if found is None or user is None or user.disabled:
             return None
         api_tokens.touch(conn, found.id, now(request))
     # No password is involved, so a pending one-time password does not hold a token back.
-    role = weaker_role(found.role, user.role)
+    role = accounts.weaker_role(found.role, user.role)
     return dataclasses.replace(user, role=role, must_change_password=False)
 
 

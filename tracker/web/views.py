@@ -17,7 +17,7 @@ from pydantic import AfterValidator
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tracker import metrics
+from tracker import accounts, metrics
 from tracker.domain import FEED_KINDS, LABELS, ROLES, PairStatus
 from tracker.redact import redact_optional
 from tracker.storage import audit, labels, pairs, reviews
@@ -181,7 +181,7 @@ def login(
         locked = throttle.refused_until(conn, email, address, now)
         if locked is not None:
             return _login_refused(request, email, locked, now)
-        user = auth.authenticate(conn, email, password)
+        user = accounts.authenticate(conn, email, password)
         if user is None:
             with conn.transaction():
                 locked = throttle.record_failure(conn, email, address, now)
