@@ -125,6 +125,9 @@ def send(broker_url: str, task: str, batches: list[list[int]]) -> None:
         app.close()
 
 
+PAIR_SUCCEEDED = re.compile(r"rt.pair_items\[.*succeeded")
+
+
 def wait_for(
     done: Callable[[], bool], worker: Worker, what: str, failed: re.Pattern[str] = FAILED
 ) -> None:
@@ -331,9 +334,10 @@ def test_a_pairing_task_that_meets_a_deadlock_is_retried_and_succeeds(
         items.lock_stories(other)
         other.rollback()
         wait_for(lambda: paired(conn, rumour), worker, "the rumour to be paired")
+        # Celery logs the success after the task's transaction commits: wait for the line too.
+        wait_for(lambda: bool(PAIR_SUCCEEDED.search(worker.text())), worker, "the success line")
         log = worker.text()
     assert re.search(r"rt.pair_items\[.*retry: Retry in .*DeadlockDetected", log), log[-3000:]
-    assert re.search(r"rt.pair_items\[.*succeeded", log), log[-3000:]
     stored = conn.execute(
         "SELECT rumour_id, clarification_id, scorer_version FROM pairs"
     ).fetchall()
@@ -361,7 +365,8 @@ def test_a_task_whose_connections_died_is_retried_on_a_new_connection(
         assert killed >= 1
         other.rollback()
         wait_for(lambda: paired(conn, rumour), worker, "the rumour to be paired")
+        # Celery logs the success after the task's transaction commits: wait for the line too.
+        wait_for(lambda: bool(PAIR_SUCCEEDED.search(worker.text())), worker, "the success line")
         log = worker.text()
     assert re.search(r"rt.pair_items\[.*retry: Retry in ", log), log[-3000:]
-    assert re.search(r"rt.pair_items\[.*succeeded", log), log[-3000:]
     assert count(conn, "SELECT count(*) FROM pairs WHERE rumour_id = %s", rumour) == 1
