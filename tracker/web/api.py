@@ -9,16 +9,19 @@ import binascii
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, replace
 from datetime import date, datetime
+from functools import partial
 from typing import Annotated, Any
 
+import anyio
 import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 from psycopg_pool import ConnectionPool
+from starlette.types import Receive, Scope, Send
 
 from tracker import feed_admin, metrics, model_admin
 from tracker.config import Settings
@@ -486,6 +489,9 @@ def rollback_model(body: RollbackIn, user: Admin, pool: Pool) -> ModelOut:
 # --- exports -----------------------------------------------------------------------------------
 
 
+Render = Callable[[Iterator[Any]], Iterator[str]]
+
+
 def csv_cell(value: Any) -> Any:
     """A cell a spreadsheet shows as text: a leading quote defuses formula-like strings."""
     if isinstance(value, datetime):
@@ -521,11 +527,33 @@ def _json_default(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-def streamed(pool: ConnectionPool, stream: Callable[[Any], Iterator[Any]]) -> Iterator[Any]:
-    """Rows of `stream` read while the response is sent: the connection (and the transaction
-    the named cursor needs) is held until the last row is out or the client goes away."""
+def streamed(
+    pool: ConnectionPool, stream: Callable[[Any], Iterator[Any]], render: Render
+) -> Generator[str]:
+    """Rows of `stream`, rendered while the response is sent: the connection (and the
+    transaction the named cursor needs) is held until the last row is out or the client goes
+    away."""
     with pool.connection() as conn, conn.transaction():
-        yield from stream(conn)
+        yield from render(stream(conn))
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """Closes its generator however the response ends. Starlette leaves a client that went away
+    with the generator suspended in a reference cycle, and its pooled connection stayed in the
+    export's transaction until the garbage collector came round (once, past 30 s, in CI)."""
+
+    def __init__(self, chunks: Generator[str], media_type: str, headers: dict[str, str]) -> None:
+        super().__init__(chunks, media_type=media_type, headers=headers)
+        self.chunks = chunks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Shielded: a cancelled response must still close. The worker thread has finished
+            # its `next` by now (Starlette waits for it), so the generator is not running.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.chunks.close)
 
 
 def _export(
@@ -534,13 +562,13 @@ def _export(
     fields: list[str],
     filename: str,
 ) -> StreamingResponse:
-    rows = streamed(pool, stream)
+    render: Render
     if filename.endswith(".csv"):
-        body, media = csv_chunks(fields, rows), "text/csv; charset=utf-8"
+        render, media = partial(csv_chunks, fields), "text/csv; charset=utf-8"
     else:
-        body, media = jsonl_lines(rows), "application/x-ndjson"
+        render, media = jsonl_lines, "application/x-ndjson"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
-    return StreamingResponse(body, media_type=media, headers=headers)
+    return ClosingStreamingResponse(streamed(pool, stream, render), media, headers)
 
 
 PAIR_FIELDS = [f for f in exports.ExportPair.__dataclass_fields__]
