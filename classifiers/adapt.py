@@ -25,7 +25,8 @@ from scipy import optimize, sparse, special
 from classifiers import item_model, pair_model
 from classifiers.evaluate import in_validation
 from classifiers.item_model import ItemClassifier, LabelledText, model_document
-from classifiers.pair_model import PairExample, PairRanker, pair_text
+from classifiers.pair_model import PairExample, PairRanker
+from classifiers.text_facts import pair_text
 from tracker.domain import TextForModel
 
 # L2 strength of the correction, in units of one decision's loss; chosen by measurement

@@ -52,7 +52,7 @@ class Bundle:
 def build(data: PublicData, out: Path, command: str, progress: Progress) -> dict[str, Any]:
     """Train both models by the shipped recipe, each measured on the fifth of its data that is
     chosen by a hash of the text and never trained on, and write them with their manifest.
-    That fifth is also what a retrained challenger is compared on (tracker/training.py)."""
+    That fifth is also what a retrained challenger is compared on (tracker/pipeline/training.py)."""
     items = recipe.item_examples(load_pheme(data.pheme))
     progress(f"training the item classifier on {len(items)} examples")
     item = recipe.train_item(items, hold_out=True, metadata={"public": data.describe()})

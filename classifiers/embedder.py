@@ -7,7 +7,7 @@ English, Russian and Ukrainian against English debunks, cosine alone, MAP@5): e5
 was not trained on Ukrainian or Romanian); MODEL_CARD.md has the table. Vectors are unit
 length, so a dot product is the cosine.
 
-Items are embedded once, at classification (tracker/classify.py), and the vector is stored
+Items are embedded once, at classification (tracker/pipeline/classify.py), and the vector is stored
 beside the item; pairing reads it back. Texts without a stored vector (datasets, items from
 before vectors) are embedded here on demand, kept in a bounded in-process cache, and, for
 datasets read again and again by `tracker eval` and `tracker models build-bundle`, in an

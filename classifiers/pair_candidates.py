@@ -14,7 +14,7 @@ from tracker.domain import TextForModel
 Progress = Callable[[str], None]
 CANDIDATES = 50
 # Candidates by meaning alone, beside the lexical ones: a quote in Russian shares no word with
-# its English debunk (tracker/pairing.py brings as many from the vector column).
+# its English debunk (tracker/pipeline/pairing.py brings as many from the vector column).
 MEANING_CANDIDATES = 20
 
 

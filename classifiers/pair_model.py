@@ -4,15 +4,15 @@ Rows are (rumour, clarification) pairs grouped by the item being paired (the que
 features compare the two texts (character and word TF-IDF cosine, BM25, shared numbers,
 entities and cross-language concepts), their time gap and sources, and how each lexical score
 stands against the other candidates of the same query, which matters more than its raw value.
+
+The texts' hashed counts come from hashing.py, weighted by tfidf.py, read through the cache
+of vector_cache.py; what is read of each text (pair_text, TextFacts) is text_facts.py's.
+Fitted models are stored by the import path of PairFeatures (artifacts.py): it stays here.
 """
 
-import contextlib
 import hashlib
-import itertools
 import math
-import re
-from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +21,6 @@ import numpy as np
 import sklearn
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.feature_extraction import FeatureHasher
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_curve
 from sklearn.pipeline import Pipeline
@@ -29,29 +28,19 @@ from sklearn.preprocessing import StandardScaler
 
 from classifiers import artifacts, embedder
 from classifiers.evaluate import in_validation, pr_curve, ranked, retrieval_metrics
-from classifiers.text import (
-    CUES,
-    STEM_CONCEPT,
-    WORD,
-    content_words,
-    cue_counts,
-    fold,
-    strip_links,
-)
+from classifiers.hashing import CHAR_HASHING, legacy_char_counts
+from classifiers.text import CUES, WORD, fold
+from classifiers.text_facts import TextFacts, pair_text
+from classifiers.tfidf import idf_weights, tfidf
+from classifiers.vector_cache import text_facts, text_vectors
 from tracker.domain import FEED_KINDS, PairScore, TextForModel
 
-NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-NUMBERISH = re.compile(r"\w*\d\w*")
-DIGIT = re.compile(r"\d")
-CAPITALISED = re.compile(r"\b[A-Z][\w'-]+|\b[A-Z]{2,}\b")
 # Days between a rumour and its clarification, when they are close in time: a debunk usually
 # follows within days, and a claim still spreading meets one of the days before. A
 # clarification published longer than CLOSE_BEFORE_DAYS before the rumour (a rumour coming
 # round again) is described by its age instead, in its own features.
 CLOSE_BEFORE_DAYS = 14
 GAP_EDGES = (3, 14, 60)
-BUCKET_BITS = 18
-BUCKETS = 2**BUCKET_BITS
 
 
 @dataclass(frozen=True)
@@ -62,129 +51,6 @@ class PairExample:
     clarification: TextForModel
     group: int
     query_is_rumour: bool = True
-
-
-def pair_text(item: TextForModel) -> str:
-    text = f"{item.title}. {item.summary}"
-    # strip_links scans every position of the text; most texts have nothing it would strip,
-    # which plain substring tests tell at a fraction of the cost.
-    lowered = text.lower()
-    if any(mark in lowered for mark in _LINK_MARKS):
-        return strip_links(text)
-    return text
-
-
-# Every match of text.LINK contains one of these (in lower case).
-_LINK_MARKS = ("://", "www.", "pic.twitter.com/", "@", "#")
-
-
-def _word_grams(text: str) -> list[str]:
-    return _grams_of_words(content_words(text))
-
-
-def _grams_of_words(words: list[str]) -> list[str]:
-    return words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
-
-
-def _char_grams(text: str) -> list[str]:
-    """scikit-learn's `char_wb` 3-5-grams of the folded text: how models fitted before
-    CHAR_HASHING saw characters (see `_legacy_char_counts`)."""
-    grams: list[str] = []
-    for word in fold(text).split():
-        padded = f" {word} "
-        size = len(padded)
-        for n in (3, 4, 5):
-            if size <= n:  # a short word counts once, whole
-                grams.append(padded)
-                break
-            grams += [padded[i : i + n] for i in range(size - n + 1)]
-    return grams
-
-
-# Which hash turns character n-grams into buckets; a fitted model records the one it saw.
-CHAR_HASHING = "poly64-1"
-_PRIME = np.uint64(0x100000001B3)
-
-
-def char_counts(folded: Sequence[str]) -> sparse.csr_matrix:
-    """Counts of the `char_wb` 3-5-grams of accent-folded texts (each word padded with a
-    space, n-grams inside words; a word shorter than n counts once, whole), hashed into
-    BUCKETS columns. All texts at once in numpy: a polynomial hash of each n-gram's code
-    points, mixed, instead of a Python string and a MurmurHash per n-gram, which took most of
-    the time of scoring a candidate."""
-    padded = [f" {'  '.join(words)} " if (words := t.split()) else "" for t in folded]
-    sizes = np.fromiter((len(p) for p in padded), dtype=np.int64, count=len(padded))
-    points = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32)
-    points = points.astype(np.uint64)
-    owner = np.repeat(np.arange(len(folded), dtype=np.uint64), sizes)
-    space = points == ord(" ")
-    # closing[k]: how many words end (their closing space) before position k. An n-gram
-    # stays inside one padded word when no word closes before its last character.
-    closing = np.zeros(points.size + 1, dtype=np.int64)
-    closing[2:] = np.cumsum(space[1:] & ~space[:-1])
-    keys = []
-    for n in (3, 4, 5):
-        starts = np.arange(max(points.size - n + 1, 0))
-        starts = starts[closing[starts + n - 1] == closing[starts]]
-        hashed = np.full(starts.size, n, dtype=np.uint64)
-        for k in range(n):
-            hashed = hashed * _PRIME + points[starts + k]
-        bucket = _mix(hashed) >> np.uint64(64 - BUCKET_BITS)
-        keys.append(owner[starts] << np.uint64(BUCKET_BITS) | bucket)
-    return _counts_matrix(np.concatenate(keys), len(folded))
-
-
-def _counts_matrix(keys: np.ndarray, n_rows: int) -> sparse.csr_matrix:
-    """A CSR matrix of counts from keys `row << BUCKET_BITS | column`, one per occurrence."""
-    unique, counts = np.unique(keys, return_counts=True)
-    rows = (unique >> np.uint64(BUCKET_BITS)).astype(np.int64)
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    indptr[1:] = np.cumsum(np.bincount(rows, minlength=n_rows))
-    columns = (unique & np.uint64(BUCKETS - 1)).astype(np.int32)
-    return sparse.csr_matrix((counts.astype(np.float32), columns, indptr), shape=(n_rows, BUCKETS))
-
-
-def _mix(hashed: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: every input bit reaches the top bits taken as the bucket."""
-    hashed = (hashed ^ (hashed >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    hashed = (hashed ^ (hashed >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    mixed: np.ndarray = hashed ^ (hashed >> np.uint64(31))
-    return mixed
-
-
-def _legacy_char_counts(texts: Sequence[str]) -> sparse.csr_matrix:
-    return sparse.csr_matrix(_HASHER.transform(_char_grams(t) for t in texts))
-
-
-def word_counts(texts: Sequence[str]) -> sparse.csr_matrix:
-    """Counts of content words and their bigrams, hashed into BUCKETS columns."""
-    return sparse.csr_matrix(_HASHER.transform(_word_grams(t) for t in texts))
-
-
-_HASHER = FeatureHasher(BUCKETS, input_type="string", alternate_sign=False, dtype=np.float32)
-
-
-def idf_weights(counts: sparse.csr_matrix) -> np.ndarray:
-    documents = counts.shape[0]
-    frequency = np.bincount(counts.indices, minlength=counts.shape[1])
-    idf: np.ndarray = np.log((1 + documents) / (1 + frequency)).astype(np.float32) + 1
-    return idf
-
-
-def tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
-    weighted = counts.astype(np.float32)
-    weighted.data = np.log1p(weighted.data) * idf[weighted.indices]
-    return unit_rows(weighted)
-
-
-def unit_rows(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
-    """Rows scaled to length 1 (empty rows stay empty), in place on a CSR matrix."""
-    lengths = np.diff(matrix.indptr)
-    rows = np.repeat(np.arange(matrix.shape[0]), lengths)
-    norms = np.sqrt(np.bincount(rows, weights=matrix.data**2, minlength=matrix.shape[0]))
-    norms[norms == 0] = 1
-    matrix.data = (matrix.data / norms[rows]).astype(matrix.dtype, copy=False)
-    return matrix
 
 
 def feature_names() -> list[str]:
@@ -245,7 +111,7 @@ class PairFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         documents = np.where([p.query_is_rumour for p in pairs], c, r)
         vectors = text_vectors(texts)
         legacy = getattr(self, "char_hashing_", None) != CHAR_HASHING
-        chars = tfidf(_legacy_char_counts(texts) if legacy else vectors.chars, self.char_idf_)
+        chars = tfidf(legacy_char_counts(texts) if legacy else vectors.chars, self.char_idf_)
         counts = vectors.words
         words = tfidf(counts, self.word_idf_)
         facts = vectors.facts
@@ -342,162 +208,6 @@ def _against_background(
     z = (values - shrunk) / (np.sqrt(spread / (n + k)) + 1e-9)
     below = values - np.maximum(values.max(axis=0), mean + std)
     return z, below
-
-
-@dataclass(frozen=True)
-class TextFacts:
-    folded: str
-    words: tuple[str, ...]  # content words, in order
-    numbers: frozenset[str]
-    entities: frozenset[str]
-    concepts: frozenset[str]
-    cues: tuple[float, ...]
-    # Words with a digit ("f-16s" gives "16s"): the story scorer's evidence of one event.
-    numberish: frozenset[str]
-
-
-def _text_facts(text: str) -> TextFacts:
-    folded = fold(text)
-    return TextFacts(
-        folded=folded,
-        words=tuple(content_words(text)),
-        numbers=frozenset(NUMBER.findall(text)),
-        entities=frozenset(fold(e) for e in CAPITALISED.findall(text)),
-        concepts=_concepts(folded),
-        cues=tuple(math.log1p(count) for count in cue_counts(text).values()),
-        # NUMBERISH.findall retries inside every word without a digit: the words of a
-        # text that hold one, found from the words, are the same and cheaper.
-        numberish=frozenset(w for w in WORD.findall(folded) if DIGIT.search(w)),
-    )
-
-
-def _stems_by_prefix() -> dict[str, tuple[tuple[str, str], ...]]:
-    found: dict[str, list[tuple[str, str]]] = {}
-    for stem, concept in STEM_CONCEPT:
-        if WORD.fullmatch(stem):
-            found.setdefault(stem[:3], []).append((stem, concept))
-    return {prefix: tuple(stems) for prefix, stems in found.items()}
-
-
-# text.concepts tests every stem against the text; a one-word stem can only match at the
-# start of a word, so each word looks up the few stems that begin as it does. Stems with a
-# space are tested as text.concepts does.
-_WORD_STEMS = _stems_by_prefix()
-_PHRASE_STEMS = tuple((s, c) for s, c in STEM_CONCEPT if not WORD.fullmatch(s))
-
-
-def _concepts(folded: str) -> frozenset[str]:
-    """text.concepts of a text, from its folded form, in a tenth of the time."""
-    words = WORD.findall(folded)
-    found = {
-        concept
-        for word in set(words)
-        for stem, concept in _WORD_STEMS.get(word[:3], ())
-        if word.startswith(stem)
-    }
-    padded = f" {' '.join(words)} "
-    found.update(concept for stem, concept in _PHRASE_STEMS if f" {stem}" in padded)
-    return frozenset(found)
-
-
-@dataclass(frozen=True)
-class _Cached:
-    chars: tuple[np.ndarray, np.ndarray]  # (bucket indices, counts) of the char n-grams
-    words: tuple[np.ndarray, np.ndarray]  # the same of the word uni- and bigrams
-    facts: TextFacts
-
-
-@dataclass(frozen=True)
-class TextVectors:
-    """Raw hashed counts (one row per text, before any model's IDF) and facts of texts."""
-
-    chars: sparse.csr_matrix
-    words: sparse.csr_matrix
-    facts: list[TextFacts]
-
-
-class _TextCache:
-    """The vectors of recently seen texts, least recently used dropped first. A worker meets
-    the same candidates again and again (every new item of a day searches the same window);
-    the counts depend on the text alone, not on a model, so they stay valid across models.
-    About 7 KB a text (measured with tracemalloc): 10,000 texts hold about 70 MB."""
-
-    def __init__(self, capacity: int = 10_000):
-        self.capacity = capacity
-        self._entries: OrderedDict[str, _Cached] = OrderedDict()
-
-    def get(self, text: str) -> _Cached | None:
-        found = self._entries.get(text)
-        if found is not None:
-            self._entries.move_to_end(text)
-        return found
-
-    def put(self, text: str, entry: _Cached) -> None:
-        self._entries[text] = entry
-        self._entries.move_to_end(text)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
-
-
-_cache = _TextCache()
-
-
-@contextlib.contextmanager
-def fresh_cache() -> Iterator[None]:
-    """An empty text cache inside the block and the previous one after it: for timing a step
-    on texts it has just seen without the cache flattering it."""
-    global _cache
-    saved, _cache = _cache, _TextCache(_cache.capacity)
-    try:
-        yield
-    finally:
-        _cache = saved
-
-
-def text_vectors(texts: Sequence[str]) -> TextVectors:
-    """Vectors of pair texts (`pair_text`), computed once per distinct text and then cached.
-    Large batches (training, evaluation) are vectorised whole and not cached."""
-    if len(texts) > _cache.capacity:
-        return _vectorise(texts)
-    entries = [_cache.get(t) for t in texts]
-    missing = list(dict.fromkeys(t for t, e in zip(texts, entries, strict=True) if e is None))
-    if missing:
-        fresh = _vectorise(missing)
-        for i, text in enumerate(missing):
-            _cache.put(text, _Cached(_row(fresh.chars, i), _row(fresh.words, i), fresh.facts[i]))
-        entries = [_cache.get(t) for t in texts]
-    found = [e for e in entries if e is not None]
-    return TextVectors(
-        _stack([e.chars for e in found]), _stack([e.words for e in found]), [e.facts for e in found]
-    )
-
-
-def text_facts(texts: Sequence[str]) -> list[TextFacts]:
-    """The facts part of `text_vectors`, without building the matrices."""
-    if any(_cache.get(t) is None for t in texts):
-        return text_vectors(texts).facts
-    return [entry.facts for entry in (_cache.get(t) for t in texts) if entry is not None]
-
-
-def _vectorise(texts: Sequence[str]) -> TextVectors:
-    facts = [_text_facts(t) for t in texts]
-    chars = char_counts([f.folded for f in facts])
-    words = _HASHER.transform(_grams_of_words(list(f.words)) for f in facts)
-    return TextVectors(chars, sparse.csr_matrix(words), facts)
-
-
-def _row(matrix: sparse.csr_matrix, i: int) -> tuple[np.ndarray, np.ndarray]:
-    start, end = matrix.indptr[i], matrix.indptr[i + 1]
-    return matrix.indices[start:end].copy(), matrix.data[start:end].copy()
-
-
-def _stack(rows: list[tuple[np.ndarray, np.ndarray]]) -> sparse.csr_matrix:
-    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-    indptr[1:] = np.cumsum([len(i) for i, _ in rows])
-    empty = np.zeros(0, dtype=np.float32)
-    indices = np.concatenate([i for i, _ in rows]) if rows else empty.astype(np.int32)
-    data = np.concatenate([d for _, d in rows]) if rows else empty
-    return sparse.csr_matrix((data, indices, indptr), shape=(len(rows), BUCKETS))
 
 
 def _pair_facts(pair: PairExample, rumour: TextFacts, clarification: TextFacts) -> list[float]:

@@ -2,7 +2,7 @@
 
 Unsupervised on purpose: near-duplicates need no labelled data. Rumour-clarification pairs are
 scored by the learned re-ranker (pair_model.py) behind the same `score_many` contract. Both
-read the same cached vectors of each text (`pair_model.text_vectors`), so a rumour's
+read the same cached vectors of each text (`vector_cache.text_vectors`), so a rumour's
 candidates are vectorised once for the story and the re-ranker alike.
 """
 
@@ -12,8 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from classifiers.pair_model import pair_text, text_vectors, unit_rows
 from classifiers.text import STOPWORDS, WORD, fold
+from classifiers.text_facts import pair_text
+from classifiers.tfidf import unit_rows
+from classifiers.vector_cache import text_vectors
 from tracker.domain import PairScore, TextForModel
 
 VERSION = "pair-lexical-1"

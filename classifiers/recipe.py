@@ -35,8 +35,9 @@ from classifiers import embedder, item_model, pair_model
 from classifiers.datasets import EventText
 from classifiers.item_model import ItemClassifier, LabelledText
 from classifiers.pair_candidates import CANDIDATES, Collection, candidate_pairs_for
-from classifiers.pair_model import PairExample, PairRanker, pair_text
+from classifiers.pair_model import PairExample, PairRanker
 from classifiers.seed import load_seed, load_seed_pairs
+from classifiers.text_facts import pair_text
 
 Progress = Callable[[str], None]
 

@@ -7,8 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from classifiers import embedder
-from classifiers.pair_model import char_counts, idf_weights, pair_text, tfidf, word_counts
+from classifiers.hashing import char_counts, word_counts
 from classifiers.text import fold
+from classifiers.text_facts import pair_text
+from classifiers.tfidf import idf_weights, tfidf
 from tracker.domain import TextForModel
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from classifiers import bundle
 from tests import tally
-from tracker import embedded
+from tracker.runtime import embedded
 from tracker.storage import db, models
 
 

@@ -17,9 +17,12 @@ import httpx
 import psycopg
 from psycopg.types.json import Jsonb
 
-from tracker import accounts
 from tracker.domain import ParsedEntry
+from tracker.pipeline import pairing
 from tracker.storage import users
+from tracker.storage.pairs import NewPair
+from tracker.storage.users import User
+from tracker.usecases import accounts
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -73,6 +76,13 @@ def add_user(
         if found is not None:
             return found.id
         return users.create(conn, email, password_hash(password), role).id
+
+
+def analyst(conn: psycopg.Connection, email: str = "ana@example.org") -> User:
+    """An analyst, as the use cases take one."""
+    found = users.get(conn, add_user(conn, email, "analyst", exist_ok=True))
+    assert found is not None
+    return found
 
 
 # --- feeds, stories, items, pairs --------------------------------------------------------------
@@ -169,6 +179,13 @@ def add_pair(
         Jsonb({"shared_terms": list(terms)}),
         status,
         created_at,
+    )
+
+
+def suggest(conn: psycopg.Connection, rumour_id: int, clarification_id: int, score: float) -> int:
+    """A pair suggested as the pairing stage stores one: with its followers' alerts."""
+    return pairing.store(
+        conn, [NewPair(rumour_id, clarification_id, score, {}, "suggested")], "test"
     )
 
 

@@ -113,13 +113,14 @@ class Settings(BaseSettings):
     retrain_every_h: float = Field(default=24.0, gt=0)
     # The public datasets the shipped models were trained on (laid out as ../shared/data), if
     # this deployment has them: a retrained model is then also validated on their held-out
-    # part. Without them, the seed corpus's held-out part stands in (tracker/training.py).
+    # part. Without them, the seed corpus's held-out part stands in
+    # (tracker/pipeline/training.py).
     public_data_dir: Path | None = None
     story_threshold: float = Field(default=0.45, ge=0, le=1)
     # Items fetched longer ago than this are deleted (0: never), except what analysts and the
-    # fact-check archive need (tracker.retention); review decisions and the audit log by their
-    # own setting (0, the default: kept forever). A pass every prune_every_h hours, in batches
-    # with a pause between them so the review queue is not kept waiting.
+    # fact-check archive need (tracker.pipeline.retention); review decisions and the audit log
+    # by their own setting (0, the default: kept forever). A pass every prune_every_h hours, in
+    # batches with a pause between them so the review queue is not kept waiting.
     retain_items_days: int = Field(default=365, ge=0)
     retain_decisions_days: int = Field(default=0, ge=0)
     prune_every_h: float = Field(default=1.0, gt=0)

@@ -4,10 +4,11 @@ from typing import Any
 
 from celery import Celery, signals
 
-from tracker import broker, metrics
-from tracker.broker import QUEUES
+from tracker import metrics
 from tracker.config import get_settings
 from tracker.logs import configure as configure_logs
+from tracker.runtime import broker
+from tracker.runtime.broker import QUEUES
 from tracker.storage.db import SchemaOutOfDateError, check_schema
 
 

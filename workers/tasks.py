@@ -12,12 +12,13 @@ import psycopg
 import structlog
 from psycopg_pool import ConnectionPool
 
-from tracker import alert_ops, alerts, broker, classify, pairing, retention, training
 from tracker.backoff import backoff
 from tracker.config import get_settings
-from tracker.feeds.refresh import refresh_config, refresh_feed
-from tracker.model_registry import item_classifier, pair_scorer
-from tracker.storage import db, feeds, subscriptions
+from tracker.pipeline import alert_ops, alerts, classify, pairing, retention, training
+from tracker.pipeline.model_registry import item_classifier, pair_scorer
+from tracker.pipeline.refresh import refresh_config, refresh_feed
+from tracker.runtime import broker
+from tracker.storage import db, feeds, heartbeats
 from tracker.storage.feeds import Lease
 from workers.app import app
 
@@ -174,7 +175,7 @@ def _settle_interrupted(interrupted: alerts.BatchInterrupted) -> None:
 def heartbeat(self: Any, queue: str) -> None:
     """Runs on the worker consuming `queue` (beat routes one to each queue)."""
     with _pool().connection() as conn:
-        subscriptions.beat(conn, queue, str(self.request.hostname or "unknown"))
+        heartbeats.beat(conn, queue, str(self.request.hostname or "unknown"))
 
 
 @app.task(name="rt.check_ops")

@@ -19,10 +19,10 @@ from pydantic import SecretStr
 from starlette.routing import Mount
 
 from tests.factories import PASSWORD, add_one_pair, add_user, csrf_token, log_in, logged_in
-from tracker import accounts
 from tracker.config import Settings
 from tracker.domain import ROLES
 from tracker.storage import api_tokens, users
+from tracker.usecases import accounts
 from tracker.web import auth
 from tracker.web.app import create_app
 

@@ -14,14 +14,16 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from tests.conftest import free_port
-from tests.factories import add_feed, add_item, insert
+from tests.factories import add_feed, add_item, analyst, insert, suggest
 from tests.smtpsink import SmtpSink, outbox_statuses, text_of
-from tracker import alert_ops, alerts
-from tracker.alerts import SmtpMailer
 from tracker.config import Settings
 from tracker.domain import Prediction
-from tracker.storage import items, outbox, pairs, reviews, subscriptions
+from tracker.pipeline import alert_fanout, alert_ops, alerts
+from tracker.pipeline.alerts import SmtpMailer
+from tracker.storage import heartbeats, items, outbox, subscriptions
 from tracker.storage.subscriptions import Rule
+from tracker.usecases import reviews as review_usecases
+from tracker.usecases.reviews import DecisionRefused
 from tracker.web.app import create_app
 
 pytestmark = pytest.mark.integration
@@ -33,7 +35,7 @@ PUBLIC = "http://tracker.example"
 def classify(conn: psycopg.Connection, item_ids: list[int], probability: float = 0.9) -> int:
     found = items.for_model(conn, item_ids)
     with conn.transaction():
-        return alerts.queue_rumour_alerts(
+        return alert_fanout.rumours(
             conn, [(row, Prediction("rumour", probability)) for row in found]
         )
 
@@ -161,17 +163,18 @@ def test_a_followed_story_emails_when_a_clarification_is_suggested_and_when_it_i
     subscribe(conn, email="item@example.org", kind="story", item_id=rumours[1])
     with conn.transaction():
         for rumour in rumours:
-            pairs.upsert(conn, rumour, clarification, 0.8, {}, "test")
+            suggest(conn, rumour, clarification, 0.8)
     other = add_item(conn, add_feed(conn, "Fact desk", kind="factcheck"), "Weak match")
     with conn.transaction():
-        pairs.upsert(conn, rumours[0], other, 0.55, {}, "test")  # under desk's 0.6
+        suggest(conn, rumours[0], other, 0.55)  # under desk's 0.6
     (pair_id,) = conn.execute(
         "SELECT id FROM pairs WHERE rumour_id = %s AND clarification_id = %s",
         (rumours[0], clarification),
     ).fetchone() or (None,)
     with conn.transaction():
-        assert reviews.decide(conn, pair_id, None, "confirm", None, datetime.now(UTC)) == "ok"
-        reviews.decide(conn, pair_id, None, "confirm", None, datetime.now(UTC))
+        review_usecases.decide(conn, pair_id, analyst(conn), "confirm", None, datetime.now(UTC))
+    with pytest.raises(DecisionRefused), conn.transaction():  # decided: no second alert
+        review_usecases.decide(conn, pair_id, analyst(conn), "confirm", None, datetime.now(UTC))
     with SmtpSink() as smtp:
         assert relay(conn, smtp.port) == 5
     got = sorted((m["To"], m["Subject"]) for m in smtp.messages)
@@ -273,7 +276,7 @@ def test_alerts_queued_while_smtp_is_down_are_each_delivered_exactly_once_when_i
 RELAY_LOOP = textwrap.dedent(
     """
     import sys, psycopg
-    from tracker.alerts import SmtpMailer, relay
+    from tracker.pipeline.alerts import SmtpMailer, relay
     from tracker.config import Settings
     mailer = SmtpMailer(Settings(smtp_host="127.0.0.1", smtp_port=int(sys.argv[2])))
     with psycopg.connect(sys.argv[1], autocommit=True) as conn:
@@ -347,8 +350,8 @@ def test_a_silent_worker_a_backlog_and_a_failing_feed_alert_the_admins_once(
     conn: psycopg.Connection,
 ) -> None:
     add_admin(conn, "ops@example.org")
-    subscriptions.beat(conn, "classify", "worker-1")
-    subscriptions.beat(conn, "fetch", "worker-2")
+    heartbeats.beat(conn, "classify", "worker-1")
+    heartbeats.beat(conn, "fetch", "worker-2")
     conn.execute("UPDATE worker_heartbeats SET beat_at = now() - interval '10 minutes'")
     conn.execute("UPDATE worker_heartbeats SET beat_at = now() WHERE queue = 'fetch'")
     feed = add_feed(conn, "Flaky Wire")

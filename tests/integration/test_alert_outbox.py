@@ -15,15 +15,16 @@ import psycopg
 import pytest
 
 from tests.conftest import Endpoints
-from tests.factories import add_feed, add_item
+from tests.factories import add_feed, add_item, analyst, suggest
 from tests.smtpsink import SmtpSink, outbox_statuses, text_of
 from tests.workerenv import smtp_port, worker_tasks
-from tracker import alerts
-from tracker.alerts import SmtpMailer
 from tracker.config import Settings
 from tracker.domain import Prediction
-from tracker.storage import items, outbox, pairs, reviews, subscriptions
+from tracker.pipeline import alert_fanout, alerts
+from tracker.pipeline.alerts import SmtpMailer
+from tracker.storage import items, outbox, pairs, subscriptions
 from tracker.storage.subscriptions import Rule
+from tracker.usecases import reviews as review_usecases
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ def classify_as_rumours(conn: psycopg.Connection, item_ids: list[int]) -> int:
     # What the classify stage does in its transaction once the model says "rumour".
     with conn.transaction():
         found = items.for_model(conn, item_ids)
-        return alerts.queue_rumour_alerts(conn, [(r, Prediction("rumour", 0.9)) for r in found])
+        return alert_fanout.rumours(conn, [(r, Prediction("rumour", 0.9)) for r in found])
 
 
 def test_a_burst_of_immediate_alerts_to_one_subscriber_goes_out_as_one_digest(
@@ -152,15 +153,15 @@ def test_an_alert_exists_exactly_when_its_event_commits(conn: psycopg.Connection
     subscriptions.subscribe(conn, Rule(email="desk@example.org", kind="story", story_id=story[0]))
     with pytest.raises(Crash), conn.transaction():
         found = items.for_model(conn, [rumour])
-        assert alerts.queue_rumour_alerts(conn, [(found[0], Prediction("rumour", 0.9))]) == 1
-        assert pairs.upsert(conn, rumour, clarification, 0.9, {}, "test")
+        assert alert_fanout.rumours(conn, [(found[0], Prediction("rumour", 0.9))]) == 1
+        assert suggest(conn, rumour, clarification, 0.9)
         raise Crash  # the stage dies before its commit: no pair, so no alert either
     assert outbox_statuses(conn) == {} and pairs.list_pairs(conn) == []
     with conn.transaction():
-        pairs.upsert(conn, rumour, clarification, 0.9, {}, "test")
+        suggest(conn, rumour, clarification, 0.9)
     (pair,) = pairs.list_pairs(conn)
     with pytest.raises(Crash), conn.transaction():
-        assert reviews.decide(conn, pair.id, None, "confirm", None, datetime.now(UTC)) == "ok"
+        review_usecases.decide(conn, pair.id, analyst(conn), "confirm", None, datetime.now(UTC))
         raise Crash
     assert pairs.list_pairs(conn)[0].status == "suggested"
     kinds = [r[0] for r in conn.execute("SELECT kind FROM alert_outbox").fetchall()]
@@ -170,7 +171,7 @@ def test_an_alert_exists_exactly_when_its_event_commits(conn: psycopg.Connection
 KILLED_AFTER_SENDING = textwrap.dedent(
     """
     import os, signal, sys, psycopg
-    from tracker.alerts import SmtpMailer, relay
+    from tracker.pipeline.alerts import SmtpMailer, relay
     from tracker.config import Settings
 
     class KilledAfterSending(SmtpMailer):

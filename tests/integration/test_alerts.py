@@ -4,8 +4,8 @@ import psycopg
 
 from tests.conftest import free_port
 from tests.smtpsink import SmtpSink
-from tracker.alerts import FileMailer, SmtpMailer, relay
 from tracker.config import Settings
+from tracker.pipeline.alerts import FileMailer, SmtpMailer, relay
 from tracker.storage import outbox
 
 

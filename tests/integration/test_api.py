@@ -26,9 +26,9 @@ from pydantic import SecretStr
 
 from tests.conftest import free_port
 from tests.factories import PASSWORD, T0, add_feed, add_item, add_pair, add_user, csrf_token, insert
-from tracker import accounts
 from tracker.config import Settings
 from tracker.storage import api_tokens, labels, reviews, users
+from tracker.usecases import accounts
 from tracker.web.app import create_app
 
 pytestmark = pytest.mark.integration

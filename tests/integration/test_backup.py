@@ -18,7 +18,7 @@ from psycopg import sql
 from tests.conftest import free_port, run_tracker
 from tests.factories import CSRF_INPUT, log_in
 from tests.integration.test_up import DEADLINE_S, Up, clean_env, cli, embedded_only
-from tracker import embedded
+from tracker.runtime import embedded
 from tracker.storage import backups, db
 
 # Tables whose every row must come back as it was; the others (feeds' poll times, heartbeats,

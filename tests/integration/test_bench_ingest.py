@@ -8,7 +8,7 @@ import pytest
 
 from tracker.bench.corpus import CorpusServer, feed_bytes
 from tracker.bench.ingest import bench
-from tracker.feeds.fetch import FetchError, FetchPolicy, fetch
+from tracker.ingest.fetch import FetchError, FetchPolicy, fetch
 
 # A benchmark-style run: CI's first pass runs it, the external-services pass does not.
 pytestmark = pytest.mark.slow

@@ -21,10 +21,11 @@ import pytest
 from celery import Celery
 
 from tests.conftest import Endpoints
-from tracker import classify, supervisor
 from tracker.bench.pairing import ACTORS, CLARIFICATION, DAYS, PLACES, RUMOUR, SUBJECTS, VERBS
 from tracker.domain import ParsedEntry
-from tracker.model_registry import ensure_models, item_classifier
+from tracker.pipeline import classify
+from tracker.pipeline.model_registry import ensure_models, item_classifier
+from tracker.runtime import supervisor
 from tracker.storage import feeds, items, pairs
 
 # 60 events, each carried by 14 of 30 social and media feeds and answered by 3 of 10 official

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from tests.conftest import free_port, run_tracker
-from tracker import embedded
+from tracker.runtime import embedded
 from tracker.storage import db, models
 
 pytestmark = pytest.mark.integration

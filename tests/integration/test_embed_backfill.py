@@ -13,9 +13,9 @@ import pytest
 from classifiers import embedder
 from tests.conftest import free_port, run_tracker
 from tests.factories import entry
-from tracker import classify, embed_backfill
 from tracker.domain import Prediction, TextForModel
-from tracker.model_registry import item_classifier
+from tracker.pipeline import classify, embed_backfill
+from tracker.pipeline.model_registry import item_classifier
 from tracker.storage import classifications, feeds, items, models
 
 HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)

@@ -10,9 +10,9 @@ import psycopg
 from tests.conftest import Endpoints
 from tests.feedserver import FeedServer, Route
 from tests.smtpsink import SmtpSink
-from tracker import supervisor
 from tracker.demo import FEEDS_DIR
-from tracker.model_registry import ensure_models
+from tracker.pipeline.model_registry import ensure_models
+from tracker.runtime import supervisor
 from tracker.storage import feeds, outbox, pairs
 
 DEADLINE_S = 120

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tracker.feeds.fetch import ALLOW_SETTING, FetchError, FetchPolicy, FetchResult, fetch
+from tracker.ingest.fetch import ALLOW_SETTING, FetchError, FetchPolicy, FetchResult, fetch
 
 LOOPBACK_V4 = ipaddress.ip_network("127.0.0.0/8")
 POLICY = FetchPolicy(

@@ -8,8 +8,8 @@ import pytest
 from tests.conftest import free_port
 from tests.feedserver import FeedServer, Route
 from tracker.demo import FEEDS_DIR
-from tracker.feeds.fetch import FetchPolicy
-from tracker.feeds.refresh import Outcome, RefreshConfig, refresh_feed
+from tracker.ingest.fetch import FetchPolicy
+from tracker.pipeline.refresh import Outcome, RefreshConfig, refresh_feed
 from tracker.storage import feeds
 from tracker.storage.feeds import Lease
 

@@ -16,7 +16,7 @@ from tests.factories import add_user, insert, log_in
 from tests.feedserver import FeedServer, Route
 from tests.integration.test_ingest import LOOPBACK, lease_all, refresh
 from tests.integration.test_web import make_app
-from tracker.feeds import archive
+from tracker.pipeline import archive
 from tracker.storage import feeds
 
 pytestmark = pytest.mark.integration

@@ -16,9 +16,9 @@ from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
 from tests.factories import T0, add_feed, add_item, add_user, csrf_token, insert, logged_in
-from tracker import accounts
 from tracker.config import Settings
 from tracker.storage import api_tokens, labels, users
+from tracker.usecases import accounts
 from tracker.web.app import create_app
 from tracker.web.item_views import PAGE_SIZE
 

@@ -21,8 +21,9 @@ from tests.conftest import run_tracker
 from tests.factories import add_user, csrf_token, log_in
 from tests.integration.test_access import add_token
 from tests.integration.test_web import make_app, query
-from tracker import model_admin, model_registry, training
+from tracker.pipeline import model_registry, training
 from tracker.storage import models
+from tracker.usecases import model_admin
 
 pytestmark = pytest.mark.integration
 

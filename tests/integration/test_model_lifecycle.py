@@ -19,12 +19,13 @@ import pytest
 from classifiers import bundle, item_model, pair_model
 from classifiers.evaluate import in_validation
 from classifiers.item_model import ItemClassifier, LabelledText
-from classifiers.pair_model import pair_text
 from classifiers.seed import load_seed
+from classifiers.text_facts import pair_text
 from tests.conftest import run_tracker
-from tracker import model_registry, training
+from tests.factories import suggest
 from tracker.domain import ParsedEntry, TextForModel
-from tracker.storage import feeds, items, labels, models, pairs, reviews
+from tracker.pipeline import model_registry, training
+from tracker.storage import feeds, items, labels, models, reviews
 
 TOPICS = (
     "harbour", "council", "stadium", "railway", "hospital", "market", "airport", "library",
@@ -126,14 +127,16 @@ def add_items(conn: psycopg.Connection, kind: str, texts: list[str]) -> list[int
 
 def decide(conn: psycopg.Connection, rumour: int, clarification: int, confirm: bool) -> None:
     with conn.transaction():
-        pairs.upsert(conn, rumour, clarification, 0.6, {}, "test")
+        suggest(conn, rumour, clarification, 0.6)
         found = conn.execute(
             "SELECT id FROM pairs WHERE rumour_id = %s AND clarification_id = %s",
             (rumour, clarification),
         ).fetchone()
         assert found is not None
         verdict = "confirm" if confirm else "reject"
-        assert reviews.decide(conn, found[0], None, verdict, None, datetime.now(UTC)) == "ok"
+        assert (
+            reviews.decide(conn, found[0], None, verdict, None, datetime.now(UTC)).outcome == "ok"
+        )
 
 
 # The analysts' view of one deployment: a fact-checker, "trebolt", whose debunks the shipped

@@ -14,7 +14,7 @@ from classifiers.seed import load_seed
 from tests.factories import add_user, csrf_token, log_in
 from tests.integration.test_access import add_token
 from tests.integration.test_web import make_app, query
-from tracker import model_registry, training
+from tracker.pipeline import model_registry, training
 from tracker.storage import models
 
 pytestmark = pytest.mark.integration

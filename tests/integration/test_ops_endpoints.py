@@ -21,10 +21,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from tests.conftest import Endpoints, free_port, with_database
-from tracker import accounts, demo
+from tracker import demo
 from tracker.config import Settings
-from tracker.model_registry import ensure_models
+from tracker.pipeline.model_registry import ensure_models
 from tracker.storage import api_tokens, db, feeds, outbox, users
+from tracker.usecases import accounts
 from tracker.web.app import create_app
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from kombu import Queue
 from kombu.exceptions import ChannelError
 
 from tests.conftest import Endpoints
-from tracker.broker import QUEUES
 from tracker.config import get_settings
+from tracker.runtime.broker import QUEUES
 
 pytestmark = pytest.mark.integration
 

@@ -10,11 +10,11 @@ import pytest
 
 from classifiers import embedder
 from tests.factories import entry
-from tracker import classify, pairing
 from tracker.config import Settings
 from tracker.domain import ParsedEntry
-from tracker.feeds.dedupe import text_fingerprint
-from tracker.model_registry import item_classifier, pair_scorer
+from tracker.ingest.dedupe import text_fingerprint
+from tracker.pipeline import classify, pairing
+from tracker.pipeline.model_registry import item_classifier, pair_scorer
 from tracker.storage import feeds, items, pairs, vectors
 
 CLAIM = "Viral video shows a ten-metre anaconda swimming across the Xingu river in Brazil"

@@ -7,11 +7,11 @@ import psycopg
 import pytest
 
 from classifiers import context
-from tracker import classify, pairing
 from tracker.demo import FEEDS_DIR
 from tracker.domain import ParsedEntry, Prediction, pairing_role
-from tracker.feeds.parse import parse
-from tracker.model_registry import ensure_models, item_classifier, pair_scorer
+from tracker.ingest.parse import parse
+from tracker.pipeline import classify, pairing
+from tracker.pipeline.model_registry import ensure_models, item_classifier, pair_scorer
 from tracker.storage import classifications, feeds, items, outbox, pairs
 
 

@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import Endpoints, run_tracker
 from tests.factories import add_feed, add_item, add_pair, insert
 from tests.workerenv import worker_tasks
-from tracker import retention
+from tracker.pipeline import retention
 
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=400)

@@ -313,7 +313,7 @@ def test_a_short_page_still_puts_skipped_and_held_pairs_after_the_rest(web: Web,
     bo = add_user(web.db_url, "bo@newsroom.example", "analyst")
     best, good, fair = (add_queue_pair(web.db_url, score) for score in (0.9, 0.8, 0.7))
     now = datetime.now(UTC)
-    assert reviews.decide(conn, best, ana, "skip", None, now) == "ok"
+    assert reviews.decide(conn, best, ana, "skip", None, now).outcome == "ok"
     assert reviews.claim(conn, good, bo, now)
     page = reviews.queue(conn, ana, now, reviews.QueueFilter(), limit=1)
     assert [p.id for p in page] == [fair]

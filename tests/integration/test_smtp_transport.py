@@ -18,10 +18,11 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import SecretStr
 
 from tests.conftest import free_port
-from tracker import alerts
+from tests.factories import suggest
 from tracker.config import Settings
 from tracker.domain import Prediction
-from tracker.storage import items, outbox, pairs, subscriptions
+from tracker.pipeline import alert_fanout, alerts
+from tracker.storage import items, outbox, subscriptions
 from tracker.storage.subscriptions import Rule
 
 pytestmark = pytest.mark.integration
@@ -231,8 +232,8 @@ def test_item_text_with_line_breaks_cannot_add_headers_or_recipients_on_the_wire
     )
     with conn.transaction():
         found = items.for_model(conn, [rumour[0]])
-        assert alerts.queue_rumour_alerts(conn, [(found[0], Prediction("rumour", 0.9))]) == 1
-        assert pairs.upsert(conn, rumour[0], clarification[0], 0.9, {}, "test")
+        assert alert_fanout.rumours(conn, [(found[0], Prediction("rumour", 0.9))]) == 1
+        assert suggest(conn, rumour[0], clarification[0], 0.9)
     recorder = Recorder()
     controller = serve(recorder)
     controller.start()

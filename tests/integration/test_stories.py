@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from tests.factories import add_feed, add_item, add_pair, add_story, add_user, csrf_token, logged_in
-from tracker import accounts
 from tracker.config import Settings
 from tracker.storage import api_tokens
+from tracker.usecases import accounts
 from tracker.web.app import create_app
 
 pytestmark = pytest.mark.integration

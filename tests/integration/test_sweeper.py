@@ -12,10 +12,10 @@ import redis
 
 from tests.conftest import Endpoints
 from tests.workerenv import worker_tasks
-from tracker import classify, pairing
 from tracker.demo import FEEDS_DIR
-from tracker.feeds.parse import parse
-from tracker.model_registry import ensure_models, item_classifier, pair_scorer
+from tracker.ingest.parse import parse
+from tracker.pipeline import classify, pairing
+from tracker.pipeline.model_registry import ensure_models, item_classifier, pair_scorer
 from tracker.storage import feeds, items
 
 GRACE_S = 60

@@ -13,8 +13,8 @@ from pydantic import SecretStr
 
 from tests.conftest import run_tracker
 from tests.factories import log_in
-from tracker import accounts
 from tracker.config import Settings
+from tracker.usecases import accounts
 from tracker.web import auth
 from tracker.web.app import create_app
 

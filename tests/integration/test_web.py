@@ -21,9 +21,9 @@ from tests.factories import (
     csrf_token,
     log_in,
 )
-from tracker.accounts import ensure_admin
 from tracker.config import Settings
 from tracker.storage.db import SchemaOutOfDateError
+from tracker.usecases.accounts import ensure_admin
 from tracker.web.app import create_app
 
 pytestmark = pytest.mark.integration

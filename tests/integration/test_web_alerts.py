@@ -12,14 +12,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Endpoints
-from tests.factories import add_one_pair, add_user, csrf_token, log_in
+from tests.factories import add_one_pair, add_user, analyst, csrf_token, log_in
 from tests.integration.test_web import make_app, query
 from tests.smtpsink import SmtpSink
 from tests.workerenv import smtp_port, worker_tasks
-from tracker import alerts
 from tracker.domain import Prediction
-from tracker.storage import items, outbox, reviews, subscriptions
+from tracker.pipeline import alert_fanout
+from tracker.storage import items, outbox, subscriptions
 from tracker.storage.subscriptions import Rule, Subscription
+from tracker.usecases import reviews as review_usecases
 
 pytestmark = pytest.mark.integration
 
@@ -311,7 +312,7 @@ def classified_as_rumour(conn: psycopg.Connection, item_id: int, probability: fl
     # What the classify stage does in its transaction once the model says "rumour".
     with conn.transaction():
         found = items.for_model(conn, [item_id])
-        return alerts.queue_rumour_alerts(conn, [(found[0], Prediction("rumour", probability))])
+        return alert_fanout.rumours(conn, [(found[0], Prediction("rumour", probability))])
 
 
 def test_a_subscription_made_on_the_web_gets_a_matching_rumour_by_email(
@@ -347,8 +348,7 @@ def test_following_a_story_on_the_web_emails_its_confirmed_clarification(
     assert found
     form = {found.group(1): found.group(2), "csrf_token": csrf_token(client, "/")}
     assert client.post("/alerts/follow", data=form).status_code == 303
-    with conn.transaction():
-        assert reviews.decide(conn, pair_id, None, "confirm", None, datetime.now(UTC)) == "ok"
+    review_usecases.decide(conn, pair_id, analyst(conn), "confirm", None, datetime.now(UTC))
     with SmtpSink(smtp_port()) as smtp:
         assert tasks.relay_outbox() == 1
     (mail,) = smtp.messages

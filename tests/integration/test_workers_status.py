@@ -10,7 +10,7 @@ import httpx
 import psycopg
 
 from tests.conftest import free_port, run_tracker
-from tracker.storage import subscriptions
+from tracker.storage import heartbeats
 
 
 def status(env: dict[str, str]) -> tuple[int, dict[str, list[dict[str, object]]]]:
@@ -21,7 +21,7 @@ def status(env: dict[str, str]) -> tuple[int, dict[str, list[dict[str, object]]]
 def test_no_worker_answering_exits_1_and_still_shows_heartbeats(
     cli_env: dict[str, str], conn: psycopg.Connection
 ) -> None:
-    subscriptions.beat(conn, "fetch", "fetch@gone-host")
+    heartbeats.beat(conn, "fetch", "fetch@gone-host")
     code, report = status(cli_env)
     assert code == 1
     assert report["workers"] == []

@@ -63,7 +63,7 @@ class Tripwire:
 
 @pytest.fixture(scope="module")
 def item() -> ItemClassifier:
-    return item_model.train(load_seed())  # as tracker.model_registry._train_seed trains it
+    return item_model.train(load_seed())  # as tracker.pipeline.model_registry._train_seed trains it
 
 
 @pytest.fixture(scope="module")

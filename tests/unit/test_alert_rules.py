@@ -3,14 +3,15 @@ from email import message_from_bytes, policy
 
 from itsdangerous import URLSafeSerializer
 
-from tracker.alert_mail import (
+from tracker.pipeline.alert_fanout import keyword_match, matches
+from tracker.pipeline.alert_mail import (
     UNSUBSCRIBE_SALT,
     MailContext,
     build,
     subscription_from_token,
     unsubscribe_token,
 )
-from tracker.alerts import digest_slot, keyword_match, matches
+from tracker.pipeline.alerts import digest_slot
 from tracker.storage.outbox import OutboxRow
 from tracker.storage.subscriptions import AlertItem, Subscription
 

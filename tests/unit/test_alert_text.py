@@ -1,4 +1,4 @@
-from tracker.alerts import one_line
+from tracker.pipeline.alerts import one_line
 
 
 def test_item_titles_cannot_add_mail_headers() -> None:

@@ -3,9 +3,9 @@ alert email, a task retried after a transient database error."""
 
 import random
 
-from tracker import alerts
 from tracker.backoff import backoff
-from tracker.feeds import schedule
+from tracker.ingest import schedule
+from tracker.pipeline import alerts
 from workers import tasks
 
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from tracker.feeds import archive, claimreview
-from tracker.feeds.claimreview import BadRecordError, MalformedJsonError, Record, Review
+from tracker.ingest import claimreview
+from tracker.ingest.claimreview import BadRecordError, MalformedJsonError, Record, Review
+from tracker.pipeline import archive
 
 
 def fact_check(n: int = 1, **fields: Any) -> dict[str, Any]:

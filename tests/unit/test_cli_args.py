@@ -2,8 +2,8 @@
 
 import pytest
 
-from tracker.cli import misplaced_global
-from tracker.cliutil import print_table, score
+from tracker.cli.main import misplaced_global
+from tracker.cli.util import print_table, score
 
 
 @pytest.mark.parametrize(

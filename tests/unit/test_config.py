@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from tracker.broker import transport_options
 from tracker.config import DEFAULT_SECRET_KEY, Settings, _secrets_from_files
+from tracker.runtime.broker import transport_options
 
 
 @pytest.fixture(autouse=True)

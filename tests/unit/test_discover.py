@@ -1,6 +1,6 @@
 import pytest
 
-from tracker.feeds.discover import (
+from tracker.ingest.discover import (
     COMMON_PATHS,
     DiscoveryError,
     Fetch,

@@ -16,7 +16,7 @@ import feedparser
 import pytest
 
 from tracker.domain import ParsedEntry
-from tracker.feeds.parse import NotAFeedError, ParsedFeed, canonical_url, parse
+from tracker.ingest.parse import NotAFeedError, ParsedFeed, canonical_url, parse
 
 DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 CONFORMANCE_FILES = 2107

@@ -10,8 +10,8 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from tracker.feeds import fetch as fetch_module
-from tracker.feeds.fetch import (
+from tracker.ingest import fetch as fetch_module
+from tracker.ingest.fetch import (
     ALLOW_SETTING,
     MAX_RETRY_AFTER_S,
     FetchError,

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tracker.feeds.jsonfeed import MAX_ITEMS, looks_like_json, parse_rfc3339
-from tracker.feeds.parse import NotAFeedError, describe_file, parse
+from tracker.ingest.jsonfeed import MAX_ITEMS, looks_like_json, parse_rfc3339
+from tracker.ingest.parse import NotAFeedError, describe_file, parse
 
 V1 = "https://jsonfeed.org/version/1"
 V11 = "https://jsonfeed.org/version/1.1"

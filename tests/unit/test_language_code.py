@@ -9,9 +9,9 @@ import pytest
 from pydantic import Field, TypeAdapter, ValidationError
 
 from classifiers import language
-from tracker import alert_input, feed_admin
 from tracker.domain import LANGUAGE_TAG_PATTERN, MAX_LANGUAGE_CHARS, language_code
-from tracker.feeds.opml import parse_opml
+from tracker.ingest.opml import parse_opml
+from tracker.usecases import feed_admin, subscriptions
 from tracker.web.item_views import parse_search
 from tracker.web.review_filters import review_filter
 
@@ -87,7 +87,7 @@ def test_every_reader_agrees_with_the_rule(value: str, expected: str | None) -> 
     else:
         assert feed_admin.language_code(value) == expected
     # Alert rules and detection's fallback: the primary subtag.
-    assert alert_input.language_code(value) == primary
+    assert subscriptions.language_code(value) == primary
     assert language.declared(value) == primary
     # The review queue: the whole code (pairs carry both); a problem line otherwise.
     where, problems = review_filter({"language": value})

@@ -73,7 +73,7 @@ def test_celerys_routine_lines_show_only_at_debug(capsys: pytest.CaptureFixture[
     logs.configure("json")
     routine.info("Task rt.fetch_feed[1] succeeded in 0.1s: 5")
     routine.error("Task rt.fetch_feed[2] raised unexpected: boom")
-    logging.getLogger("tracker.feeds.refresh").info("feed refreshed")
+    logging.getLogger("tracker.pipeline.refresh").info("feed refreshed")
     shown = [line["event"] for line in lines(capsys.readouterr().err)]
     assert shown == ["Task rt.fetch_feed[2] raised unexpected: boom", "feed refreshed"]
     logs.configure("json", "debug")

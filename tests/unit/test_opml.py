@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from tracker.feeds.opml import OpmlError, OpmlFeed, export_opml, parse_opml
+from tracker.ingest.opml import OpmlError, OpmlFeed, export_opml, parse_opml
 
 
 def opml(body: str) -> bytes:

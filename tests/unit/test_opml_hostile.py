@@ -12,7 +12,7 @@ import pytest
 
 from tests.feedserver import FeedServer, Route
 from tests.tally import counted
-from tracker.feeds.opml import OpmlError, OpmlParseResult, parse_opml, read_capped
+from tracker.ingest.opml import OpmlError, OpmlParseResult, parse_opml, read_capped
 
 HEAD = b'<?xml version="1.0" encoding="UTF-8"?>'
 FEED = '<outline text="F{n}" xmlUrl="https://f{n}.example/rss"/>'

@@ -36,8 +36,8 @@ def test_query_terms_skip_stop_words_and_keep_diacritics() -> None:
 
 
 def _texts() -> list[str]:
-    from classifiers.pair_model import pair_text
     from classifiers.seed import load_seed_pairs
+    from classifiers.text_facts import pair_text
 
     pairs, _ = load_seed_pairs()
     found = {pair_text(t) for p in pairs for t in (p.rumour, p.clarification)}
@@ -45,19 +45,19 @@ def _texts() -> list[str]:
 
 
 def test_the_fast_concept_lookup_finds_what_the_lexicon_scan_finds() -> None:
-    from classifiers.pair_model import _concepts
     from classifiers.text import concepts, fold
+    from classifiers.text_facts import folded_concepts
 
     texts = _texts()
     assert sum(bool(concepts(t)) for t in texts) > 100
-    assert [_concepts(fold(t)) for t in texts] == [concepts(t) for t in texts]
+    assert [folded_concepts(fold(t)) for t in texts] == [concepts(t) for t in texts]
 
 
 def test_character_counts_hold_the_same_n_grams_as_char_wb() -> None:
     import numpy as np
     from sklearn.feature_extraction.text import CountVectorizer
 
-    from classifiers.pair_model import char_counts
+    from classifiers.hashing import char_counts
     from classifiers.text import fold
 
     texts = _texts()

@@ -6,8 +6,8 @@ import nh3
 import pytest
 
 from tracker.demo import FEEDS_DIR
-from tracker.feeds.parse import NotAFeedError, canonical_url, describe_file, parse
-from tracker.feeds.sanitise import (
+from tracker.ingest.parse import NotAFeedError, canonical_url, describe_file, parse
+from tracker.ingest.sanitise import (
     DROPPED_WITH_CONTENT,
     normalise,
     plain_text,

@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.tally import counted
-from tracker.feeds import fetch
-from tracker.feeds.dedupe import text_fingerprint
-from tracker.feeds.opml import OpmlError, OpmlFeed, export_opml, parse_opml
-from tracker.feeds.parse import TRACKING_PARAMS, NotAFeedError, canonical_url, parse
-from tracker.feeds.sanitise import HTML_TAGS, SAFE_SCHEMES, sanitise_html
+from tracker.ingest import fetch
+from tracker.ingest.dedupe import text_fingerprint
+from tracker.ingest.opml import OpmlError, OpmlFeed, export_opml, parse_opml
+from tracker.ingest.parse import TRACKING_PARAMS, NotAFeedError, canonical_url, parse
+from tracker.ingest.sanitise import HTML_TAGS, SAFE_SCHEMES, sanitise_html
 
 PROFILE = settings(
     max_examples=300,

@@ -1,7 +1,7 @@
 import random
 from datetime import UTC, datetime, timedelta
 
-from tracker.feeds.schedule import backoff, next_interval
+from tracker.ingest.schedule import backoff, next_interval
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tracker import embedded, supervisor
-from tracker.supervisor import Role, Supervisor
+from tracker.runtime import embedded, supervisor
+from tracker.runtime.supervisor import Role, Supervisor
 
 # Counts its starts in a file; the first start exits with an error, later ones keep running.
 FLAKY = """

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from tracker import embedded, supervisor
+from tracker.runtime import embedded, supervisor
 
 STALL_S = 60
 # Fast ticks so that a fault and its recovery fit in seconds; the mechanisms are the same. The

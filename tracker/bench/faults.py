@@ -20,11 +20,11 @@ import numpy as np
 import psycopg
 import redis
 
-from tracker import alert_mail, model_registry
 from tracker.bench import faultload
 from tracker.bench.faultenv import FeedServer, Pipeline, services, wait_until
-from tracker.broker import QUEUES
 from tracker.demo import FEEDS_DIR
+from tracker.pipeline import alert_mail, model_registry
+from tracker.runtime.broker import QUEUES
 from tracker.storage import db, feeds, outbox
 
 FAULTS = (

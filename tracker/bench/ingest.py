@@ -29,8 +29,8 @@ from tracker.bench.corpus import (
     register,
     scratch_database,
 )
-from tracker.feeds.fetch import FetchPolicy
-from tracker.feeds.refresh import RefreshConfig, refresh_feed
+from tracker.ingest.fetch import FetchPolicy
+from tracker.pipeline.refresh import RefreshConfig, refresh_feed
 from tracker.storage import feeds
 
 THREADS_PER_WORKER = 4

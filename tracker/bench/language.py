@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from classifiers import language
-from tracker.feeds.parse import parse
+from tracker.ingest.parse import parse
 
 Sample = tuple[str, str]  # (true language, text)
 # Floors shown beside the shipped ones, to see what moving them would cost.

@@ -23,10 +23,10 @@ from typing import Any
 
 import psycopg
 
-from tracker import backup
 from tracker.bench import review
 from tracker.bench.corpus import bench_database, scratch_database, target
 from tracker.bench.pairing import percentiles
+from tracker.usecases import backup
 
 TARGET_RATIO = 1.5
 # Requests per endpoint in each round measured while the pass runs.

@@ -20,8 +20,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from threadpoolctl import threadpool_limits
 
-from classifiers import embedder, pair_model
-from tracker import classify, pairing
+from classifiers import embedder, vector_cache
 from tracker.bench.corpus import bench_database, target
 from tracker.domain import (
     DEFAULT_CLAIM_MIN_RUMOUR as CLAIM_MIN,
@@ -32,8 +31,9 @@ from tracker.domain import (
     TextForModel,
     pairing_role,
 )
-from tracker.feeds.dedupe import text_fingerprint
-from tracker.model_registry import item_classifier, pair_scorer
+from tracker.ingest.dedupe import text_fingerprint
+from tracker.pipeline import classify, pairing
+from tracker.pipeline.model_registry import item_classifier, pair_scorer
 from tracker.storage import classifications, feeds, items
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
@@ -432,7 +432,7 @@ def _steps(
     found = pairing.retrieve(conn, row, label, config)
     other = pairing.OTHER_LABEL[label]
     # The texts were just scored by the timed run: start from an empty cache, the worst case.
-    with pair_model.fresh_cache():
+    with vector_cache.fresh_cache():
         retrieved = time.perf_counter()
         pairing.score_candidates(row, label == "rumour", found[other], scorer)
         if label == "rumour":

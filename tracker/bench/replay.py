@@ -24,13 +24,14 @@ import psycopg
 from celery import Celery
 
 from classifiers.datasets import load_checkthat_collection, load_checkthat_split
-from tracker import feed_admin, supervisor
 from tracker.bench.corpus import scratch_database
 from tracker.bench.faultenv import FeedServer
 from tracker.bench.scale import purge_queues
 from tracker.config import Settings
 from tracker.domain import TextForModel
+from tracker.runtime import supervisor
 from tracker.storage import models
+from tracker.usecases import feed_admin
 
 # recent: fact-checks a day before the claims; real: fact-checks at their real dates (years
 # before, most of them) and claims now, a rumour coming round again; all-real: each at its own
@@ -479,7 +480,7 @@ def bench(
     echo: Callable[[str], None],
 ) -> dict[str, Any]:
     # Imported here: scikit-learn takes a second to load.
-    from tracker.model_registry import ensure_models
+    from tracker.pipeline.model_registry import ensure_models
 
     server = FeedServer()
     try:

@@ -21,12 +21,12 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tracker import accounts
 from tracker.bench.corpus import bench_database, target
 from tracker.bench.pairing import percentiles
 from tracker.config import Settings
 from tracker.domain import FEED_KINDS
 from tracker.storage import api_tokens, users
+from tracker.usecases import accounts
 from tracker.web import auth
 from tracker.web.app import create_app
 

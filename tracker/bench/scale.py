@@ -17,7 +17,6 @@ from typing import Any
 import psycopg
 from celery import Celery
 
-from tracker import supervisor
 from tracker.bench.corpus import (
     SMALL_ITEMS,
     CorpusServer,
@@ -25,6 +24,7 @@ from tracker.bench.corpus import (
     register,
     scratch_database,
 )
+from tracker.runtime import supervisor
 
 FETCH_THREADS = 4
 # Beat's dispatch tick leases up to 200 feeds (feeds.DISPATCH_BATCH): at 0.5 s the
@@ -297,7 +297,7 @@ def bench(
     echo: Callable[[str], None],
 ) -> dict[str, Any]:
     # Imported here: scikit-learn takes a second to load.
-    from tracker.model_registry import ensure_models
+    from tracker.pipeline.model_registry import ensure_models
 
     server = CorpusServer()
     server.warm("small", range(n_feeds))

@@ -21,12 +21,13 @@ import numpy as np
 import psycopg
 
 from classifiers import embedder
-from tracker import embedded, pairing
 from tracker.bench.corpus import scratch_database
 from tracker.bench.pairing import percentiles
 from tracker.config import Settings
 from tracker.domain import TextForModel
-from tracker.feeds.parse import parse
+from tracker.ingest.parse import parse
+from tracker.pipeline import pairing
+from tracker.runtime import embedded
 from tracker.storage import vectors
 
 Progress = Callable[[str], None]

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from tracker.storage import subscriptions
 
 # The subscription's generation is read at send time: a mail's unsubscribe link must name the
-# generation that is current when it goes out (tracker.alert_mail.unsubscribe_token).
+# generation that is current when it goes out (tracker.pipeline.alert_mail.unsubscribe_token).
 ROW_COLUMNS = """id, dedupe_key, recipient, subject, body_text, attempts, kind, subscription_id,
     payload, (SELECT s.generation FROM alert_subscriptions s
               WHERE s.id = alert_outbox.subscription_id) AS subscription_generation"""
@@ -161,8 +161,8 @@ class Withdrawn:
 
 
 def withdraw_confirmation(conn: psycopg.Connection, pair_id: int) -> Withdrawn:
-    """Cancel the unsent alerts that confirming `pair_id` queued (tracker.storage.subscriptions
-    .queue_pair_alerts); count those already out. Call in the undo's transaction.
+    """Cancel the unsent alerts that confirming `pair_id` queued (tracker.pipeline.alert_fanout
+    .pairs); count those already out. Call in the undo's transaction.
 
     A cancelled row's dedupe key is set aside, so confirming the pair again alerts again."""
     caused_by = """kind = 'clarification_confirmed'

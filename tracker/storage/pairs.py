@@ -9,11 +9,7 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from tracker.storage import subscriptions
 from tracker.storage.items import ITEM_FOR_MODEL, ItemForModel
-
-SUGGESTED = "clarification_suggested"
-CONFIRMED = "clarification_confirmed"
 
 
 @dataclass(frozen=True)
@@ -41,35 +37,6 @@ class PairView:
     story_outlets: int
 
 
-def upsert(
-    conn: psycopg.Connection,
-    rumour_id: int,
-    clarification_id: int,
-    score: float,
-    explanation: dict[str, Any],
-    scorer_version: str,
-    status: str = "suggested",
-) -> bool:
-    """Suggest (or auto-confirm) a pair; returns True when it is new. A pair already stored,
-    decided or not, is never reopened. Followers of the rumour's story are alerted in the
-    same transaction."""
-    with conn.cursor() as cur:
-        cur.execute(
-            """INSERT INTO pairs
-                   (rumour_id, clarification_id, score, explanation, scorer_version, status)
-               VALUES (%s, %s, %s, %s, %s, %s)
-               ON CONFLICT (rumour_id, clarification_id) DO NOTHING RETURNING id""",
-            (rumour_id, clarification_id, score, Jsonb(explanation), scorer_version, status),
-        )
-        row = cur.fetchone()
-    if row is None:
-        return False
-    event = {"suggested": SUGGESTED, "confirmed": CONFIRMED}.get(status)
-    if event:
-        subscriptions.queue_pair_alerts(conn, [row[0]], event)
-    return True
-
-
 @dataclass(frozen=True)
 class NewPair:
     rumour_id: int
@@ -79,11 +46,19 @@ class NewPair:
     status: str  # suggested or confirmed
 
 
-def upsert_many(conn: psycopg.Connection, new: Sequence[NewPair], scorer_version: str) -> int:
-    """`upsert` for many pairs in one statement; returns how many were new. Followers of the
-    rumours' stories are alerted in the same transaction."""
+@dataclass(frozen=True)
+class Added:
+    id: int
+    status: str
+
+
+def upsert_many(
+    conn: psycopg.Connection, new: Sequence[NewPair], scorer_version: str
+) -> list[Added]:
+    """Suggest (or auto-confirm) pairs in one statement; returns the new ones. A pair already
+    stored, decided or not, is never reopened."""
     if not new:
-        return 0
+        return []
     with conn.cursor() as cur:
         cur.execute(
             """INSERT INTO pairs
@@ -101,10 +76,7 @@ def upsert_many(conn: psycopg.Connection, new: Sequence[NewPair], scorer_version
                 [p.status for p in new],
             ),
         )
-        added = cur.fetchall()
-    for status, event in (("suggested", SUGGESTED), ("confirmed", CONFIRMED)):
-        subscriptions.queue_pair_alerts(conn, [i for i, st in added if st == status], event)
-    return len(added)
+        return [Added(id, status) for id, status in cur.fetchall()]
 
 
 @dataclass(frozen=True)
@@ -344,10 +316,10 @@ def clarified(conn: psycopg.Connection, story_id: int | None, item_id: int | Non
         return bool(row and row[0])
 
 
-def spread_to_stories(conn: psycopg.Connection, item_ids: Sequence[int]) -> int:
+def spread_to_stories(conn: psycopg.Connection, item_ids: Sequence[int]) -> list[int]:
     """Pair each clarification of a story's rumour with every rumour of that story, so the
     story is answered for every outlet that carried it. Touches the stories of `item_ids`
-    and of the rumours paired with them; returns how many pairs were added."""
+    and of the rumours paired with them; returns the ids of the pairs added (suggested)."""
     with conn.cursor() as cur:
         cur.execute(
             """WITH touched AS (
@@ -373,6 +345,4 @@ def spread_to_stories(conn: psycopg.Connection, item_ids: Sequence[int]) -> int:
                RETURNING id""",
             {"ids": list(item_ids)},
         )
-        added = [row[0] for row in cur.fetchall()]
-    subscriptions.queue_pair_alerts(conn, added, SUGGESTED)
-    return len(added)
+        return [row[0] for row in cur.fetchall()]

@@ -7,8 +7,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg.rows import class_row
 
-from tracker.storage import outbox, subscriptions
-from tracker.storage.pairs import CONFIRMED
+from tracker.storage import outbox
 
 CLAIM_LEASE = timedelta(minutes=10)
 DECIDED_STATUS = {"confirm": "confirmed", "reject": "rejected"}
@@ -227,6 +226,14 @@ def refusal(conn: psycopg.Connection, pair_id: int) -> Outcome:
     return "decided" if row[0] != "suggested" else "claimed"
 
 
+@dataclass(frozen=True)
+class Decided:
+    outcome: Outcome
+    # The pair's status before the decision, when it was taken: confirming a suggested pair is
+    # news to the story's followers; an automatic confirmation was news when it was made.
+    previous_status: str | None = None
+
+
 def decide(
     conn: psycopg.Connection,
     pair_id: int,
@@ -234,11 +241,10 @@ def decide(
     decision: str,
     reason: str | None,
     now: datetime,
-) -> Outcome:
+) -> Decided:
     """Confirm, reject or skip a suggested pair that nobody else holds; or check a pair that was
     confirmed automatically and nobody has reviewed (confirm it, or reject it). The caller's
-    transaction also holds the audit row; a confirmation queues its alerts in it (an automatic
-    one queued them already)."""
+    transaction also holds the audit row and any alerts."""
     new_status = DECIDED_STATUS.get(decision, "suggested")
     with conn.cursor() as cur:
         cur.execute(
@@ -256,15 +262,13 @@ def decide(
         )
         row = cur.fetchone()
         if row is None:
-            return refusal(conn, pair_id)
+            return Decided(refusal(conn, pair_id))
         cur.execute(
             """INSERT INTO reviews (pair_id, user_id, decision, reason, previous_status)
                VALUES (%s, %s, %s, %s, %s)""",
             (pair_id, user_id, decision, reason, row[0]),
         )
-    if decision == "confirm" and row[0] == "suggested":
-        subscriptions.queue_pair_alerts(conn, [pair_id], CONFIRMED)
-    return "ok"
+    return Decided("ok", row[0])
 
 
 @dataclass(frozen=True)

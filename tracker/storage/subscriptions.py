@@ -200,34 +200,42 @@ def ops_recipients(conn: psycopg.Connection) -> list[tuple[int | None, str]]:
         return [(None, email) for email in users.admin_emails(conn)]
 
 
-def queue_pair_alerts(conn: psycopg.Connection, pair_ids: Sequence[int], event: str) -> int:
-    """Queue follow-a-story alerts for pairs just suggested or confirmed (`event` is
-    `clarification_suggested` or `clarification_confirmed`); call in the pair's transaction.
+@dataclass(frozen=True)
+class PairFollower:
+    """A story subscription that follows the rumour of a pair, with what its alert says."""
 
-    One alert per (subscription, clarification, event): a clarification spread to every outlet
-    of a story is one email. Suggestions alert only at or above the subscription's minimum."""
-    if not pair_ids:
-        return 0
-    with conn.cursor() as cur:
+    subscription_id: int
+    email: str
+    digest: bool
+    min_probability: float
+    pair_id: int
+    score: float
+    status: str
+    story_id: int | None
+    rumour_id: int
+    rumour_title: str
+    rumour_source: str
+    clarification_id: int
+    title: str
+    summary: str
+    url: str | None
+    source: str
+    source_kind: str
+    seen_at: datetime
+
+
+def pair_followers(conn: psycopg.Connection, pair_ids: Sequence[int]) -> list[PairFollower]:
+    """Every live story subscription following the rumour of each pair: the item itself, its
+    story, or any item of its story. By subscription, clarification, then best score first."""
+    with conn.cursor(row_factory=class_row(PairFollower)) as cur:
         cur.execute(
-            """INSERT INTO alert_outbox
-                   (dedupe_key, recipient, subject, kind, subscription_id, item_id, payload, status)
-               SELECT DISTINCT ON (s.id, p.clarification_id)
-                   format('follow:%%s:%%s:%%s', s.id, %(event)s::text, p.clarification_id),
-                   s.email,
-                   CASE WHEN %(event)s::text = 'clarification_confirmed'
-                        THEN 'Clarification confirmed: ' ELSE 'Clarification suggested: ' END
-                     || left(regexp_replace(r.title, '[[:cntrl:]]+', ' ', 'g'), 120),
-                   %(event)s::text, s.id, p.clarification_id,
-                   jsonb_build_object(
-                       'pair_id', p.id, 'score', p.score, 'status', p.status,
-                       'story_id', r.story_id, 'rumour_id', r.id, 'rumour_title', r.title,
-                       'rumour_source', coalesce(rf.title, rf.host),
-                       'item_id', c.id, 'title', c.title, 'summary', left(c.summary, 600),
-                       'url', c.url, 'source', coalesce(cf.title, cf.host),
-                       'source_kind', cf.kind,
-                       'seen_at', coalesce(c.published_at, c.fetched_at)),
-                   CASE WHEN s.delivery = 'immediate' THEN 'pending' ELSE 'held' END
+            """SELECT s.id AS subscription_id, s.email, s.delivery <> 'immediate' AS digest,
+                      s.min_probability, p.id AS pair_id, p.score, p.status, r.story_id,
+                      r.id AS rumour_id, r.title AS rumour_title,
+                      coalesce(rf.title, rf.host) AS rumour_source,
+                      c.id AS clarification_id, c.title, c.summary, c.url,
+                      coalesce(cf.title, cf.host) AS source, cf.kind AS source_kind,
+                      coalesce(c.published_at, c.fetched_at) AS seen_at
                FROM pairs p
                JOIN items r ON r.id = p.rumour_id JOIN feeds rf ON rf.id = r.feed_id
                JOIN items c ON c.id = p.clarification_id JOIN feeds cf ON cf.id = c.feed_id
@@ -235,13 +243,11 @@ def queue_pair_alerts(conn: psycopg.Connection, pair_ids: Sequence[int], event: 
                     AND (s.item_id = r.id OR s.story_id = r.story_id
                          OR s.item_id IN (SELECT m.id FROM items m
                                           WHERE m.story_id = r.story_id))
-               WHERE p.id = ANY(%(ids)s)
-                 AND (%(event)s::text = 'clarification_confirmed' OR p.score >= s.min_probability)
-               ORDER BY s.id, p.clarification_id, p.score DESC
-               ON CONFLICT (dedupe_key) DO NOTHING""",
-            {"ids": list(pair_ids), "event": event},
+               WHERE p.id = ANY(%s)
+               ORDER BY s.id, p.clarification_id, p.score DESC, p.id""",
+            (list(pair_ids),),
         )
-        return cur.rowcount
+        return cur.fetchall()
 
 
 @dataclass(frozen=True)
@@ -270,33 +276,5 @@ def alert_items(conn: psycopg.Connection, item_ids: Sequence[int]) -> list[Alert
                FROM items i JOIN feeds f ON f.id = i.feed_id
                WHERE i.id = ANY(%s) ORDER BY i.id""",
             (list(item_ids),),
-        )
-        return cur.fetchall()
-
-
-def beat(conn: psycopg.Connection, queue: str, hostname: str) -> None:
-    """A worker consuming `queue` is alive (written by a periodic task that worker runs)."""
-    with conn.cursor() as cur:
-        cur.execute(
-            """INSERT INTO worker_heartbeats (queue, hostname) VALUES (%s, %s)
-               ON CONFLICT (queue) DO UPDATE SET hostname = EXCLUDED.hostname, beat_at = now()""",
-            (queue, hostname),
-        )
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    queue: str
-    hostname: str
-    beat_at: datetime
-    age_s: float
-
-
-def heartbeats(conn: psycopg.Connection) -> list[Heartbeat]:
-    with conn.cursor(row_factory=class_row(Heartbeat)) as cur:
-        cur.execute(
-            """SELECT queue, hostname, beat_at,
-                      extract(epoch FROM now() - beat_at)::float8 AS age_s
-               FROM worker_heartbeats ORDER BY queue"""
         )
         return cur.fetchall()

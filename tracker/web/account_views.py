@@ -7,11 +7,11 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from tracker import accounts
 from tracker.storage import audit, users, web_sessions
 from tracker.storage.users import User
+from tracker.usecases import accounts
 from tracker.web import auth, throttle
-from tracker.web.views import SESSION_NOTICE, AnyUser, FormText, Pool, render, see_other
+from tracker.web.deps import SESSION_NOTICE, AnyUser, FormText, Pool, render, see_other
 
 SESSION_FLASH = "account_flash"
 SESSIONS_PATH = "/account/sessions/{session_id}/end"

@@ -23,7 +23,6 @@ from fastapi.responses import StreamingResponse
 from psycopg_pool import ConnectionPool
 from starlette.types import Receive, Scope, Send
 
-from tracker import feed_admin, metrics, model_admin
 from tracker.config import Settings
 from tracker.domain import (
     LANGUAGE_TAG_PATTERN,
@@ -35,17 +34,20 @@ from tracker.domain import (
     language_code,
     primary_language,
 )
-from tracker.storage import audit, browse, exports, feeds, models, reviews
+from tracker.storage import browse, exports, feeds, models
 from tracker.storage.pairs import PairView
 from tracker.storage.users import User
-from tracker.web import auth, story_views
+from tracker.usecases import feed_admin, model_admin
+from tracker.usecases import reviews as review_usecases
+from tracker.usecases import stories as story_usecases
+from tracker.usecases.feed_admin import FeedIn
+from tracker.web import auth
 from tracker.web.api_models import (
     MAX_STORY_DECISIONS,
     MAX_STORY_ITEMS,
     AnalystLabelOut,
     ClassificationOut,
     DecisionIn,
-    FeedIn,
     FeedOut,
     ItemDetailOut,
     ItemOut,
@@ -62,7 +64,7 @@ from tracker.web.api_models import (
     StoryDecisionOut,
     StoryOut,
 )
-from tracker.web.views import OUTCOME_STATUS, OUTCOME_TEXT
+from tracker.web.deps import refusals_as_http
 
 PREFIX = "/api/v1"
 OPENAPI_PATH = "/api/openapi.json"
@@ -226,17 +228,10 @@ def get_pair(pair_id: Id, user: Viewer, pool: ReadPool) -> PairOut:
 def decide(request: Request, pair_id: Id, body: DecisionIn, user: Decider, pool: Pool) -> PairOut:
     """Confirm or reject a suggested pair (a rejection needs a reason) with the queue's own
     function: another analyst's claim is respected and the decision can be undone."""
-    note = (body.reason or "").strip() or None
-    # The review and its audit entry commit together or not at all.
     with pool.connection() as conn:
-        with conn.transaction():
-            now = auth.now(request)
-            outcome = reviews.decide(conn, pair_id, user.id, body.decision, note, now)
-            if outcome != "ok":
-                raise HTTPException(OUTCOME_STATUS[outcome], OUTCOME_TEXT[outcome])
-            details = {"reason": note, "via": "api"}
-            audit.record(conn, user.email, f"pair.{body.decision}", f"pair:{pair_id}", details)
-        metrics.pair_decided(body.decision)
+        now = auth.now(request)
+        with refusals_as_http():
+            review_usecases.decide(conn, pair_id, user, body.decision, body.reason, now, "api")
         pair = browse.get_pair(conn, pair_id)
     assert pair is not None
     return pair_out(pair)
@@ -335,8 +330,8 @@ def merge_story(story_id: Id, body: MergeIn, user: Decider, pool: Pool) -> Story
     move here, this story's clarifications are suggested for the moved rumours, and the source
     story is deleted. Returns this story as it now is. Audited."""
     with pool.connection() as conn:
-        with conn.transaction():
-            story_views.merge(conn, user, story_id, body.source_id, via="api")
+        with conn.transaction(), refusals_as_http():
+            story_usecases.merge(conn, user, story_id, body.source_id, via="api")
         story = story_out(conn, story_id)
     assert story is not None
     return story
@@ -347,8 +342,8 @@ def split_story(story_id: Id, body: SplitIn, user: Decider, pool: Pool) -> Story
     """Move `item_ids` out of this story into a new one, named after the earliest of them; the
     story's followers follow the new one too. Returns the new story. Audited."""
     with pool.connection() as conn:
-        with conn.transaction():
-            new_id = story_views.split(conn, user, story_id, body.item_ids, via="api")
+        with conn.transaction(), refusals_as_http():
+            new_id = story_usecases.split(conn, user, story_id, body.item_ids, via="api")
         story = story_out(conn, new_id)
     assert story is not None
     return story
@@ -382,9 +377,7 @@ def add_feed(
     guarded fetch as polling; a site without one is 422 with the reason."""
     settings: Settings = request.app.state.settings
     try:
-        new = feed_admin.new_feed(
-            body.url, body.kind, body.title, body.language, body.tags, settings
-        )
+        new = feed_admin.new_feed_from(body, settings)
         found = feed_admin.feed_url(body.url, body.discover, settings)
         with pool.connection() as conn, conn.transaction():
             feed, created = feed_admin.add(conn, replace(new, url=found.url), settings, user.email)

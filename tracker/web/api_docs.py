@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from tracker.domain import ROLES
 from tracker.storage.users import User
-from tracker.web import auth, views
+from tracker.web import auth, deps
 from tracker.web.api import API_VERSION, DOCS_PATH, OPENAPI_PATH, PREFIX, Viewer
 
 # The docs page is for people: an anonymous browser is sent to log in, as on every page.
@@ -62,4 +62,4 @@ def openapi_json(request: Request, user: Viewer) -> dict[str, Any]:
 def docs_page(request: Request, user: DocsViewer) -> HTMLResponse:
     """Swagger UI over the OpenAPI document: every route with its parameters, body and
     response schemas, and "Try it out" with this browser's session."""
-    return views.render(request, "api_docs.html", user, openapi=OPENAPI_PATH, assets=ASSETS_PATH)
+    return deps.render(request, "api_docs.html", user, openapi=OPENAPI_PATH, assets=ASSETS_PATH)

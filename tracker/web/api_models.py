@@ -5,7 +5,6 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
-from tracker.domain import MAX_LANGUAGE_CHARS, FeedKind
 from tracker.redact import redact_text
 
 MAX_REASON_CHARS = 1000
@@ -191,17 +190,6 @@ class FeedOut(BaseModel):
     poll_interval_s: int
     last_polled_at: datetime | None
     next_poll_at: datetime
-
-
-class FeedIn(BaseModel):
-    url: str = Field(max_length=2000, description="The feed's URL, or a site's with `discover`.")
-    discover: bool = Field(
-        default=False, description="The URL is a site: add the first feed it links to or serves."
-    )
-    kind: FeedKind = "other"
-    title: str | None = Field(default=None, max_length=300)
-    language: str | None = Field(default=None, max_length=MAX_LANGUAGE_CHARS, examples=["ro"])
-    tags: list[str] = Field(default_factory=list, max_length=50)
 
 
 class RollbackIn(BaseModel):

@@ -27,14 +27,19 @@ from tracker.web import (
     api,
     api_docs,
     auth,
+    decision_views,
+    errors,
     feed_views,
     item_views,
+    label_views,
+    login_views,
     model_views,
     ops,
     pair_views,
+    queue_views,
+    saved_views,
     story_views,
     unsubscribe,
-    views,
 )
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -91,10 +96,10 @@ def _finite(value: Any) -> Any:
 
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-    """API clients get JSON whatever they accept; everyone else gets views.http_error."""
+    """API clients get JSON whatever they accept; everyone else gets errors.http_error."""
     if request.url.path.startswith((api.PREFIX + "/", api.OPENAPI_PATH)):
         return await http_exception_handler(request, exc)
-    return await views.http_error(request, exc)
+    return await errors.http_error(request, exc)
 
 
 def database_url(settings: Settings) -> str:
@@ -149,7 +154,7 @@ def create_app(
         exception_handlers={
             StarletteHTTPException: http_error,
             RequestValidationError: validation_error,
-            auth.RedirectTo: views.redirect,
+            auth.RedirectTo: errors.redirect,
         },
         # The interactive docs need inline and CDN scripts (against our CSP) and no login;
         # tracker.web.api_docs serves the API's OpenAPI document and our own page instead.
@@ -175,7 +180,11 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount(api_docs.ASSETS_PATH, api_docs.assets(), name="api-docs-assets")
-    app.include_router(views.router)
+    app.include_router(login_views.router)
+    app.include_router(queue_views.router)
+    app.include_router(decision_views.router)
+    app.include_router(label_views.router)
+    app.include_router(saved_views.router)
     app.include_router(account_views.router)
     app.include_router(pair_views.router)
     app.include_router(ops.router)

@@ -1,5 +1,5 @@
 """Sessions, API tokens on requests, CSRF and role checks for the web UI and API (the account
-rules they rest on, passwords, tokens and roles, are tracker.accounts)."""
+rules they rest on, passwords, tokens and roles, are tracker.usecases.accounts)."""
 
 import dataclasses
 import hashlib
@@ -14,10 +14,10 @@ from psycopg_pool import ConnectionPool
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tracker import accounts
 from tracker.domain import ROLES
 from tracker.storage import api_tokens, users, web_sessions
 from tracker.storage.users import User
+from tracker.usecases import accounts
 from tracker.web import throttle
 
 LOGIN_PATH = "/login"

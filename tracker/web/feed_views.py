@@ -1,7 +1,8 @@
 """The Feeds page: every user sees each feed's health; admins add feeds (by URL or by site,
 with discovery through the SSRF-guarded fetch), import and export OPML, poll a feed now,
-disable and enable it. The same functions as `tracker feeds ...` (tracker.feed_admin); no SQL.
-Plain forms, so all of it works without JavaScript; bad input is a message, never a 500."""
+disable and enable it. The same functions as `tracker feeds ...` (tracker.usecases.feed_admin),
+and the same model for a new feed as the API (FeedIn); no SQL. Plain forms, so all of it works
+without JavaScript; bad input is a message, never a 500."""
 
 from dataclasses import dataclass, replace
 from typing import Annotated
@@ -11,14 +12,14 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from psycopg_pool import ConnectionPool
 
-from tracker import feed_admin
 from tracker.config import Settings
 from tracker.domain import FEED_KINDS, ROLES, Feed
-from tracker.feeds import opml
+from tracker.ingest import opml
 from tracker.redact import redact_text
 from tracker.storage import feeds
 from tracker.storage.users import User
-from tracker.web import auth, views
+from tracker.usecases import feed_admin
+from tracker.web import auth, deps
 
 FEEDS_PATH = "/feeds"
 # A list of some thousands of feeds is well under a megabyte; more is not an OPML export.
@@ -32,10 +33,10 @@ SESSION_FLASH = "feeds_flash"
 
 AnyUser = Annotated[User, Depends(auth.require_role(*ROLES))]
 Admin = Annotated[User, Depends(auth.require_role("admin"))]
-Pool = views.Pool
-ReadPool = views.ReadPool
+Pool = deps.Pool
+ReadPool = deps.ReadPool
 FeedId = Annotated[int, PathParam(ge=1, le=MAX_BIGINT)]
-FormText = views.FormText
+FormText = deps.FormText
 
 router = APIRouter()
 
@@ -60,6 +61,22 @@ class AddForm:
     tags: str = ""
 
 
+def feed_in(form: AddForm) -> feed_admin.FeedIn:
+    """The API's model for what the form asks; FeedInputError when a field is invalid."""
+    return feed_admin.feed_in(
+        {
+            "url": form.url,
+            "discover": form.discover,
+            "kind": form.kind,
+            # The page has always cut a long title rather than refuse it.
+            "title": form.title.strip()[: feed_admin.MAX_TITLE_CHARS] or None,
+            "language": form.language or None,
+            # One text field on the page; the API takes a list.
+            "tags": list(opml.split_tags(form.tags)),
+        }
+    )
+
+
 def flash(request: Request, message: str) -> None:
     request.session[SESSION_FLASH] = message
 
@@ -75,7 +92,7 @@ def page(
 ) -> HTMLResponse:
     with pool.connection() as conn:
         found = feeds.list_all(conn)
-    return views.render(
+    return deps.render(
         request,
         "feeds.html",
         user,
@@ -111,9 +128,7 @@ def add_feed(
     form = AddForm(url.strip()[:MAX_URL_CHARS], discover != "", kind, title, language, tags)
     try:
         # The fields are checked before discovery fetches anything.
-        new = feed_admin.new_feed(
-            form.url, form.kind, form.title, form.language, [form.tags], settings
-        )
+        new = feed_admin.new_feed_from(feed_in(form), settings)
         found = feed_admin.feed_url(form.url, form.discover, settings)
         new = replace(new, url=found.url)
         with pool.connection() as conn, conn.transaction():
@@ -126,13 +141,13 @@ def add_feed(
     if others:
         message += f" The site also offers: {redact_text(', '.join(others))}."
     flash(request, message)
-    return views.see_other(FEEDS_PATH)
+    return deps.see_other(FEEDS_PATH)
 
 
 def _edit_page(
     request: Request, user: User, feed: Feed, form: AddForm, status_code: int = 200, error: str = ""
 ) -> HTMLResponse:
-    return views.render(
+    return deps.render(
         request, "feed_edit.html", user, status_code=status_code, feed=feed, form=form, error=error
     )
 
@@ -171,9 +186,7 @@ def edit_feed(
     feed = _found(pool, feed_id)
     form = AddForm(url.strip()[:MAX_URL_CHARS], False, kind, title, language, tags)
     try:
-        changed = feed_admin.new_feed(
-            form.url, form.kind, form.title, form.language, [form.tags], settings
-        )
+        changed = feed_admin.new_feed_from(feed_in(form), settings)
         feed_admin.feed_url(form.url, False, settings)
         with pool.connection() as conn, conn.transaction():
             if not feed_admin.edit(conn, feed_id, changed, settings, user.email):
@@ -181,7 +194,7 @@ def edit_feed(
     except feed_admin.FeedInputError as exc:
         return _edit_page(request, user, feed, form, status_code=400, error=str(exc))
     flash(request, f"Feed {feed_id} saved.")
-    return views.see_other(FEEDS_PATH)
+    return deps.see_other(FEEDS_PATH)
 
 
 @router.post(
@@ -226,7 +239,7 @@ def poll_now(request: Request, feed_id: FeedId, user: Admin, pool: Pool) -> Redi
         if not feed_admin.poll_now(conn, feed_id, user.email):
             raise HTTPException(404, "There is no such enabled feed.")
     flash(request, f"Feed {feed_id} is due now: the next dispatch polls it.")
-    return views.see_other(FEEDS_PATH)
+    return deps.see_other(FEEDS_PATH)
 
 
 def _set_enabled(
@@ -236,7 +249,7 @@ def _set_enabled(
         if not feed_admin.set_enabled(conn, feed_id, enabled, user.email):
             raise HTTPException(404, "There is no such feed.")
     flash(request, f"Feed {feed_id} {'enabled: it is polled now' if enabled else 'disabled'}.")
-    return views.see_other(FEEDS_PATH)
+    return deps.see_other(FEEDS_PATH)
 
 
 @router.post(FEEDS_PATH + "/{feed_id}/disable")

@@ -13,9 +13,9 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup, escape
 
 from tracker.domain import FEED_KINDS, LABELS, language_code, primary_language
-from tracker.feeds.sanitise import plain_text, sanitise_html
+from tracker.ingest.sanitise import plain_text, sanitise_html
 from tracker.storage import browse
-from tracker.web.views import MAX_BIGINT, AnyUser, Pool, render
+from tracker.web.deps import MAX_BIGINT, AnyUser, Pool, render
 
 PAGE_SIZE = 25
 # Offset pages: past this a search should be narrowed, not paged through.

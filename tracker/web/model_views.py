@@ -1,6 +1,6 @@
 """The Models page: every version of the item classifier and pair re-ranker with its metrics,
 thresholds and precision-recall curve (an SVG drawn here, on the server); admins activate a
-version or roll back. The same functions as `tracker models ...` (tracker.model_admin)."""
+version or roll back. The same functions as `tracker models ...` (tracker.usecases.model_admin)."""
 
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -10,11 +10,11 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse
 from psycopg_pool import ConnectionPool
 
-from tracker import model_admin
 from tracker.domain import ROLES
 from tracker.storage import models
 from tracker.storage.users import User
-from tracker.web import auth, views
+from tracker.usecases import model_admin
+from tracker.web import auth, deps
 
 MODELS_PATH = "/models"
 MAX_BIGINT = 2**63 - 1
@@ -93,7 +93,7 @@ def page(
 ) -> HTMLResponse:
     with pool.connection() as conn:
         found = models.list_models(conn)
-    return views.render(
+    return deps.render(
         request,
         "models.html",
         user,
@@ -126,7 +126,7 @@ def activate(
         except model_admin.ActivationRefused as exc:
             return page(request, user, pool, 409, error=f"Not activated: {exc}.")
     request.session[SESSION_FLASH] = f"{model.version} is now the active {model.kind} model."
-    return views.see_other(MODELS_PATH)
+    return deps.see_other(MODELS_PATH)
 
 
 @router.post(MODELS_PATH + "/rollback", response_model=None)
@@ -139,4 +139,4 @@ def rollback(
         except model_admin.ActivationRefused as exc:
             return page(request, user, pool, 409, error=f"Not rolled back: {exc}.")
     request.session[SESSION_FLASH] = f"Rolled back: {version} is the active {kind} model again."
-    return views.see_other(MODELS_PATH)
+    return deps.see_other(MODELS_PATH)

@@ -1,8 +1,9 @@
-"""Probes and metrics for operators: /readyz (may this process take traffic?) and /metrics.
+"""Probes and metrics for operators: /healthz (is this process alive?), /readyz (may it take
+traffic?) and /metrics.
 
-Neither needs a login: a probe cannot log in, and /metrics has its own bearer token
+None needs a login: a probe cannot log in, and /metrics has its own bearer token
 (TRACKER_METRICS_TOKEN) so Prometheus needs no user account and /metrics stays closed when it
-is unset. /healthz (liveness) lives in views.py."""
+is unset."""
 
 import functools
 import hmac
@@ -13,8 +14,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
 
-from tracker import broker, metrics
+from tracker import metrics
 from tracker.config import Settings
+from tracker.runtime import broker
 from tracker.storage import db
 from tracker.web import auth
 
@@ -47,6 +49,11 @@ def broker_problem(settings: Settings) -> str | None:
             return None
     except Exception as exc:  # noqa: BLE001 - whatever stops us reaching it, we are not ready
         return f"unreachable ({type(exc).__name__})"
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
 
 
 @router.get("/readyz")

@@ -9,15 +9,8 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 
 from tracker.storage import browse, reviews
-from tracker.web.views import (
-    MAX_BIGINT,
-    SESSION_NOTICE,
-    AnyUser,
-    ReadPool,
-    render,
-    shared_terms,
-    sides,
-)
+from tracker.web.deps import MAX_BIGINT, SESSION_NOTICE, AnyUser, ReadPool, render
+from tracker.web.pair_display import shared_terms, sides
 
 PairId = Annotated[int, PathParam(ge=1, le=MAX_BIGINT)]
 

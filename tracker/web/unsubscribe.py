@@ -12,11 +12,11 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from psycopg_pool import ConnectionPool
 
-from tracker.alert_mail import subscription_from_token
+from tracker.pipeline.alert_mail import subscription_from_token
 from tracker.storage import audit, subscriptions
 from tracker.storage.subscriptions import Subscription
 from tracker.web import auth
-from tracker.web.views import templates
+from tracker.web.deps import templates
 
 PREFIX = "/unsubscribe/"
 Pool = Annotated[ConnectionPool, Depends(auth.get_pool)]

@@ -1,1 +1,0 @@
-"""Feed ingestion: fetch (the one HTTP seam), parse (feedparser on bytes), refresh."""

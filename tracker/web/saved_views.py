@@ -1,0 +1,48 @@
+"""An analyst's saved views: the queue's filters kept under a name, for that user only."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import Path as PathParam
+from starlette.datastructures import QueryParams
+
+from tracker.storage import audit, reviews
+from tracker.web.deps import MAX_BIGINT, AnyUser, FormText, Pool, done
+from tracker.web.review_filters import filter_query, review_filter
+
+MAX_VIEW_NAME = 100
+
+router = APIRouter()
+
+
+@router.post("/views", response_model=None)
+def save_view(
+    request: Request, user: AnyUser, pool: Pool, name: FormText = "", query: FormText = ""
+) -> Response:
+    """Save the queue's current filters under a name, for this user only."""
+    name = name.strip()[:MAX_VIEW_NAME]
+    if not name:
+        raise HTTPException(status_code=400, detail="Give the view a name.")
+    # Re-encoded from what it parses to: a saved view holds only known filters.
+    where, problems = review_filter(QueryParams(query.lstrip("?")))
+    if problems:
+        raise HTTPException(status_code=400, detail=" ".join(problems))
+    clean = filter_query(where)
+    with pool.connection() as conn, conn.transaction():
+        view_id = reviews.save_view(conn, user.id, name, clean)
+        audit.record(conn, user.email, "view.save", f"view:{view_id}", {"query": clean})
+    return done(request, "/?" + clean, view_id=view_id)
+
+
+@router.post("/views/{view_id}/delete", response_model=None)
+def delete_view(
+    request: Request,
+    view_id: Annotated[int, PathParam(ge=1, le=MAX_BIGINT)],
+    user: AnyUser,
+    pool: Pool,
+) -> Response:
+    with pool.connection() as conn, conn.transaction():
+        if not reviews.delete_view(conn, user.id, view_id):
+            raise HTTPException(status_code=404, detail="There is no such saved view.")
+        audit.record(conn, user.email, "view.delete", f"view:{view_id}")
+    return done(request, "/", view_id=view_id)
