@@ -1,6 +1,6 @@
 """What the tests build again and again, in one place: rows written straight into the test
-database (users, feeds, stories, items, pairs) and logging in, through a test client's login
-form or a browser page.
+database (users, feeds, stories, items, classifications, pairs, reviews, subscriptions) and
+logging in, through a test client's login form or a browser page.
 
 Row builders take an open connection or a database URL (they then connect, write and commit).
 Their keyword arguments carry the variations the callers need; the defaults are the common case.
@@ -98,23 +98,35 @@ def add_feed(
     language: str | None = None,
     tags: Sequence[str] = (),
     next_poll_at: datetime | None = None,
+    url: str | None = None,
+    host: str = "",
+    status: str = "new",
+    last_error: str | None = None,
+    error_count: int = 0,
 ) -> int:
-    """A feed at https://<name, lower case, dashes for spaces>.example/rss, titled `title`
-    (by default `name`), or untitled when `titled` is false."""
+    """A feed at `url`, by default https://<name, lower case, dashes for spaces>.example/rss,
+    titled `title` (by default `name`), or untitled when `titled` is false. Its health is
+    `status`, `last_error` and `error_count`; its `host` is left empty unless given."""
     return insert(
         db,
-        """INSERT INTO feeds (url, title, kind, language, tags, next_poll_at)
-           VALUES (%s, %s, %s, %s, %s, coalesce(%s, now()))""",
-        f"https://{name.lower().replace(' ', '-')}.example/rss",
+        """INSERT INTO feeds (url, host, title, kind, language, tags, next_poll_at, status,
+                              last_error, error_count)
+           VALUES (%s, %s, %s, %s, %s, %s, coalesce(%s, now()), %s, %s, %s)""",
+        url or f"https://{name.lower().replace(' ', '-')}.example/rss",
+        host,
         (title or name) if titled else None,
         kind,
         language,
         list(tags),
         next_poll_at,
+        status,
+        last_error,
+        error_count,
     )
 
 
 def add_story(db: Db, title: str, first_seen_at: datetime | None = None) -> int:
+    """A story, first seen at `first_seen_at` (by default now)."""
     if first_seen_at is None:
         return insert(db, "INSERT INTO stories (title) VALUES (%s)", title)
     return insert(
@@ -165,9 +177,10 @@ def add_pair(
     status: str = "suggested",
     created_at: datetime | None = T0,
     *,
-    terms: Sequence[str] = ("f-16",),
+    terms: Sequence[str] | None = ("f-16",),
 ) -> int:
-    """A pair of two existing items; `terms` are the shared terms of its explanation."""
+    """A pair of two existing items; `terms` are the shared terms of its explanation, which
+    is empty ({}) when `terms` is None."""
     return insert(
         db,
         """INSERT INTO pairs (rumour_id, clarification_id, score, explanation, scorer_version,
@@ -176,9 +189,75 @@ def add_pair(
         rumour_id,
         clarification_id,
         score,
-        Jsonb({"shared_terms": list(terms)}),
+        Jsonb({} if terms is None else {"shared_terms": list(terms)}),
         status,
         created_at,
+    )
+
+
+def add_classification(
+    db: Db,
+    item_id: int,
+    label: str,
+    probability: float,
+    *,
+    model_version: str = "m1",
+    created_at: datetime | None = None,
+) -> int:
+    """A model's classification of an item, made at `created_at` (by default now)."""
+    return insert(
+        db,
+        """INSERT INTO classifications (item_id, model_version, label, probability, created_at)
+           VALUES (%s, %s, %s, %s, coalesce(%s, now()))""",
+        item_id,
+        model_version,
+        label,
+        probability,
+        created_at,
+    )
+
+
+def add_review(
+    db: Db,
+    pair_id: int,
+    decision: str,
+    *,
+    user_id: int | None = None,
+    reason: str | None = None,
+    previous_status: str | None = None,
+    created_at: datetime | None = None,
+) -> int:
+    """A decision on a pair, by `user_id` (or nobody), made at `created_at` (by default now)."""
+    return insert(
+        db,
+        """INSERT INTO reviews (pair_id, user_id, decision, reason, previous_status, created_at)
+           VALUES (%s, %s, %s, %s, %s, coalesce(%s, now()))""",
+        pair_id,
+        user_id,
+        decision,
+        reason,
+        previous_status,
+        created_at,
+    )
+
+
+def add_subscription(
+    db: Db,
+    email: str,
+    kind: str = "rumours",
+    *,
+    story_id: int | None = None,
+    item_id: int | None = None,
+) -> int:
+    """An alert subscription, defaults otherwise; a 'story' one follows `story_id` or `item_id`."""
+    return insert(
+        db,
+        """INSERT INTO alert_subscriptions (email, kind, story_id, item_id)
+           VALUES (%s, %s, %s, %s)""",
+        email,
+        kind,
+        story_id,
+        item_id,
     )
 
 

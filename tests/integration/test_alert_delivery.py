@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from tests.conftest import free_port
-from tests.factories import add_feed, add_item, analyst, insert, suggest
+from tests.factories import add_feed, add_item, add_story, add_user, analyst, suggest
 from tests.smtpsink import SmtpSink, outbox_statuses, text_of
 from tracker.config import Settings
 from tracker.domain import Prediction
@@ -97,7 +97,7 @@ def test_a_story_carried_by_several_outlets_alerts_a_subscriber_once(
     copies = [add_item(conn, f, f"F-16s over Ukraine, says outlet {f}") for f in outlets]
     assert classify(conn, copies) == 3
     # Pairing groups the copies into one story after classification, before the relay runs.
-    story = insert(conn, "INSERT INTO stories (title) VALUES ('F-16s')")
+    story = add_story(conn, "F-16s")
     conn.execute("UPDATE items SET story_id = %s WHERE id = ANY(%s)", (story, copies))
     later = add_item(conn, outlets[0], "F-16s over Ukraine, again", story_id=story)
     assert classify(conn, [later]) == 1  # queued, then cancelled by the relay
@@ -145,7 +145,7 @@ def test_a_daily_digest_waits_for_the_chosen_local_time(conn: psycopg.Connection
 
 
 def follow_setup(conn: psycopg.Connection) -> tuple[list[int], int, int]:
-    story = insert(conn, "INSERT INTO stories (title) VALUES ('F-16s')")
+    story = add_story(conn, "F-16s")
     rumours = [
         add_item(conn, add_feed(conn, name), f"F-16s over Ukraine ({name})", story_id=story)
         for name in ("Daily Courier", "Balkan Wire")
@@ -337,19 +337,13 @@ def test_a_relay_killed_between_send_and_commit_sends_again_with_the_same_messag
     assert outbox_statuses(conn) == {"sent": 1}
 
 
-def add_admin(conn: psycopg.Connection, email: str) -> int:
-    return insert(
-        conn, "INSERT INTO users (email, password_hash, role) VALUES (%s, 'x', 'admin')", email
-    )
-
-
 LIMITS = alert_ops.OpsLimits(backlog=100, heartbeat_stale_s=300, feed_failing_h=6)
 
 
 def test_a_silent_worker_a_backlog_and_a_failing_feed_alert_the_admins_once(
     conn: psycopg.Connection,
 ) -> None:
-    add_admin(conn, "ops@example.org")
+    add_user(conn, "ops@example.org", "admin")
     heartbeats.beat(conn, "classify", "worker-1")
     heartbeats.beat(conn, "fetch", "worker-2")
     conn.execute("UPDATE worker_heartbeats SET beat_at = now() - interval '10 minutes'")
@@ -372,8 +366,8 @@ def test_a_silent_worker_a_backlog_and_a_failing_feed_alert_the_admins_once(
 def test_once_an_admin_subscribes_to_ops_alerts_only_ops_subscribers_get_them(
     conn: psycopg.Connection,
 ) -> None:
-    add_admin(conn, "ops@example.org")
-    boss = add_admin(conn, "boss@example.org")
+    add_user(conn, "ops@example.org", "admin")
+    boss = add_user(conn, "boss@example.org", "admin")
     sub_id = subscribe(conn, email="boss@example.org", kind="ops", user_id=boss)
     assert outbox.queue_ops(conn, "e1", "Feed disabled: x", "body") == 1
     with SmtpSink() as smtp:

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from tests.conftest import Endpoints
-from tests.factories import add_feed, add_item, analyst, suggest
+from tests.factories import add_feed, add_item, add_story, analyst, suggest
 from tests.smtpsink import SmtpSink, outbox_statuses, text_of
 from tests.workerenv import smtp_port, worker_tasks
 from tracker.config import Settings
@@ -146,11 +146,10 @@ class Crash(Exception):
 
 
 def test_an_alert_exists_exactly_when_its_event_commits(conn: psycopg.Connection) -> None:
-    story = conn.execute("INSERT INTO stories (title) VALUES ('F-16s') RETURNING id").fetchone()
-    assert story is not None
-    (rumour, clarification) = add_items(conn, ["F-16s over Ukraine", "Ministry: false"], story[0])
+    story = add_story(conn, "F-16s")
+    (rumour, clarification) = add_items(conn, ["F-16s over Ukraine", "Ministry: false"], story)
     subscriptions.subscribe(conn, Rule(email="desk@example.org"))
-    subscriptions.subscribe(conn, Rule(email="desk@example.org", kind="story", story_id=story[0]))
+    subscriptions.subscribe(conn, Rule(email="desk@example.org", kind="story", story_id=story))
     with pytest.raises(Crash), conn.transaction():
         found = items.for_model(conn, [rumour])
         assert alert_fanout.rumours(conn, [(found[0], Prediction("rumour", 0.9))]) == 1

@@ -6,6 +6,7 @@ import psycopg
 import pytest
 
 from tests.conftest import run_tracker
+from tests.factories import add_story, add_user
 from tracker.storage import outbox
 
 pytestmark = pytest.mark.integration
@@ -14,10 +15,8 @@ pytestmark = pytest.mark.integration
 def test_subscriptions_are_added_listed_and_removed_from_the_command_line(
     conn: psycopg.Connection, cli_env: dict[str, str]
 ) -> None:
-    story = conn.execute("INSERT INTO stories (title) VALUES ('F-16s') RETURNING id").fetchone()
-    conn.execute(
-        "INSERT INTO users (email, password_hash, role) VALUES ('ops@x.org', 'x', 'admin')"
-    )
+    story = add_story(conn, "F-16s")
+    add_user(conn, "ops@x.org", "admin")
     added = [
         run_tracker(
             "alerts", "subscribe", "Desk@Example.org", "--keyword", "F-16", "--keyword",
@@ -25,8 +24,8 @@ def test_subscriptions_are_added_listed_and_removed_from_the_command_line(
             "--min-score", "0.7", "--digest", "daily", "--at", "07:30", "--tz", "Europe/Bucharest",
             env=cli_env,
         ),
-        run_tracker("alerts", "subscribe", "desk@example.org", "--follow-story", str(story[0]),
-                    env=cli_env),  # type: ignore[index]
+        run_tracker("alerts", "subscribe", "desk@example.org", "--follow-story", str(story),
+                    env=cli_env),
         run_tracker("alerts", "subscribe", "ops@x.org", "--ops", "--digest", "hourly", env=cli_env),
     ]  # fmt: skip
     assert [r.returncode for r in added] == [0, 0, 0], [r.stderr for r in added]

@@ -25,7 +25,18 @@ from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
 from tests.conftest import free_port
-from tests.factories import PASSWORD, T0, add_feed, add_item, add_pair, add_user, csrf_token, insert
+from tests.factories import (
+    PASSWORD,
+    T0,
+    add_classification,
+    add_feed,
+    add_item,
+    add_pair,
+    add_review,
+    add_story,
+    add_user,
+    csrf_token,
+)
 from tracker.config import Settings
 from tracker.storage import api_tokens, labels, reviews, users
 from tracker.usecases import accounts
@@ -333,11 +344,8 @@ def test_item_pagination_and_filters(api: Api) -> None:
         feed = courier if n % 2 else ministry
         # Several items at the same moment: the id breaks the tie.
         ids.append(add_item(c, feed, f"Item {n}", seen_at=T0 + timedelta(hours=n // 4)))
-    c.execute(
-        """INSERT INTO classifications (item_id, model_version, label, probability)
-           SELECT id, 'm1', CASE WHEN id % 3 = 0 THEN 'rumour' ELSE 'other' END, 0.9
-           FROM items"""
-    )
+    for item in ids:
+        add_classification(c, item, "rumour" if item % 3 == 0 else "other", 0.9)
     rows = walk(api, "/api/v1/items", limit=5)
     assert [r["id"] for r in rows] == sorted(
         ids, key=lambda i: (ids.index(i) // 4, i), reverse=True
@@ -355,11 +363,7 @@ def test_an_item_in_detail_has_its_classification_history(api: Api) -> None:
     c = api.conn
     item = add_item(c, add_feed(c, "courier"), "F-16s over Ukraine")
     for version, label, when in (("m1", "other", T0), ("m2", "rumour", T0 + timedelta(days=1))):
-        c.execute(
-            """INSERT INTO classifications (item_id, model_version, label, probability,
-                                            created_at) VALUES (%s, %s, %s, 0.7, %s)""",
-            (item, version, label, when),
-        )
+        add_classification(c, item, label, 0.7, model_version=version, created_at=when)
     labels.add_item_label(c, item, "clarification", None)
     found = api.get(f"/api/v1/items/{item}")
     assert found["title"] == "F-16s over Ukraine"
@@ -378,7 +382,7 @@ def test_a_story_has_its_items_outlets_daily_spread_and_clarifications(api: Api)
     c = api.conn
     feeds = [add_feed(c, name) for name in ("courier", "herald", "post")]
     ministry = add_feed(c, "ministry", "official")
-    story = insert(c, "INSERT INTO stories (title, first_seen_at) VALUES ('F-16s', %s)", T0)
+    story = add_story(c, "F-16s", T0)
     days = [(0, 0), (1, 0), (1, 1), (2, 1), (2, 2), (2, 2)]  # (feed, day)
     rumours = [
         add_item(c, feeds[f], f"F-16s {n}", seen_at=T0 + timedelta(days=d), story_id=story)
@@ -620,10 +624,7 @@ def test_label_exports_give_each_labelled_item_once_with_the_analysts_label_firs
     relabelled = add_item(c, feeds["media"], "Relabelled")
     unreviewed = add_pair(c, add_item(c, feeds["media"], "Auto"), k, 0.99, "confirmed")
     pair_id = add_pair(c, r, k, 0.8, "confirmed")
-    c.execute(
-        "INSERT INTO reviews (pair_id, user_id, decision) VALUES (%s, %s, 'confirm')",
-        (pair_id, analyst.id),
-    )
+    add_review(c, pair_id, "confirm", user_id=analyst.id)
     labels.add_item_label(c, relabelled, "rumour", analyst.id)
     labels.add_item_label(c, relabelled, "other", analyst.id)
     labels.add_item_label(c, r, "other", analyst.id)

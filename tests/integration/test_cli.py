@@ -7,6 +7,7 @@ from pathlib import Path
 import psycopg
 
 from tests.conftest import run_tracker
+from tests.factories import add_feed, add_item, add_pair
 from tracker.domain import FEED_KINDS
 
 
@@ -40,23 +41,12 @@ def test_a_bad_feed_kind_or_url_is_a_clear_error(cli_env: dict[str, str]) -> Non
 def test_pairs_are_listed_as_json_with_titles_score_and_status(
     cli_env: dict[str, str], conn: psycopg.Connection
 ) -> None:
-    feed = conn.execute(
-        "INSERT INTO feeds (url, kind) VALUES ('http://a.example', 'media') RETURNING id"
-    ).fetchone()
-    assert feed is not None
-    ids = [
-        conn.execute(
-            "INSERT INTO items (feed_id, dedupe_key, title, content_hash) "
-            "VALUES (%s, %s, %s, 'h') RETURNING id",
-            (feed[0], key, title),
-        ).fetchone()[0]  # type: ignore[index]
+    feed = add_feed(conn, "a", titled=False, url="http://a.example")
+    rumour, clarification = (
+        add_item(conn, feed, title, language=None, seen_at=None, dedupe_key=key)
         for key, title in (("r", "Rumour title"), ("c", "Clarification title"))
-    ]
-    conn.execute(
-        "INSERT INTO pairs (rumour_id, clarification_id, score, scorer_version) "
-        "VALUES (%s, %s, 0.75, 'test')",
-        ids,
     )
+    add_pair(conn, rumour, clarification, 0.75, created_at=None, terms=None)
     result = run_tracker("pairs", "list", "--json", env=cli_env)
     assert result.returncode == 0, result.stderr
     [pair] = json.loads(result.stdout)

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from tests.conftest import free_port, run_tracker
+from tests.factories import add_feed
 from tracker.runtime import embedded
 from tracker.storage import db, models
 
@@ -50,7 +51,7 @@ def fresh_conn(fresh_env: dict[str, str]) -> Iterator[psycopg.Connection]:
         yield connection
 
 
-# Choices refused before the command runs (cliutil.one_of), where no other test tries them.
+# Choices refused before the command runs (tracker.cli.util.one_of), where no other test tries them.
 
 
 @pytest.mark.parametrize(
@@ -300,12 +301,7 @@ def test_an_edit_refuses_a_minimum_interval_above_the_maximum(
 def test_an_edit_takes_a_language_code_as_the_web_does(
     cli_env: dict[str, str], conn: psycopg.Connection
 ) -> None:
-    row = conn.execute(
-        "INSERT INTO feeds (url, kind, language) VALUES ('https://a.example/rss', 'media', 'ro') "
-        "RETURNING id"
-    ).fetchone()
-    assert row is not None
-    feed_id = str(row[0])
+    feed_id = str(add_feed(conn, "a", titled=False, language="ro"))
     assert refused(cli_env, "feeds", "edit", feed_id, "--language", "english!") == (
         "error: --language: 'english!' is not a language code like en or ro"
     )
@@ -340,7 +336,7 @@ def test_parse_of_a_file_that_cannot_be_read_is_refused(
 def test_a_feed_is_not_deleted_when_the_question_is_answered_no(
     cli_env: dict[str, str], conn: psycopg.Connection
 ) -> None:
-    conn.execute("INSERT INTO feeds (url, kind) VALUES ('https://a.example/rss', 'media')")
+    add_feed(conn, "a", titled=False)
     done = subprocess.run(
         [sys.executable, "-m", "tracker", "feeds", "delete", "1"],
         env=cli_env,

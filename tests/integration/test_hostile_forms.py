@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from tests import tally
-from tests.factories import add_feed, add_item, add_pair, add_user, csrf_token, insert, log_in
+from tests.factories import add_feed, add_item, add_pair, add_story, add_user, csrf_token, log_in
 from tests.integration.test_access import Clock, make_app
 from tests.tally import counted
 
@@ -183,7 +183,7 @@ def table_names(db_url: str) -> set[str]:
 def world(conn: psycopg.Connection, db_url: str) -> Iterator[World]:
     add_user(db_url, ADMIN, "admin")
     media, official = add_feed(conn, "courier", "media"), add_feed(conn, "ministry", "official")
-    story = insert(conn, "INSERT INTO stories (title) VALUES ('F-16s over Ukraine')")
+    story = add_story(conn, "F-16s over Ukraine")
     rumour = add_item(conn, media, "Romanian F-16s fly secret missions", story_id=story)
     clarification = add_item(conn, official, "The ministry says the report was misrepresented")
     pair = add_pair(conn, rumour, clarification)

@@ -6,6 +6,7 @@ import psycopg
 import pytest
 
 from tests.conftest import free_port
+from tests.factories import add_user
 from tests.feedserver import FeedServer, Route
 from tracker.demo import FEEDS_DIR
 from tracker.ingest.fetch import FetchPolicy
@@ -207,9 +208,7 @@ def test_a_temporary_redirect_keeps_the_stored_url(
 
 
 def admin(conn: psycopg.Connection) -> None:
-    conn.execute(
-        "INSERT INTO users (email, password_hash, role) VALUES ('ops@example.org', 'x', 'admin')"
-    )
+    add_user(conn, "ops@example.org", "admin")
 
 
 def test_a_gone_feed_is_disabled_with_the_reason_and_admins_are_told(

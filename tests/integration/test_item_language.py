@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import run_tracker
-from tests.factories import add_user, insert, log_in
+from tests.factories import add_feed, add_item, add_user, log_in
 from tests.feedserver import FeedServer, Route
 from tests.integration.test_ingest import LOOPBACK, lease_all, refresh
 from tests.integration.test_web import make_app
@@ -101,10 +101,7 @@ def test_an_archived_line_is_stored_in_the_language_of_its_text(
     ]
     path = tmp_path / "archive.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
-    conn.execute(
-        "INSERT INTO feeds (url, host, kind, language) VALUES (%s, %s, 'official', 'uk')",
-        ("https://mapn.example/rss", "mapn.example"),
-    )
+    add_feed(conn, "mapn", "official", titled=False, language="uk", host="mapn.example")
     report = archive.import_jsonl(conn, path, "official", lambda _: None)
     assert report.imported == 3
     assert languages(conn) == {"Precizare": "ro", "Scurt": "ro", "Brief": "uk"}
@@ -113,23 +110,10 @@ def test_an_archived_line_is_stored_in_the_language_of_its_text(
 def test_the_backfill_detects_stored_items_once_and_the_filters_follow(
     conn: psycopg.Connection, cli_env: dict[str, str], analyst: TestClient
 ) -> None:
-    feed = insert(
-        conn,
-        "INSERT INTO feeds (url, title, kind, language) VALUES (%s, 'M', 'official', 'en')",
-        "https://mapn.example/rss",
-    )
+    feed = add_feed(conn, "mapn", "official", title="M", language="en")
 
     def item(title: str, summary: str, language: str | None) -> int:
-        return insert(
-            conn,
-            """INSERT INTO items (feed_id, dedupe_key, title, summary, language, content_hash)
-               VALUES (%s, %s, %s, %s, %s, 'h')""",
-            feed,
-            title,
-            title,
-            summary,
-            language,
-        )
+        return add_item(conn, feed, title, summary, language, None, dedupe_key=title)
 
     romanian = item("Precizare", STATEMENT_RO, "en")
     english = item("Statement", STATEMENT_EN, "en-US")

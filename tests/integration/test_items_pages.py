@@ -12,10 +12,19 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
-from tests.factories import T0, add_feed, add_item, add_user, csrf_token, insert, logged_in
+from tests.factories import (
+    T0,
+    add_classification,
+    add_feed,
+    add_item,
+    add_pair,
+    add_story,
+    add_user,
+    csrf_token,
+    logged_in,
+)
 from tracker.config import Settings
 from tracker.storage import api_tokens, labels, users
 from tracker.usecases import accounts
@@ -50,11 +59,7 @@ def web(conn: psycopg.Connection, db_url: str) -> Iterator[Web]:
 
 
 def classify(conn: psycopg.Connection, item_id: int, label: str, version: str = "m1") -> None:
-    conn.execute(
-        """INSERT INTO classifications (item_id, model_version, label, probability)
-           VALUES (%s, %s, %s, 0.8)""",
-        (item_id, version, label),
-    )
+    add_classification(conn, item_id, label, 0.8, model_version=version)
 
 
 def hits(client: TestClient, **params: Any) -> list[int]:
@@ -205,7 +210,7 @@ def test_pages_cover_every_item_once_and_link_to_each_other(web: Web) -> None:
 def test_a_story_link_lists_the_storys_items(web: Web) -> None:
     c = web.conn
     feed = add_feed(c, "courier")
-    story = insert(c, "INSERT INTO stories (title, first_seen_at) VALUES ('Jets', %s)", T0)
+    story = add_story(c, "Jets", T0)
     inside = add_item(c, feed, "Jets seen", story_id=story)
     add_item(c, feed, "Jets not in it")
     assert hits(web.session("viewer"), story=story) == [inside]
@@ -217,18 +222,14 @@ def test_a_story_link_lists_the_storys_items(web: Web) -> None:
 def test_an_item_page_shows_history_labels_story_pairs_and_the_relabel_form(web: Web) -> None:
     c = web.conn
     media, official = add_feed(c, "courier"), add_feed(c, "ministry", "official")
-    story = insert(c, "INSERT INTO stories (title, first_seen_at) VALUES ('Secret jets', %s)", T0)
+    story = add_story(c, "Secret jets", T0)
     rumour = add_item(c, media, "Secret jets", url="https://courier.example/jets", story_id=story)
     clarification = add_item(c, official, "The ministry clarifies")
     classify(c, rumour, "other", "m1")
     classify(c, rumour, "rumour", "m2")
     analyst = add_user(c, "ana@newsroom.example", "analyst")
     labels.add_item_label(c, rumour, "rumour", analyst)
-    c.execute(
-        """INSERT INTO pairs (rumour_id, clarification_id, score, explanation, scorer_version)
-           VALUES (%s, %s, 0.87, %s, 'test')""",
-        (rumour, clarification, Jsonb({})),
-    )
+    add_pair(c, rumour, clarification, 0.87, created_at=None, terms=None)
     client = web.session("analyst")
     page = client.get(f"/items/{rumour}").text
     assert '<a href="https://courier.example/jets" rel="noopener noreferrer"' in page

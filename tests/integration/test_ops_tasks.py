@@ -10,6 +10,7 @@ from kombu import Queue
 from kombu.exceptions import ChannelError
 
 from tests.conftest import Endpoints
+from tests.factories import add_user
 from tracker.config import get_settings
 from tracker.runtime.broker import QUEUES
 
@@ -41,7 +42,7 @@ def test_a_worker_heartbeat_is_recorded_and_a_broker_backlog_is_reported(
     tasks.heartbeat("classify")
     row = conn.execute("SELECT queue, hostname FROM worker_heartbeats").fetchall()
     assert row == [("classify", "unknown")]
-    conn.execute("INSERT INTO users (email, password_hash, role) VALUES ('a@x.org', 'x', 'admin')")
+    add_user(conn, "a@x.org", "admin")
     with app.connection_for_write() as connection:
         # Only this test's backlog: earlier tests may leave messages on the shared broker.
         for queue in QUEUES:

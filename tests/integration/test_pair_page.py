@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.factories import add_queue_pair, add_user, csrf_token, logged_in
+from tests.factories import add_queue_pair, add_review, add_user, csrf_token, logged_in
 from tests.integration.test_review_queue import Clock, Web, rows
 
 pytestmark = pytest.mark.integration
@@ -148,12 +148,7 @@ def test_automatically_confirmed_pairs_have_a_filter_and_a_daily_spot_check(web:
     auto = [add_queue_pair(web.db_url, 0.99) for _ in range(12)]
     reviewed = add_queue_pair(web.db_url, 0.98)
     rows(web.db_url, "UPDATE pairs SET status = 'confirmed' RETURNING id")
-    rows(
-        web.db_url,
-        """INSERT INTO reviews (pair_id, decision, previous_status)
-           VALUES (%s, 'confirm', 'suggested') RETURNING id""",
-        reviewed,
-    )
+    add_review(web.db_url, reviewed, "confirm", previous_status="suggested")
     ana = logged_in(web.client(), "ana@newsroom.example")
     listed = {int(i) for i in re.findall(r'id="pair-(\d+)"', ana.get("/pairs?status=auto").text)}
     assert listed == set(auto), "the reviewed pair is not among the automatic ones"

@@ -9,10 +9,9 @@ import psycopg
 import pytest
 import structlog
 from fastapi.testclient import TestClient
-from psycopg.types.json import Jsonb
 
 from tests.conftest import run_tracker
-from tests.factories import add_user, csrf_token, log_in
+from tests.factories import add_feed, add_item, add_pair, add_user, csrf_token, log_in
 from tests.integration.test_access import add_token
 from tests.integration.test_feed_pages import BOSS, ERROR, make_client, post, text_of
 from tests.integration.test_web import query
@@ -36,25 +35,20 @@ def private_feed(db_url: str) -> int:
     """An untitled feed with a key and a password in its URL, failing with an error that
     repeats the URL, and a confirmed pair of its items (so its name reaches the exports)."""
     with psycopg.connect(db_url) as conn:
-        error = f"HTTP 401 from {PRIVATE}"
-        row = conn.execute(
-            """INSERT INTO feeds (url, host, kind, last_error, error_count)
-               VALUES (%s, 'news.example', 'media', %s, 3) RETURNING id""",
-            (PRIVATE, error),
-        ).fetchone()
-        assert row is not None
-        feed = int(row[0])
-        item = """INSERT INTO items (feed_id, dedupe_key, title, content_hash)
-                  VALUES (%s, %s, %s, 'h') RETURNING id"""
-        rumour = conn.execute(item, (feed, "r", "F-16s over Ukraine")).fetchone()
-        answer = conn.execute(item, (feed, "c", "The F-16 report is false")).fetchone()
-        assert rumour is not None and answer is not None
-        conn.execute(
-            """INSERT INTO pairs (rumour_id, clarification_id, score, explanation, scorer_version,
-                                  status)
-               VALUES (%s, %s, 0.9, %s, 'test', 'confirmed')""",
-            (rumour[0], answer[0], Jsonb({"shared_terms": ["f-16"]})),
+        feed = add_feed(
+            conn,
+            "news",
+            url=PRIVATE,
+            host="news.example",
+            titled=False,
+            last_error=f"HTTP 401 from {PRIVATE}",
+            error_count=3,
         )
+        rumour, answer = (
+            add_item(conn, feed, title, language=None, seen_at=None, dedupe_key=key)
+            for key, title in (("r", "F-16s over Ukraine"), ("c", "The F-16 report is false"))
+        )
+        add_pair(conn, rumour, answer, 0.9, "confirmed", created_at=None)
         return feed
 
 
@@ -112,10 +106,7 @@ def test_an_edit_that_clashes_or_points_inside_is_refused_and_changes_nothing(
 ) -> None:
     add_user(db_url, BOSS, "admin")
     log_in(client, BOSS)
-    query(
-        db_url,
-        "INSERT INTO feeds (url, kind) VALUES ('https://other.example/rss', 'media') RETURNING id",
-    )
+    add_feed(db_url, "other", titled=False)
     taken = post(client, f"/feeds/{private_feed}/edit", url="https://other.example/rss")
     assert taken.status_code == 400
     assert "another feed already has this URL" in text_of(ERROR, taken.text)

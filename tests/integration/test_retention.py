@@ -7,9 +7,18 @@ import psycopg
 import pytest
 
 from tests.conftest import Endpoints, run_tracker
-from tests.factories import add_feed, add_item, add_pair, insert
+from tests.factories import (
+    add_feed,
+    add_item,
+    add_pair,
+    add_review,
+    add_story,
+    add_subscription,
+    add_user,
+)
 from tests.workerenv import worker_tasks
 from tracker.pipeline import retention
+from tracker.storage import labels
 
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=400)
@@ -29,30 +38,16 @@ def world(conn: psycopg.Connection) -> dict[str, int]:
     made["official"] = add_item(conn, official, "official", fetched_at=OLD)
     made["new"] = add_item(conn, media, "new", fetched_at=NOW - timedelta(days=3))
     made["new clarification"] = add_item(conn, factcheck, "new clarification", fetched_at=NOW)
-    user = insert(
-        conn,
-        "INSERT INTO users (email, password_hash, role) VALUES ('a@x.example', 'x', 'analyst')",
-    )
+    user = add_user(conn, "a@x.example", "analyst")
     add_pair(conn, made["suggested"], made["new clarification"], status="suggested")
     add_pair(conn, made["confirmed"], made["fact-check"], status="confirmed")
     reviewed = add_pair(conn, made["rejected reviewed"], made["official"], status="rejected")
-    conn.execute(
-        "INSERT INTO reviews (pair_id, user_id, decision, reason, created_at) "
-        "VALUES (%s, %s, 'reject', 'other event', %s)",
-        (reviewed, user, OLD),
-    )
+    add_review(conn, reviewed, "reject", user_id=user, reason="other event", created_at=OLD)
     add_pair(conn, made["rejected unreviewed"], made["fact-check"], status="rejected")
-    story = insert(conn, "INSERT INTO stories (title) VALUES ('F-16s')")
+    story = add_story(conn, "F-16s")
     conn.execute("UPDATE items SET story_id = %s WHERE id = %s", (story, made["in story"]))
-    conn.execute(
-        "INSERT INTO item_labels (item_id, label, user_id) VALUES (%s, 'rumour', %s)",
-        (made["labelled"], user),
-    )
-    conn.execute(
-        "INSERT INTO alert_subscriptions (email, kind, item_id) "
-        "VALUES ('d@x.example', 'story', %s)",
-        (made["followed"],),
-    )
+    labels.add_item_label(conn, made["labelled"], "rumour", user)
+    add_subscription(conn, "d@x.example", "story", item_id=made["followed"])
     conn.execute(
         "INSERT INTO audit_log (actor, action, created_at) "
         "VALUES ('a@x.example', 'pair.reject', %s)",

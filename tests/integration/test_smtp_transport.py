@@ -18,7 +18,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import SecretStr
 
 from tests.conftest import free_port
-from tests.factories import suggest
+from tests.factories import add_feed, add_item, add_story, suggest
 from tracker.config import Settings
 from tracker.domain import Prediction
 from tracker.pipeline import alert_fanout, alerts
@@ -209,31 +209,21 @@ def test_a_server_that_never_answers_times_out_and_the_row_waits_to_retry(
 def test_item_text_with_line_breaks_cannot_add_headers_or_recipients_on_the_wire(
     conn: psycopg.Connection,
 ) -> None:
-    feed = conn.execute(
-        "INSERT INTO feeds (url, title, kind) VALUES ('https://x.example/rss', "
-        "E'Wire\\r\\nBcc: feed@evil.example', 'media') RETURNING id"
-    ).fetchone()
-    assert feed is not None
+    feed = add_feed(conn, "x", title="Wire\r\nBcc: feed@evil.example")
     evil = "Breaking\r\nBcc: victim@evil.example\r\nX-Evil: 1\nSubject: forged"
-    story = conn.execute("INSERT INTO stories (title) VALUES ('s') RETURNING id").fetchone()
-    assert story is not None
+    story = add_story(conn, "s")
     rumour, clarification = (
-        conn.execute(
-            """INSERT INTO items (feed_id, dedupe_key, title, summary, content_hash, story_id)
-               VALUES (%s, %s, %s, 'x', 'h', %s) RETURNING id""",
-            (feed[0], key, evil, story[0]),
-        ).fetchone()
+        add_item(conn, feed, evil, "x", None, None, story_id=story, dedupe_key=key)
         for key in ("r", "c")
     )
-    assert rumour is not None and clarification is not None
     subscriptions.subscribe(conn, Rule(email="desk@example.org"))
     subscriptions.subscribe(
-        conn, Rule(email="desk@example.org", kind="story", story_id=story[0], min_probability=0)
+        conn, Rule(email="desk@example.org", kind="story", story_id=story, min_probability=0)
     )
     with conn.transaction():
-        found = items.for_model(conn, [rumour[0]])
+        found = items.for_model(conn, [rumour])
         assert alert_fanout.rumours(conn, [(found[0], Prediction("rumour", 0.9))]) == 1
-        assert suggest(conn, rumour[0], clarification[0], 0.9)
+        assert suggest(conn, rumour, clarification, 0.9)
     recorder = Recorder()
     controller = serve(recorder)
     controller.start()

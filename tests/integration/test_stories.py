@@ -13,7 +13,17 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from tests.factories import add_feed, add_item, add_pair, add_story, add_user, csrf_token, logged_in
+from tests.factories import (
+    add_feed,
+    add_item,
+    add_pair,
+    add_review,
+    add_story,
+    add_subscription,
+    add_user,
+    csrf_token,
+    logged_in,
+)
 from tracker.config import Settings
 from tracker.storage import api_tokens
 from tracker.usecases import accounts
@@ -69,14 +79,7 @@ def post(client: TestClient, path: str, form: dict[str, Any]) -> httpx.Response:
 
 
 def follow(web: Web, email: str, story_id: int) -> int:
-    return int(
-        web.one(
-            "INSERT INTO alert_subscriptions (email, kind, story_id) VALUES (%s, 'story', %s) "
-            "RETURNING id",
-            email,
-            story_id,
-        )
-    )
+    return add_subscription(web.db_url, email, "story", story_id=story_id)
 
 
 def story_items(web: Web, story_id: int) -> list[int]:
@@ -127,11 +130,8 @@ def world(web: Web) -> World:
     )
     pair_id = add_pair(db, a_items[0], clarification, 0.91, "confirmed", created_at=None)
     user_id = add_user(web.db_url, "rev@newsroom.example", "analyst")
-    web.one(
-        "INSERT INTO reviews (pair_id, user_id, decision, reason, previous_status) "
-        "VALUES (%s, %s, 'confirm', 'same claim', 'suggested') RETURNING id",
-        pair_id,
-        user_id,
+    add_review(
+        db, pair_id, "confirm", user_id=user_id, reason="same claim", previous_status="suggested"
     )
     return World(a, b, a_items, b_items, clarification, pair_id)
 

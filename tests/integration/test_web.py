@@ -16,6 +16,7 @@ from tests.factories import (
     CLARIFICATION,
     PASSWORD,
     RUMOUR,
+    add_feed,
     add_one_pair,
     add_user,
     csrf_token,
@@ -252,12 +253,14 @@ def test_the_feeds_page_shows_each_feeds_health_with_errors_as_text(
     client: TestClient, db_url: str
 ) -> None:
     add_user(db_url, "viewer@newsroom.example", "viewer")
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute(
-            """INSERT INTO feeds (url, kind, status, last_error, error_count)
-               VALUES ('https://broken.example/rss', 'media', 'not_a_feed',
-                       'not a feed: <img src=x onerror=alert(1)>', 3)"""
-        )
+    add_feed(
+        db_url,
+        "broken",
+        titled=False,
+        status="not_a_feed",
+        last_error="not a feed: <img src=x onerror=alert(1)>",
+        error_count=3,
+    )
     log_in(client, "viewer@newsroom.example")
     page = client.get("/feeds")
     assert page.status_code == 200

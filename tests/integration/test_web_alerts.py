@@ -12,7 +12,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Endpoints
-from tests.factories import add_one_pair, add_user, analyst, csrf_token, log_in
+from tests.factories import (
+    add_feed,
+    add_item,
+    add_one_pair,
+    add_user,
+    analyst,
+    csrf_token,
+    log_in,
+)
 from tests.integration.test_web import make_app, query
 from tests.smtpsink import SmtpSink
 from tests.workerenv import smtp_port, worker_tasks
@@ -293,19 +301,19 @@ def tasks(
 
 
 def add_rumour(conn: psycopg.Connection, title: str, tags: list[str] | None = None) -> int:
-    feed = conn.execute(
-        "INSERT INTO feeds (url, title, kind, language, tags) VALUES (%s, %s, 'media', 'ro', %s)"
-        " RETURNING id",
-        (f"https://{abs(hash(title))}.example/rss", "Stiri Rapide", tags or ["defence"]),
-    ).fetchone()
-    assert feed is not None
-    row = conn.execute(
-        """INSERT INTO items (feed_id, dedupe_key, url, title, summary, content_hash)
-           VALUES (%s, %s, 'https://stiri.example/1', %s, 'Piloti vazuti.', 'h') RETURNING id""",
-        (feed[0], title, title),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
+    feed = add_feed(
+        conn, str(abs(hash(title))), title="Stiri Rapide", language="ro", tags=tags or ["defence"]
+    )
+    return add_item(
+        conn,
+        feed,
+        title,
+        "Piloti vazuti.",
+        None,
+        None,
+        url="https://stiri.example/1",
+        dedupe_key=title,
+    )
 
 
 def classified_as_rumour(conn: psycopg.Connection, item_id: int, probability: float) -> int:
