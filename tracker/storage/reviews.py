@@ -11,6 +11,7 @@ from tracker.storage import outbox
 
 CLAIM_LEASE = timedelta(minutes=10)
 DECIDED_STATUS = {"confirm": "confirmed", "reject": "rejected"}
+Refusal = Literal["missing", "claimed", "decided"]
 Outcome = Literal["ok", "missing", "claimed", "decided"]
 
 
@@ -216,7 +217,7 @@ def claim(conn: psycopg.Connection, pair_id: int, user_id: int, now: datetime) -
 UNREVIEWED = "NOT EXISTS (SELECT 1 FROM reviews v WHERE v.pair_id = p.id AND v.undone_at IS NULL)"
 
 
-def refusal(conn: psycopg.Connection, pair_id: int) -> Outcome:
+def refusal(conn: psycopg.Connection, pair_id: int) -> Refusal:
     """Why a claim or decision on this pair did not match: gone, decided, or held."""
     with conn.cursor() as cur:
         cur.execute("SELECT status FROM pairs WHERE id = %s", (pair_id,))

@@ -30,6 +30,7 @@ from tracker import domain
 from tracker.domain import FEED_KINDS
 from tracker.storage import audit, subscriptions, users
 from tracker.storage.subscriptions import Rule
+from tracker.usecases.refused import Refused
 
 DELIVERIES = ("immediate", "hourly", "daily")
 DEFAULT_DAILY_AT = time(8, 0)
@@ -47,7 +48,7 @@ DAILY_TIME_UNUSED = "daily_time_unused"
 ONE_TARGET = "one_target"
 
 
-class SubscriptionRefused(ValueError):
+class SubscriptionRefused(Refused):
     """A valid subscription the database refuses, in words for the user."""
 
 
@@ -258,7 +259,7 @@ def subscribe(
     try:
         sub_id = subscriptions.subscribe(conn, rule)
     except psycopg.errors.ForeignKeyViolation as exc:
-        raise SubscriptionRefused("There is no such story or item.") from exc
+        raise SubscriptionRefused("missing", "There is no such story or item.") from exc
     audit.record(conn, actor, action, f"subscription:{sub_id}")
     return sub_id
 
@@ -267,7 +268,8 @@ def _admins_ops_rule(conn: psycopg.Connection, rule: Rule) -> Rule:
     # Ops alerts name feeds, workers and backlogs: only for an admin's account, tied to it.
     user = users.get_by_email(conn, rule.email)
     if user is None or user.role != "admin":
-        raise SubscriptionRefused(f"Ops alerts are for admins; {rule.email} is not an admin user.")
+        message = f"Ops alerts are for admins; {rule.email} is not an admin user."
+        raise SubscriptionRefused("invalid", message)
     return replace(rule, user_id=user.id)
 
 

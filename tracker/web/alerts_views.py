@@ -22,7 +22,6 @@ from tracker.storage.users import User
 from tracker.usecases.subscriptions import (
     DELIVERIES,
     SubscriptionInput,
-    SubscriptionRefused,
     problem,
     subscribe,
     time_zones,
@@ -191,12 +190,9 @@ def follow(
     if (story is None) == (item is None):
         raise HTTPException(status_code=400, detail="Follow either a story or a rumour item.")
     given = SubscriptionInput(email=user.email, user_id=user.id, story_id=story, item_id=item)
-    try:
-        with pool.connection() as conn, conn.transaction():
-            subscribe(conn, given, actor=user.email, action="alerts.follow")
-            answered = pairs.clarified(conn, story, item)
-    except SubscriptionRefused as refused:
-        raise HTTPException(status_code=404, detail=str(refused)) from None
+    with pool.connection() as conn, conn.transaction(), deps.refusals_as_http():
+        subscribe(conn, given, actor=user.email, action="alerts.follow")
+        answered = pairs.clarified(conn, story, item)
     what = f"story {story}" if story is not None else f"rumour {item}"
     if answered:
         message = (

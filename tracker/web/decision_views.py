@@ -13,7 +13,6 @@ from tracker.usecases import reviews as review_usecases
 from tracker.web import auth
 from tracker.web.deps import (
     MAX_BIGINT,
-    REFUSAL_STATUS,
     SESSION_NOTICE,
     Decider,
     FormText,
@@ -55,12 +54,10 @@ def claim(
     """Hold a pair while working it (our script calls this as the analyst moves to a pair).
     A lease, not a decision: it expires by itself, so it is not written to the audit log."""
     now = auth.now(request)
-    with pool.connection() as conn, conn.transaction():
+    with pool.connection() as conn, conn.transaction(), refusals_as_http():
         if not reviews.claim(conn, pair_id, user.id, now):
             outcome = reviews.refusal(conn, pair_id)
-            raise HTTPException(
-                status_code=REFUSAL_STATUS[outcome], detail=review_usecases.REFUSALS[outcome]
-            )
+            raise review_usecases.DecisionRefused(outcome, review_usecases.REFUSALS[outcome])
     until = (now + reviews.CLAIM_LEASE).isoformat()
     return done(request, back, pair_id=pair_id, claimed_until=until)
 
