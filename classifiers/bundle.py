@@ -53,7 +53,7 @@ def build(data: PublicData, out: Path, command: str, progress: Progress) -> dict
     """Train both models by the shipped recipe, each measured on the fifth of its data that is
     chosen by a hash of the text and never trained on, and write them with their manifest.
     That fifth is also what a retrained challenger is compared on (tracker/pipeline/training.py)."""
-    items = recipe.item_examples(load_pheme(data.pheme))
+    items = recipe.item_examples(load_pheme(data.pheme, progress))
     progress(f"training the item classifier on {len(items)} examples")
     item = recipe.train_item(items, hold_out=True, metadata={"public": data.describe()})
     pairs, labels = recipe.pair_examples(

@@ -10,7 +10,7 @@ Bad input stops with a message naming the file and line, never a bare traceback.
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +19,9 @@ from typing import Any
 from classifiers import embedder
 from classifiers.item_model import LabelledText
 from tracker.domain import TextForModel
+
+# Long work (embedding a dataset the first time) says how far it is.
+Progress = Callable[[str], None] | None
 
 # oEmbed-style tweet text: "text — Name (@handle) January 28, 2021".
 TWEET_SIGNATURE = re.compile(
@@ -78,7 +81,7 @@ class RetrievalSplit:
     relevant: dict[str, set[str]]
 
 
-def load_checkthat_split(directory: Path, split: str) -> RetrievalSplit:
+def load_checkthat_split(directory: Path, split: str, progress: Progress = None) -> RetrievalSplit:
     queries: dict[str, TextForModel] = {}
     path = directory / f"queries.{split}.jsonl"
     for number, row in _json_lines(path):
@@ -100,10 +103,12 @@ def load_checkthat_split(directory: Path, split: str) -> RetrievalSplit:
     missing = sorted(set(relevant) - set(queries))
     if missing:
         raise DatasetError(f"{qrels}: qrels name queries not in {path.name}: {missing[:3]}")
-    return RetrievalSplit(_with_vectors(queries), dict(relevant))
+    return RetrievalSplit(_with_vectors(queries, progress), dict(relevant))
 
 
-def load_checkthat_collection(directory: Path) -> dict[str, TextForModel]:
+def load_checkthat_collection(
+    directory: Path, progress: Progress = None
+) -> dict[str, TextForModel]:
     """Every `vclaims*.jsonl` in the directory: fact-checks as clarifications."""
     files = sorted(directory.glob("vclaims*.jsonl"))
     if not files:
@@ -121,12 +126,12 @@ def load_checkthat_collection(directory: Path) -> dict[str, TextForModel]:
                 seen_at=_date(row.get("date"), "%d %B %Y"),
                 author=row.get("author"),
             )
-    return _with_vectors(collection)
+    return _with_vectors(collection, progress)
 
 
-def _with_vectors(texts: dict[str, TextForModel]) -> dict[str, TextForModel]:
+def _with_vectors(texts: dict[str, TextForModel], progress: Progress) -> dict[str, TextForModel]:
     """Read again and again by evaluation and training: their vectors come from a disk cache."""
-    return dict(zip(texts, embedder.with_vectors(list(texts.values())), strict=True))
+    return dict(zip(texts, embedder.with_vectors(list(texts.values()), progress), strict=True))
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,7 @@ class EventText:
     example: LabelledText
 
 
-def load_pheme(path: Path) -> list[EventText]:
+def load_pheme(path: Path, progress: Progress = None) -> list[EventText]:
     """PHEME source tweets: verified accounts read as media, others as social media; their
     vectors come from the disk cache."""
     examples = []
@@ -152,7 +157,7 @@ def load_pheme(path: Path) -> list[EventText]:
             author=row.get("user_screen_name"),
         )
         examples.append(EventText(str(row.get("event", "")), LabelledText(text, label)))
-    vectors = embedder.with_vectors([row.example.text for row in examples])
+    vectors = embedder.with_vectors([row.example.text for row in examples], progress)
     return [
         EventText(row.event, LabelledText(vector, row.example.label))
         for row, vector in zip(examples, vectors, strict=True)

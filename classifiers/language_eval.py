@@ -40,7 +40,7 @@ def evaluate_languages(
     out: dict[str, object] = {}
     reference: dict[str, float] | None = None
     for directory, split in tests:
-        scores = _score(directory, split, model)
+        scores = _score(directory, split, model, progress)
         name = f"{directory.name}:{split}"
         if reference is None:
             reference = scores.by_fake
@@ -51,8 +51,8 @@ def evaluate_languages(
     return out
 
 
-def _score(directory: Path, split: str, model: ItemClassifier) -> SetScores:
-    data = load_checkthat_split(directory, split)
+def _score(directory: Path, split: str, model: ItemClassifier, progress: Progress) -> SetScores:
+    data = load_checkthat_split(directory, split, progress)
     ids = list(data.queries)
     texts = [_detected(data.queries[q]) for q in ids]
     own = model.predict(texts)

@@ -25,8 +25,8 @@ class Collection:
     index: SparseIndex
 
     @classmethod
-    def load(cls, directory: Path) -> "Collection":
-        found = load_checkthat_collection(directory)
+    def load(cls, directory: Path, progress: Progress | None = None) -> "Collection":
+        found = load_checkthat_collection(directory, progress)
         return cls(
             list(found), list(found.values()), SparseIndex(list(found), list(found.values()))
         )
@@ -66,9 +66,11 @@ def candidate_pairs_for(
     for directory, split in sources:
         progress(f"candidates for {directory.name}:{split}")
         if directory not in collections:
-            collections[directory] = Collection.load(directory)
+            collections[directory] = Collection.load(directory, progress)
         split_pairs, split_labels, _ = candidate_pairs(
-            load_checkthat_split(directory, split), collections[directory], with_relevant=True
+            load_checkthat_split(directory, split, progress),
+            collections[directory],
+            with_relevant=True,
         )
         # Groups must stay distinct across splits: offset them past the ones already taken.
         offset = 1 + max((p.group for p in pairs), default=-1)

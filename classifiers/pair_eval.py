@@ -41,11 +41,11 @@ def evaluate_pairing(
 ) -> PairingEvaluation:
     """Score `ranker`, or one trained on `train_sources` by the shipped recipe, on `test`."""
     progress(f"indexing the collection in {test[0]}")
-    collections = {test[0]: Collection.load(test[0])}
+    collections = {test[0]: Collection.load(test[0], progress)}
     if ranker is None:
         ranker = train_on(train_sources or [], progress, collections)
     progress(f"ranking {test[0].name}:{test[1]} with {ranker.version}")
-    split = load_checkthat_split(*test)
+    split = load_checkthat_split(*test, progress)
     pairs, labels, keys = candidate_pairs(split, collections[test[0]], with_relevant=False)
     scores = ranker.score_pairs(pairs)
     by_query: dict[str, dict[str, float]] = {q: {} for q in split.queries}

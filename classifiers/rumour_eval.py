@@ -48,8 +48,8 @@ def evaluate_rumour(
     model: ItemClassifier | None = None,
 ) -> RumourEvaluation:
     """Train per fold by the shipped recipe, or score `model` (then `train_files` go unused)."""
-    train = [row for path in train_files for row in load_pheme(path)]
-    test = load_pheme(test_file)
+    train = [row for path in train_files for row in load_pheme(path, progress)]
+    test = load_pheme(test_file, progress)
     truth: list[bool] = []
     predicted: list[bool] = []
     alone: list[bool] = []  # the item model's own labels, without context

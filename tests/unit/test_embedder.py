@@ -51,6 +51,37 @@ def test_the_disk_cache_embeds_each_text_once(
     assert np.array_equal(first[0].embedding, again[1].embedding)
 
 
+def test_a_long_embedding_says_how_far_it_is_and_keeps_each_chunk_it_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache.npz"
+    monkeypatch.setenv("TRACKER_EMBEDDING_CACHE", str(cache))
+    monkeypatch.setattr(embedder, "SAVE_EVERY", 2)
+    real_embed = embedder.Embedder.embed
+    calls: list[int] = []
+
+    def stop_at_second_chunk(self: embedder.Embedder, texts: list[str]) -> np.ndarray:
+        calls.append(len(texts))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_embed(self, texts)
+
+    monkeypatch.setattr(embedder.Embedder, "embed", stop_at_second_chunk)
+    said: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        embedder.with_vectors([CLAIM_EN, CLAIM_RO, CLAIM_RU, UNRELATED], said.append)
+    assert said == [
+        f"embedding 4 texts (cached in {cache})",
+        "embedded 2 of 4 texts",
+    ]
+    # The first chunk was saved before the stop: only the other two are embedded again.
+    monkeypatch.setattr(embedder.Embedder, "embed", real_embed)
+    said.clear()
+    again = embedder.with_vectors([CLAIM_EN, CLAIM_RO, CLAIM_RU, UNRELATED], said.append)
+    assert said == [f"embedding 2 texts (cached in {cache})"]
+    assert all(embedder.known(item.embedding) for item in again)
+
+
 def test_an_unknown_vector_stays_unknown_and_reads_as_the_usual_candidate() -> None:
     """Pairing never embeds a stored item without a vector: its cosine takes the training
     candidates' mean, and the pair is scored on its words."""

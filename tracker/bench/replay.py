@@ -89,11 +89,11 @@ class Replay:
     gold_missing: int  # gold fact-checks the qrels name that the collection lacks
 
 
-def load(directory: Path, split: str, n_distractors: int) -> Replay:
+def load(directory: Path, split: str, n_distractors: int, say: Callable[[str], None]) -> Replay:
     """The split's queries and the fact-checks to serve: every gold one, then `n_distractors`
     drawn from the collection's others (never gold of any query of the split)."""
-    data = load_checkthat_split(directory, split)
-    collection = load_checkthat_collection(directory)
+    data = load_checkthat_split(directory, split, say)
+    collection = load_checkthat_collection(directory, say)
     named = {doc for docs in data.relevant.values() for doc in docs}
     rng = random.Random(SEED)  # noqa: S311 - a reproducible sample, not a secret
     pool = sorted(collection.keys() - named)

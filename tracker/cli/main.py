@@ -298,7 +298,7 @@ def bench_replay(
     if dates not in replay.DATE_MODES:
         raise fail(f"--dates takes {' or '.join(replay.DATE_MODES)}, not {dates!r}")
     try:
-        data = replay.load(Path(folder), name, distractors)
+        data = replay.load(Path(folder), name, distractors, _progress)
     except DatasetError as exc:
         raise fail(str(exc)) from exc
     s = settings()
