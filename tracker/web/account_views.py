@@ -12,6 +12,7 @@ from tracker.storage.users import User
 from tracker.usecases import accounts
 from tracker.web import auth, throttle
 from tracker.web.deps import SESSION_NOTICE, AnyUser, FormText, Pool, render, see_other
+from tracker.web.login_views import logged_out
 
 SESSION_FLASH = "account_flash"
 SESSIONS_PATH = "/account/sessions/{session_id}/end"
@@ -100,6 +101,7 @@ def end_session(
         audit.record(conn, user.email, "user.session_ended", f"user:{user.id}")
     if session_id == getattr(request.state, "session_id", None):
         request.session.clear()
+        logged_out(request, "This session has ended: you are logged out.")
         return see_other(auth.LOGIN_PATH)
     request.session[SESSION_FLASH] = "The session has ended."
     return see_other(auth.PASSWORD_PATH)
@@ -112,4 +114,5 @@ def logout_everywhere(request: Request, user: AnyUser, pool: Pool) -> RedirectRe
         users.end_sessions(conn, user.id)
         audit.record(conn, user.email, "user.sessions_ended", f"user:{user.id}")
     auth.end_session(request)
+    logged_out(request, "Every session of this account has ended, this one too.")
     return see_other(auth.LOGIN_PATH)

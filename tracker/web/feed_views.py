@@ -89,6 +89,7 @@ def page(
     form: AddForm | None = None,
     error: str | None = None,
     report: feed_admin.ImportReport | None = None,
+    import_kind: str = "other",
 ) -> HTMLResponse:
     with pool.connection() as conn:
         found = feeds.list_all(conn)
@@ -102,6 +103,7 @@ def page(
         form=form or AddForm(),
         error=error,
         report=report,
+        import_kind=import_kind,
         max_problems=MAX_SHOWN_PROBLEMS,
         notice=request.session.pop(SESSION_FLASH, None),
     )
@@ -213,7 +215,8 @@ def import_opml(
         return page(request, user, pool, 400, error=f"Unknown feed kind {kind!r}.")
     data = file.file.read(OPML_UPLOAD_MAX_BYTES + 1) if file is not None else b""
     if not data:
-        return page(request, user, pool, 400, error="Choose an OPML file to import.")
+        error = "Choose an OPML file to import."
+        return page(request, user, pool, 400, error=error, import_kind=kind)
     source = f"upload:{(file.filename if file else None) or 'opml'}"[:200]
     try:
         with pool.connection() as conn, conn.transaction():
@@ -221,7 +224,9 @@ def import_opml(
                 conn, data, kind, settings, user.email, source, OPML_UPLOAD_MAX_BYTES
             )
     except opml.OpmlError as exc:
-        return page(request, user, pool, 400, error=f"Nothing imported: {exc}")
+        # A browser never fills a file field in again: the kind chosen is kept.
+        error = f"Nothing imported: {exc}. Choose the file again."
+        return page(request, user, pool, 400, error=error, import_kind=kind)
     return page(request, user, pool, report=report)
 
 

@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 from tracker.domain import FEED_KINDS, LABELS, language_code, primary_language
 from tracker.ingest.sanitise import plain_text, sanitise_html
 from tracker.storage import browse
-from tracker.web.deps import MAX_BIGINT, AnyUser, Pool, render
+from tracker.web.deps import MAX_BIGINT, SESSION_NOTICE, AnyUser, Pool, render
 
 PAGE_SIZE = 25
 # Offset pages: past this a search should be narrowed, not paged through.
@@ -35,14 +35,17 @@ class Search:
     where: browse.ItemFilter
     sort: str
     page: int
-    # The form's fields as typed (those understood), for refilling it and for page links.
+    # The form's fields understood, for page links.
     fields: dict[str, str]
+    # The form's fields as typed, understood or not, for refilling the form.
+    typed: dict[str, str]
 
 
 def parse_search(params: Mapping[str, str]) -> tuple[Search, list[str]]:
     """The search a query string asks for and what was wrong with it (those parts ignored)."""
     problems: list[str] = []
     fields = {name: params.get(name, "").strip() for name in _FIELDS}
+    typed = {k: v[:MAX_QUERY_CHARS].replace("\x00", "") for k, v in fields.items() if v}
     q = fields["q"][:MAX_QUERY_CHARS].replace("\x00", "") or None
     language = _choice(fields, "language", problems)
     kind = _choice(fields, "kind", problems)
@@ -68,7 +71,8 @@ def parse_search(params: Mapping[str, str]) -> tuple[Search, list[str]]:
         until=until + timedelta(days=1) if until else None,
         feed_kind=kind,
     )
-    return Search(where, sort, page, {k: v for k, v in fields.items() if v}), problems
+    understood = {k: v for k, v in fields.items() if v}
+    return Search(where, sort, page, understood, typed), problems
 
 
 _FIELDS = ("q", "language", "kind", "label", "from", "to", "story", "sort", "page")
@@ -179,4 +183,5 @@ def item_detail(
         relabels=relabels,
         story=story,
         pairs=in_pairs,
+        notice=request.session.pop(SESSION_NOTICE, None),
     )

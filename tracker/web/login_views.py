@@ -9,12 +9,16 @@ from tracker.usecases import accounts
 from tracker.web import auth, throttle
 from tracker.web.deps import AnyUser, FormText, Pool, render, see_other
 
+# What the login page says once after a logout ("You are logged out.").
+LOGIN_NOTICE = "login_notice"
+
 router = APIRouter()
 
 
 @router.get(auth.LOGIN_PATH, response_class=HTMLResponse)
 def login_form(request: Request) -> HTMLResponse:
-    return render(request, "login.html", None, email="", error=None)
+    notice = request.session.pop(LOGIN_NOTICE, None)
+    return render(request, "login.html", None, email="", error=None, notice=notice)
 
 
 @router.post(auth.LOGIN_PATH, response_model=None)
@@ -61,4 +65,10 @@ def _login_refused(request: Request, email: str, until: datetime, now: datetime)
 @router.post(auth.LOGOUT_PATH)
 def logout(request: Request, user: AnyUser) -> RedirectResponse:
     auth.end_session(request)
+    logged_out(request, "You are logged out.")
     return see_other(auth.LOGIN_PATH)
+
+
+def logged_out(request: Request, message: str) -> None:
+    """Say on the login page, once, that the session has ended (set after it is cleared)."""
+    request.session[LOGIN_NOTICE] = message

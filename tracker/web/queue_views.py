@@ -4,22 +4,47 @@ pair are tracker.web.decision_views."""
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
+from psycopg_pool import ConnectionPool
+from starlette.datastructures import QueryParams
 
 from tracker.storage import pairs, reviews
+from tracker.storage.users import User
 from tracker.web import auth
 from tracker.web.deps import PAIR_STATUSES, SESSION_NOTICE, AnyUser, Pool, ReadPool, render
-from tracker.web.review_filters import review_filter
+from tracker.web.review_filters import MAX_FILTER_CHARS, review_filter
 
 # Views of the pairs confirmed without review (TRACKER_PAIR_AUTOCONFIRM_THRESHOLD).
 CHECKS = ("auto", "spot-check")
 SPOT_CHECK_SIZE = 10
+# The filters typed as text: one not understood is shown again as typed, to be corrected.
+TYPED_FILTERS = ("language", "tag", "score_min", "score_max")
 
 router = APIRouter()
 
 
 @router.get("/", response_class=HTMLResponse)
 def queue(request: Request, user: AnyUser, pool: Pool) -> HTMLResponse:
-    where, problems = review_filter(request.query_params)
+    return queue_page(request, user, pool, str(request.url.query))
+
+
+def queue_page(
+    request: Request,
+    user: User,
+    pool: ConnectionPool,
+    query: str,
+    *,
+    error: str | None = None,
+    view_name: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The queue filtered as the query string asks; a filter not understood is named, and
+    stays in its field as typed. After a refused save of a view: why, and the name as typed."""
+    params = QueryParams(query)
+    where, problems = review_filter(params)
+    typed = {
+        name: params.get(name, "").strip()[:MAX_FILTER_CHARS].replace("\x00", "")
+        for name in TYPED_FILTERS
+    }
     now = auth.now(request)
     # Showing the queue changes nothing: the page's script claims the pair the analyst is on
     # with a POST (/pairs/{id}/claim), the first one as the page opens.
@@ -30,13 +55,17 @@ def queue(request: Request, user: AnyUser, pool: Pool) -> HTMLResponse:
         request,
         "queue.html",
         user,
+        status_code=status_code,
         pairs=found,
         where=where,
         problems=problems,
-        query=str(request.url.query),
+        typed=typed,
+        query=query,
         saved=views_saved,
         me=user.id,
         notice=request.session.pop(SESSION_NOTICE, None),
+        view_error=error,
+        view_name=view_name,
     )
 
 

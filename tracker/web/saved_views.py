@@ -7,7 +7,9 @@ from fastapi import Path as PathParam
 from starlette.datastructures import QueryParams
 
 from tracker.storage import audit, reviews
-from tracker.web.deps import MAX_BIGINT, AnyUser, FormText, Pool, done
+from tracker.web import auth
+from tracker.web.deps import MAX_BIGINT, SESSION_NOTICE, AnyUser, FormText, Pool, done
+from tracker.web.queue_views import queue_page
 from tracker.web.review_filters import filter_query, review_filter
 
 MAX_VIEW_NAME = 100
@@ -19,18 +21,24 @@ router = APIRouter()
 def save_view(
     request: Request, user: AnyUser, pool: Pool, name: FormText = "", query: FormText = ""
 ) -> Response:
-    """Save the queue's current filters under a name, for this user only."""
-    name = name.strip()[:MAX_VIEW_NAME]
-    if not name:
-        raise HTTPException(status_code=400, detail="Give the view a name.")
+    """Save the queue's current filters under a name, for this user only. Refused, a browser
+    gets the queue again with the reason and the name as typed."""
+    typed, name = name[:MAX_VIEW_NAME], name.strip()[:MAX_VIEW_NAME]
+    query = query.lstrip("?")
     # Re-encoded from what it parses to: a saved view holds only known filters.
-    where, problems = review_filter(QueryParams(query.lstrip("?")))
-    if problems:
-        raise HTTPException(status_code=400, detail=" ".join(problems))
+    where, problems = review_filter(QueryParams(query))
+    refusal = "Give the view a name." if not name else " ".join(problems)
+    if refusal:
+        if not auth.wants_html(request):
+            raise HTTPException(status_code=400, detail=refusal)
+        error = f"The view was not saved: {refusal}"
+        return queue_page(request, user, pool, query, error=error, view_name=typed, status_code=400)
     clean = filter_query(where)
     with pool.connection() as conn, conn.transaction():
         view_id = reviews.save_view(conn, user.id, name, clean)
         audit.record(conn, user.email, "view.save", f"view:{view_id}", {"query": clean})
+    if auth.wants_html(request):
+        request.session[SESSION_NOTICE] = f'View "{name}" saved: it is listed above the queue.'
     return done(request, "/?" + clean, view_id=view_id)
 
 
@@ -45,4 +53,6 @@ def delete_view(
         if not reviews.delete_view(conn, user.id, view_id):
             raise HTTPException(status_code=404, detail="There is no such saved view.")
         audit.record(conn, user.email, "view.delete", f"view:{view_id}")
+    if auth.wants_html(request):
+        request.session[SESSION_NOTICE] = "The saved view is deleted."
     return done(request, "/", view_id=view_id)
