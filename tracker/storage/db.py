@@ -121,11 +121,21 @@ def check_schema(url: str) -> None:
     with psycopg.connect(url, connect_timeout=10) as conn:
         current = current_revision(conn)
     expected = head_revision()
+    if current is not None and not is_known(current):
+        raise SchemaOutOfDateError(newer_schema(current, expected))
     if current != expected:
         raise SchemaOutOfDateError(
             f"the database schema is at revision {current or 'none'} but this version of the "
             f"tracker needs {expected}: run `tracker db upgrade` (same TRACKER_* settings)"
         )
+
+
+def newer_schema(current: str, head: str) -> str:
+    """Why this code refuses a database a newer tracker upgraded (no upgrade can help)."""
+    return (
+        f"the database schema is at revision {current}, which this tracker does not "
+        f"know (it knows up to {head}): a newer tracker upgraded it; run that version"
+    )
 
 
 def open_pool(url: str, max_size: int = 8) -> ConnectionPool:

@@ -124,6 +124,10 @@ def feed_url(url: str, find: bool, settings: Settings) -> FoundUrl:
     """The URL to register: `url` itself, or with `find` the first feed its site links to."""
     if not url.startswith(("http://", "https://")):
         raise FeedInputError(f"feed URL must start with http:// or https://, not {url!r}")
+    try:
+        urlsplit(url).port  # noqa: B018 - reading the port is what checks it
+    except ValueError as exc:
+        raise FeedInputError(f"not a valid URL: {url!r} ({exc})") from exc
     policy = fetch_policy(settings)
     if not find:
         check_reachable(url, policy)
