@@ -10,6 +10,7 @@ from playwright.sync_api import Browser, Page
 
 from tests.browser.test_review_browser import ARTIFACTS, app_url, browser  # noqa: F401
 from tests.factories import add_queue_pair, add_user, log_in_page
+from tracker.pipeline.alert_mail import unsubscribe_token
 from tracker.storage import outbox, subscriptions
 from tracker.storage.subscriptions import Rule
 
@@ -48,11 +49,17 @@ def seeded(db_url: str) -> dict[str, int]:
         conn.execute(
             "UPDATE feeds SET url = url || '?page=1&format=rss2&category=defence-and-security'"
         )
-        subscriptions.subscribe(
+        subscription = subscriptions.subscribe(
             conn, Rule(email=ADMIN, keywords=["F-16", "Zaporizhzhia"], tags=["defence"])
         )
         outbox.enqueue(conn, "k1", ADMIN, "New rumour: Romanian F-16s over Ukraine", "body")
-    return {"pair": pair, "item": row[0], "story": row[1], "feed": row[2]}
+    return {
+        "pair": pair,
+        "item": row[0],
+        "story": row[1],
+        "feed": row[2],
+        "subscription": subscription,
+    }
 
 
 def test_no_page_is_wider_than_a_phone(phone: Page, db_url: str) -> None:
@@ -74,6 +81,10 @@ def test_no_page_is_wider_than_a_phone(phone: Page, db_url: str) -> None:
         "/alerts/outbox",
         "/account/password",
         "/api/docs",
+        "/pairs?status=auto",
+        "/pairs?status=spot-check",
+        # The pages a reader reaches from an alert email, logged in or not.
+        "/unsubscribe/" + unsubscribe_token("x" * 40, ids["subscription"], 0),
     ]
     ARTIFACTS.mkdir(exist_ok=True)
     wide = {}
@@ -85,4 +96,13 @@ def test_no_page_is_wider_than_a_phone(phone: Page, db_url: str) -> None:
             wide[path] = width
             name = path.strip("/").replace("/", "-").replace("?", "-") or "queue"
             phone.screenshot(path=str(ARTIFACTS / f"phone-{name}.png"), full_page=True)
+    # The error page, and the login page once logged out.
+    missing = phone.goto("/items/999999999")
+    assert missing is not None and missing.status == 404
+    wide_after = {"404": phone.evaluate("document.documentElement.scrollWidth")}
+    phone.context.clear_cookies()
+    login = phone.goto("/login")
+    assert login is not None and login.status == 200
+    wide_after["/login"] = phone.evaluate("document.documentElement.scrollWidth")
+    wide |= {page: width for page, width in wide_after.items() if width > PHONE["width"]}
     assert wide == {}, f"wider than {PHONE['width']} px: {wide}"
