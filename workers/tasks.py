@@ -24,9 +24,13 @@ from workers.app import app
 
 log = structlog.get_logger(__name__)
 
-# Items per re-queued message, and at most this many items per stage per sweep.
-SWEEP_CHUNK = 50
-SWEEP_LIMIT = 20 * SWEEP_CHUNK
+# Items per classify or pair message. A feed's new items go in messages of this size, so no
+# task outlasts the sweeper's grace (60 s once the queue drains): embedding alone costs about
+# 80 ms an item on one core here, so a fact-checker's first poll of 1,000 items in one message
+# would run longer than that, and the sweeper would queue its items again while it worked.
+ITEMS_PER_MESSAGE = 50
+# At most this many items per stage per sweep.
+SWEEP_LIMIT = 20 * ITEMS_PER_MESSAGE
 # Database errors a later attempt gets past: a deadlock or serialization failure (psycopg's
 # TransactionRollback errors, OperationalErrors too), a connection lost or refused while the
 # server restarts, no connection free in the pool (PoolTimeout). Retried this many times, 1 s
@@ -74,8 +78,9 @@ def fetch_feed(feed_id: int, lease_token: str) -> int:
     config = refresh_config(get_settings())
     with _pool().connection() as conn:
         outcome = refresh_feed(conn, Lease(feed_id, UUID(lease_token)), config)
-    if outcome.new_item_ids:
-        classify_items.delay(outcome.new_item_ids)
+    new = outcome.new_item_ids
+    for start in range(0, len(new), ITEMS_PER_MESSAGE):
+        classify_items.delay(new[start : start + ITEMS_PER_MESSAGE])
     return len(outcome.new_item_ids)
 
 
@@ -123,10 +128,10 @@ def sweep_stalled() -> int:
     grace_s = s.sweep_backlog_grace_s if backlog else s.sweep_grace_s
     with _pool().connection() as conn:
         found = classify.stalled(conn, grace_s, SWEEP_LIMIT)
-    for start in range(0, len(found.unclassified), SWEEP_CHUNK):
-        classify_items.delay(found.unclassified[start : start + SWEEP_CHUNK])
-    for start in range(0, len(found.unpaired), SWEEP_CHUNK):
-        pair_items.delay(found.unpaired[start : start + SWEEP_CHUNK])
+    for start in range(0, len(found.unclassified), ITEMS_PER_MESSAGE):
+        classify_items.delay(found.unclassified[start : start + ITEMS_PER_MESSAGE])
+    for start in range(0, len(found.unpaired), ITEMS_PER_MESSAGE):
+        pair_items.delay(found.unpaired[start : start + ITEMS_PER_MESSAGE])
     return len(found.unclassified) + len(found.unpaired)
 
 

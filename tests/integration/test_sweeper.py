@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from tests.conftest import Endpoints
+from tests.feedserver import FeedServer, Route
 from tests.workerenv import worker_tasks
 from tracker.demo import FEEDS_DIR
 from tracker.ingest.parse import parse
@@ -103,10 +104,14 @@ def classify_queue(tasks: ModuleType) -> redis.Redis:
         return client
 
 
-def queued_items(tasks: ModuleType) -> list[int]:
-    """The item ids in the classify queue's messages (Celery's JSON body: args first)."""
+def queued_messages(tasks: ModuleType) -> list[list[int]]:
+    """The item ids of each message in the classify queue (Celery's JSON body: args first)."""
     messages = [json.loads(raw) for raw in classify_queue(tasks).lrange("classify", 0, -1)]
-    return sorted(i for m in messages for i in json.loads(base64.b64decode(m["body"]))[0][0])
+    return [json.loads(base64.b64decode(m["body"]))[0][0] for m in messages]
+
+
+def queued_items(tasks: ModuleType) -> list[int]:
+    return sorted(i for m in queued_messages(tasks) for i in m)
 
 
 def test_the_sweeper_waits_the_longer_grace_while_messages_wait_in_the_queue(
@@ -119,3 +124,31 @@ def test_the_sweeper_waits_the_longer_grace_while_messages_wait_in_the_queue(
     # Nothing queued: items two minutes old and never classified are lost work.
     assert tasks.sweep_stalled() == len(demo_items)
     assert queued_items(tasks) == sorted(demo_items)
+
+
+def test_a_feed_of_many_new_items_is_classified_in_messages_every_process_can_share(
+    conn: psycopg.Connection, db_url: str, services: Endpoints, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = "".join(
+        f"<item><title>Claim {i}</title><link>http://a.example/{i}</link></item>"
+        for i in range(120)
+    )
+    body = f'<rss version="2.0"><channel><title>T</title>{entries}</channel></rss>'.encode()
+    with (
+        FeedServer() as server,
+        worker_tasks(
+            db_url, services.broker_url, monkeypatch, FETCH_ALLOW_NETWORKS='["127.0.0.0/8"]'
+        ) as module,
+    ):
+        classify_queue(module).delete("classify")
+        server.routes["/big"] = Route(body)
+        feeds.add(conn, feeds.NewFeed(server.url("/big"), "social", "Big", "en"))
+        [lease] = feeds.claim_due(conn, 10, 60)
+        try:
+            assert module.fetch_feed(lease.feed_id, str(lease.token)) == 120
+            messages = queued_messages(module)
+        finally:
+            classify_queue(module).delete("classify")
+    stored = [row[0] for row in conn.execute("SELECT id FROM items ORDER BY id")]
+    assert sorted(len(m) for m in messages) == [20, 50, 50]
+    assert sorted(i for m in messages for i in m) == stored

@@ -226,6 +226,8 @@ def run(
 def _finished(events: TaskEvents, n_feeds: int) -> bool:
     if events.failed:
         raise RuntimeError(f"tasks failed during the run: {dict(events.failed)}")
+    # One pair_items message per feed: the bench's feeds hold fewer items than one message
+    # takes (workers/tasks.py ITEMS_PER_MESSAGE).
     return events.succeeded[STAGES["paired"]] >= n_feeds
 
 
