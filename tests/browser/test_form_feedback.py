@@ -30,6 +30,20 @@ GOOD_OPML = b"""<?xml version="1.0"?><opml version="2.0"><head><title>t</title><
 BROKEN_OPML = b'<opml><body><outline xmlUrl="https://a.example/f">'
 
 
+@pytest.fixture
+def as_admin(page: Page, db_url: str) -> None:  # noqa: F811
+    """`page`, logged in as an admin."""
+    add_user(db_url, ADMIN, "admin")
+    log_in_page(page, ADMIN)
+
+
+@pytest.fixture
+def as_analyst(page: Page, db_url: str) -> None:  # noqa: F811
+    """`page`, logged in as an analyst."""
+    add_user(db_url, ANALYST, "analyst")
+    log_in_page(page, ANALYST)
+
+
 def error(on: Page) -> Locator:
     return on.locator("p.error[role=alert]")
 
@@ -69,10 +83,8 @@ def test_login_keeps_the_email_never_the_password_and_logging_out_says_so(
 
 def test_adding_a_feed_keeps_the_form_when_refused_and_names_the_feed_added(
     page: Page,  # noqa: F811
-    db_url: str,
+    as_admin: None,
 ) -> None:
-    add_user(db_url, ADMIN, "admin")
-    log_in_page(page, ADMIN)
     page.goto("/feeds")
     form = page.locator("form.feed-add")
     form.locator("input[name=url]").fill("https://new-outlet.example/rss")
@@ -96,11 +108,10 @@ def test_adding_a_feed_keeps_the_form_when_refused_and_names_the_feed_added(
 
 def test_editing_a_feed_keeps_the_form_when_refused_and_says_it_is_saved(
     page: Page,  # noqa: F811
+    as_admin: None,
     db_url: str,
 ) -> None:
-    add_user(db_url, ADMIN, "admin")
     feed = add_feed(db_url, "Courier")
-    log_in_page(page, ADMIN)
     page.goto(f"/feeds/{feed}/edit")
     page.fill("form.feed-edit input[name=title]", "Daily Courier")
     page.fill("form.feed-edit input[name=language]", "xx-not-a-code!")
@@ -116,10 +127,8 @@ def test_editing_a_feed_keeps_the_form_when_refused_and_says_it_is_saved(
 
 def test_a_refused_opml_import_keeps_the_kind_chosen_and_an_import_is_counted(
     page: Page,  # noqa: F811
-    db_url: str,
+    as_admin: None,
 ) -> None:
-    add_user(db_url, ADMIN, "admin")
-    log_in_page(page, ADMIN)
     page.goto("/feeds")
     form = page.locator("form.feed-import")
     form.locator("input[name=file]").set_input_files(
@@ -141,10 +150,9 @@ def test_a_refused_opml_import_keeps_the_kind_chosen_and_an_import_is_counted(
 
 def test_a_refused_subscription_keeps_every_field_and_a_saved_one_is_announced(
     page: Page,  # noqa: F811
+    as_analyst: None,
     db_url: str,
 ) -> None:
-    add_user(db_url, ANALYST, "analyst")
-    log_in_page(page, ANALYST)
     page.goto("/alerts")
     form = page.locator("form.subscribe-form")
     form.locator("textarea[name=keywords]").fill("F-16, Zaporizhzhia")
@@ -232,10 +240,12 @@ def test_a_refused_split_keeps_the_ticks_and_a_split_is_announced(
     expect(notice(page)).to_have_text(f"1 item moved out of story {a} into this new story {new}.")
 
 
-def test_relabelling_an_item_says_so(page: Page, db_url: str) -> None:  # noqa: F811
-    add_user(db_url, ANALYST, "analyst")
+def test_relabelling_an_item_says_so(
+    page: Page,  # noqa: F811
+    as_analyst: None,
+    db_url: str,
+) -> None:
     item = add_item(db_url, add_feed(db_url, "Courier"), "Troops at the border")
-    log_in_page(page, ANALYST)
     page.goto(f"/items/{item}")
     page.select_option("form.relabel select[name=label]", "clarification")
     page.click("form.relabel button[type=submit]")
@@ -243,10 +253,12 @@ def test_relabelling_an_item_says_so(page: Page, db_url: str) -> None:  # noqa: 
     expect(notice(page)).to_have_text(f"Item {item} labelled clarification.")
 
 
-def test_a_rejection_without_a_reason_is_refused_in_place(page: Page, db_url: str) -> None:  # noqa: F811
-    add_user(db_url, ANALYST, "analyst")
+def test_a_rejection_without_a_reason_is_refused_in_place(
+    page: Page,  # noqa: F811
+    as_analyst: None,
+    db_url: str,
+) -> None:
     pair = add_queue_pair(db_url, 0.9)
-    log_in_page(page, ANALYST)
     page.goto(f"/pairs/{pair}")
     reason = page.locator("#reject-form input[name=reason]")
     reason.fill("   ")
@@ -262,10 +274,8 @@ def test_a_rejection_without_a_reason_is_refused_in_place(page: Page, db_url: st
 
 def test_saving_a_view_is_refused_with_the_name_kept_and_saving_and_deleting_say_so(
     page: Page,  # noqa: F811
-    db_url: str,
+    as_analyst: None,
 ) -> None:
-    add_user(db_url, ANALYST, "analyst")
-    log_in_page(page, ANALYST)
     page.goto("/?language=ro")
     name = page.locator("form.save-view input[name=name]")
     name.fill("   ")
@@ -293,9 +303,10 @@ def test_saving_a_view_is_refused_with_the_name_kept_and_saving_and_deleting_say
     expect(page.locator(".saved-view")).to_have_count(0)
 
 
-def test_filters_not_understood_are_named_and_stay_as_typed(page: Page, db_url: str) -> None:  # noqa: F811
-    add_user(db_url, ANALYST, "analyst")
-    log_in_page(page, ANALYST)
+def test_filters_not_understood_are_named_and_stay_as_typed(
+    page: Page,  # noqa: F811
+    as_analyst: None,
+) -> None:
     page.fill("form.queue-filters input[name=language]", "english!")
     page.fill("form.queue-filters input[name=tag]", "defence")
     page.click("form.queue-filters button[type=submit]")
@@ -376,11 +387,9 @@ def spare_models(session_db_url: str, shipped_models: None) -> Iterator[dict[str
 
 def test_a_refused_activation_says_why_and_an_activation_is_announced(
     page: Page,  # noqa: F811
-    db_url: str,
+    as_admin: None,
     spare_models: dict[str, int],
 ) -> None:
-    add_user(db_url, ADMIN, "admin")
-    log_in_page(page, ADMIN)
     page.goto("/models")
     page.click(f"#model-{spare_models[TEST_VERSIONS[0]]} form button")
     expect(error(page)).to_contain_text("Not activated:")
@@ -389,10 +398,12 @@ def test_a_refused_activation_says_why_and_an_activation_is_announced(
     expect(notice(page)).to_have_text(f"{TEST_VERSIONS[1]} is now the active pair model.")
 
 
-def test_the_feed_and_ops_alert_buttons_say_what_they_did(page: Page, db_url: str) -> None:  # noqa: F811
-    add_user(db_url, ADMIN, "admin")
+def test_the_feed_and_ops_alert_buttons_say_what_they_did(
+    page: Page,  # noqa: F811
+    as_admin: None,
+    db_url: str,
+) -> None:
     feed = add_feed(db_url, "Courier")
-    log_in_page(page, ADMIN)
     page.goto("/feeds")
     for action, said in (
         ("poll", f"Feed {feed} is due now: the next dispatch polls it."),
