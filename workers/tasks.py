@@ -24,10 +24,12 @@ from workers.app import app
 
 log = structlog.get_logger(__name__)
 
-# Items per classify or pair message. A feed's new items go in messages of this size, so no
-# task outlasts the sweeper's grace (60 s once the queue drains): embedding alone costs about
-# 80 ms an item on one core here, so a fact-checker's first poll of 1,000 items in one message
-# would run longer than that, and the sweeper would queue its items again while it worked.
+# Items per classify or pair message. A feed's new items go in messages of this size. The
+# sweeper re-queues items fetched more than 60 s ago and still unclassified once the classify
+# queue is empty, and a task at work is not in the queue: a fact-checker's first poll of 1,000
+# items as one message (about 80 ms an item for embedding alone, on one core here) would
+# leave the queue empty while it ran, and its items would be queued again. As 20 messages,
+# those waiting keep the queue a backlog, which the sweeper gives its longer grace.
 ITEMS_PER_MESSAGE = 50
 # At most this many items per stage per sweep.
 SWEEP_LIMIT = 20 * ITEMS_PER_MESSAGE

@@ -83,7 +83,7 @@ def test_no_page_is_wider_than_a_phone(phone: Page, db_url: str) -> None:
         "/api/docs",
         "/pairs?status=auto",
         "/pairs?status=spot-check",
-        # The pages a reader reaches from an alert email, logged in or not.
+        # The page a reader reaches from an alert email.
         "/unsubscribe/" + unsubscribe_token("x" * 40, ids["subscription"], 0),
     ]
     ARTIFACTS.mkdir(exist_ok=True)

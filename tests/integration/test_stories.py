@@ -280,6 +280,28 @@ def test_a_merge_that_cannot_be_done_is_refused_with_a_reason_and_changes_nothin
     assert web.rows("SELECT id FROM audit_log WHERE action LIKE 'story.%%'") == []
 
 
+def test_a_script_posting_the_forms_gets_json_refusals_and_no_notice_left_behind(
+    web: Web,
+) -> None:
+    w = world(web)
+    analyst = web.session("ana@newsroom.example", "analyst")
+    token = csrf_token(analyst, "/")
+    as_json = {"Accept": "application/json"}
+    refused = analyst.post(
+        f"/stories/{w.a}/merge", data={"csrf_token": token, "source": "x"}, headers=as_json
+    )
+    assert refused.status_code == 400
+    assert refused.json() == {"detail": "Give the number of the story to merge into this one."}
+    merged = analyst.post(
+        f"/stories/{w.a}/merge",
+        data={"csrf_token": token, "source": str(w.b)},
+        headers=as_json,
+        follow_redirects=False,
+    )
+    assert merged.status_code == 303
+    assert "merged into story" not in analyst.get(f"/stories/{w.a}").text
+
+
 def test_merging_into_an_unknown_story_is_a_404(web: Web) -> None:
     w = world(web)
     analyst = web.session("ana@newsroom.example", "analyst")

@@ -45,7 +45,8 @@ SEED = 2022
 SPREAD_S = 300.0
 # Fast dispatch so the run does not wait on the schedule. A fast sweep too: a pair task that
 # fails (a deadlock between two workers) leaves its items unpaired until the sweeper re-queues
-# them, after a grace above the time a pair message spends queued behind a fact-check feed's.
+# them, after a grace above the time a pair message spends queued behind the fact-check feeds'
+# classify messages.
 PIPELINE_SETTINGS = {"DISPATCH_EVERY_S": "1", "SWEEP_EVERY_S": "10", "SWEEP_GRACE_S": "120"}
 READY_TIMEOUT_S = 180.0
 POLL_S = 0.5

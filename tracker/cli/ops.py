@@ -109,7 +109,10 @@ def backup(
         except backups.BackupError as exc:
             raise fail(str(exc)) from exc
         except psycopg.OperationalError as exc:
-            raise fail(f"cannot reach the database: {exc}") from exc
+            # Class 08 (or no SQLSTATE at all): the connection; anything else is the server's.
+            unreachable = exc.sqlstate is None or exc.sqlstate.startswith("08")
+            what = "cannot reach the database" if unreachable else "database error"
+            raise fail(f"{what}: {exc}") from exc
     if key_file is None:
         typer.echo(
             "the secret key is configured outside the data dir (TRACKER_SECRET_KEY): keep it "

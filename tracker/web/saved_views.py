@@ -31,7 +31,10 @@ def save_view(
     if refusal:
         if not auth.wants_html(request):
             raise HTTPException(status_code=400, detail=refusal)
-        error = f"The view was not saved: {refusal}"
+        # The queue lists the filters' problems itself: name them once.
+        error = "The view was not saved: " + (
+            "give it a name." if not name else "the filters above are not understood."
+        )
         return queue_page(request, user, pool, query, error=error, view_name=typed, status_code=400)
     clean = filter_query(where)
     with pool.connection() as conn, conn.transaction():

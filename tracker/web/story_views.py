@@ -14,6 +14,7 @@ from tracker.storage import browse
 from tracker.storage.users import User
 from tracker.usecases import stories as story_usecases
 from tracker.usecases.refused import Refused
+from tracker.web import auth
 from tracker.web.api_models import MAX_STORY_DECISIONS, MAX_STORY_ITEMS
 from tracker.web.deps import (
     MAX_BIGINT,
@@ -21,6 +22,7 @@ from tracker.web.deps import (
     SESSION_NOTICE,
     AnyUser,
     Decider,
+    FormText,
     Pool,
     render,
     see_other,
@@ -85,7 +87,7 @@ def merge_form(
     story_id: StoryId,
     user: Decider,
     pool: Pool,
-    source: Annotated[str, Form()] = "",
+    source: FormText = "",
 ) -> Response:
     """Merge story `source` into this one."""
     typed = source.strip()[:MAX_TYPED_CHARS]
@@ -94,9 +96,9 @@ def merge_form(
         with pool.connection() as conn, conn.transaction():
             story_usecases.merge(conn, user, story_id, source_id, via="web")
     except Refused as refused:
-        status = REFUSAL_STATUS[refused.refusal]
-        return _page(request, user, pool, story_id, status, str(refused), source=typed)
-    request.session[SESSION_NOTICE] = f"Story {source_id} merged into story {story_id}."
+        return _refused(request, user, pool, story_id, refused, source=typed)
+    if auth.wants_html(request):
+        request.session[SESSION_NOTICE] = f"Story {source_id} merged into story {story_id}."
     return see_other(f"/stories/{story_id}")
 
 
@@ -115,14 +117,31 @@ def split_form(
         with pool.connection() as conn, conn.transaction():
             new_id = story_usecases.split(conn, user, story_id, chosen, via="web")
     except Refused as refused:
-        status = REFUSAL_STATUS[refused.refusal]
-        return _page(request, user, pool, story_id, status, str(refused), ticked=ticked)
+        return _refused(request, user, pool, story_id, refused, ticked=ticked)
     moved = len(set(chosen))
-    request.session[SESSION_NOTICE] = (
-        f"{moved} item{'s' if moved != 1 else ''} moved out of story {story_id} "
-        f"into this new story {new_id}."
-    )
+    if auth.wants_html(request):
+        request.session[SESSION_NOTICE] = (
+            f"{moved} item{'s' if moved != 1 else ''} moved out of story {story_id} "
+            f"into this new story {new_id}."
+        )
     return see_other(f"/stories/{new_id}")
+
+
+def _refused(
+    request: Request,
+    user: User,
+    pool: ConnectionPool,
+    story_id: int,
+    refused: Refused,
+    source: str = "",
+    ticked: Collection[str] = (),
+) -> HTMLResponse:
+    """A browser gets the story page with the reason and the form as filled in; a script the
+    JSON error it always got."""
+    status = REFUSAL_STATUS[refused.refusal]
+    if not auth.wants_html(request):
+        raise HTTPException(status, str(refused)) from None
+    return _page(request, user, pool, story_id, status, str(refused), source, ticked)
 
 
 def parse_id(value: str, what: str) -> int:
