@@ -315,3 +315,28 @@ def test_a_mismatched_new_password_is_refused_in_place_and_a_change_is_announced
     page.click("form[action='/account/password'] button[type=submit]")
     page.wait_for_url(re.compile(r"/$"))
     expect(page.locator("p.notice")).to_contain_text("Your password is changed")
+
+
+def test_an_analyst_spot_checks_automatic_confirmations(page: Page, db_url: str) -> None:
+    add_user(db_url, "ana@newsroom.example", "analyst")
+    wrong, right = add_queue_pair(db_url, 0.99), add_queue_pair(db_url, 0.99)
+    with psycopg.connect(db_url) as conn:
+        conn.execute("UPDATE pairs SET status = 'confirmed'")  # by their score, as the worker does
+    log_in_page(page, "ana@newsroom.example")
+    page.goto("/pairs")
+    page.click("text=today's spot-check")
+    page.wait_for_url("**/pairs?status=spot-check")
+    expect(page.locator("h1")).to_have_text("Today's spot-check")
+    expect(page.locator("article.pair")).to_have_count(2)
+    page.click(f"#pair-{wrong} a.pair-link")
+    page.wait_for_url(f"**/pairs/{wrong}")
+    page.keyboard.press("r")
+    page.keyboard.type("a different event")
+    page.keyboard.press("Enter")
+    expect(page.locator("p.notice")).to_have_text(f"Pair {wrong} rejected.")
+    assert status(db_url, wrong) == ("rejected", "a different event")
+    page.goto(f"/pairs/{right}")
+    page.click("#confirm-form button[type=submit]")
+    expect(page.locator("p.notice")).to_have_text(f"Pair {right} confirmed.")
+    page.goto("/pairs?status=auto")
+    expect(page.locator("p.empty")).to_have_text("No pairs here.")
