@@ -190,5 +190,5 @@ def test_the_command_says_so_when_the_database_is_unreachable(
     env = {**cli_env, "TRACKER_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x"}
     result = run_tracker("items", "embed", "--dry-run", env=env)
     assert result.returncode == 1
-    assert "the database is unreachable" in result.stderr
+    assert "error: cannot reach the database: " in result.stderr
     assert "Traceback" not in result.stderr

@@ -394,5 +394,5 @@ def items_embed(
     except embed_backfill.NoActiveModelError as exc:
         raise fail(f"{exc}: activate one with `tracker models activate VERSION`") from exc
     except psycopg.OperationalError as exc:
-        raise fail(f"the database is unreachable: {exc}") from exc
+        raise fail(f"cannot reach the database: {exc}") from exc
     typer.echo(f"{done:,} items embedded, {left:,} still without a vector (item model {version})")

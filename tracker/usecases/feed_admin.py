@@ -127,7 +127,8 @@ def feed_url(url: str, find: bool, settings: Settings) -> FoundUrl:
     try:
         urlsplit(url).port  # noqa: B018 - reading the port is what checks it
     except ValueError as exc:
-        raise FeedInputError(f"not a valid URL: {redact_text(url)!r} ({exc})") from exc
+        # As discovery says it.
+        raise FeedInputError(f"not a valid URL: {redact_text(url)!r}") from exc
     policy = fetch_policy(settings)
     if not find:
         check_reachable(url, policy)
