@@ -38,9 +38,8 @@ def decide(
 ) -> Response:
     with pool.connection() as conn, refusals_as_http():
         review_usecases.decide(conn, pair_id, user, decision, reason, auth.now(request))
-    if auth.wants_html(request):
-        request.session[SESSION_NOTICE] = f"Pair {pair_id} {DONE_WORDS[decision]}."
-    return done(request, back, pair_id=pair_id, decision=decision)
+    notice = f"Pair {pair_id} {DONE_WORDS[decision]}."
+    return done(request, back, notice, pair_id=pair_id, decision=decision)
 
 
 @router.post("/pairs/{pair_id}/claim", response_model=None)

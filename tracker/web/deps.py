@@ -101,10 +101,13 @@ def see_other(location: str) -> RedirectResponse:
     return RedirectResponse(location, status_code=303)
 
 
-def done(request: Request, back: str, **result: Any) -> Response:
-    """JSON for our script's fetch calls, a redirect back to the page for plain forms."""
+def done(request: Request, back: str, notice: str | None = None, **result: Any) -> Response:
+    """JSON for our script's fetch calls, a redirect back to the page for plain forms, which
+    says `notice` there once."""
     if not auth.wants_html(request):
         return JSONResponse({"ok": True, **result})
+    if notice is not None:
+        request.session[SESSION_NOTICE] = notice
     return see_other(local_path(back))
 
 

@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 from tracker.domain import FEED_KINDS, LABELS, language_code, primary_language
 from tracker.ingest.sanitise import plain_text, sanitise_html
 from tracker.storage import browse
-from tracker.web.deps import MAX_BIGINT, SESSION_NOTICE, AnyUser, Pool, render
+from tracker.web.deps import MAX_BIGINT, SESSION_NOTICE, AnyUser, Pool, render, without_nul
 
 PAGE_SIZE = 25
 # Offset pages: past this a search should be narrowed, not paged through.
@@ -45,8 +45,8 @@ def parse_search(params: Mapping[str, str]) -> tuple[Search, list[str]]:
     """The search a query string asks for and what was wrong with it (those parts ignored)."""
     problems: list[str] = []
     fields = {name: params.get(name, "").strip() for name in _FIELDS}
-    typed = {k: v[:MAX_QUERY_CHARS].replace("\x00", "") for k, v in fields.items() if v}
-    q = fields["q"][:MAX_QUERY_CHARS].replace("\x00", "") or None
+    typed = {k: without_nul(v[:MAX_QUERY_CHARS]) for k, v in fields.items() if v}
+    q = typed.get("q") or None
     language = _choice(fields, "language", problems)
     kind = _choice(fields, "kind", problems)
     label = _choice(fields, "label", problems)

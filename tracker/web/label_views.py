@@ -8,8 +8,7 @@ from fastapi import Path as PathParam
 
 from tracker.domain import LABELS
 from tracker.storage import audit, labels, reviews
-from tracker.web import auth
-from tracker.web.deps import MAX_BIGINT, SESSION_NOTICE, Decider, FormText, Pool, done
+from tracker.web.deps import MAX_BIGINT, Decider, FormText, Pool, done
 
 router = APIRouter()
 
@@ -31,6 +30,5 @@ def relabel(
             raise HTTPException(status_code=404, detail="There is no such item.")
         labels.add_item_label(conn, item_id, label, user.id)
         audit.record(conn, user.email, "item.relabel", f"item:{item_id}", {"label": label})
-    if auth.wants_html(request):
-        request.session[SESSION_NOTICE] = f"Item {item_id} labelled {label}."
-    return done(request, back, item_id=item_id, label=label)
+    notice = f"Item {item_id} labelled {label}."
+    return done(request, back, notice, item_id=item_id, label=label)

@@ -10,7 +10,15 @@ from starlette.datastructures import QueryParams
 from tracker.storage import pairs, reviews
 from tracker.storage.users import User
 from tracker.web import auth
-from tracker.web.deps import PAIR_STATUSES, SESSION_NOTICE, AnyUser, Pool, ReadPool, render
+from tracker.web.deps import (
+    PAIR_STATUSES,
+    SESSION_NOTICE,
+    AnyUser,
+    Pool,
+    ReadPool,
+    render,
+    without_nul,
+)
 from tracker.web.review_filters import MAX_FILTER_CHARS, review_filter
 
 # Views of the pairs confirmed without review (TRACKER_PAIR_AUTOCONFIRM_THRESHOLD).
@@ -42,8 +50,7 @@ def queue_page(
     params = QueryParams(query)
     where, problems = review_filter(params)
     typed = {
-        name: params.get(name, "").strip()[:MAX_FILTER_CHARS].replace("\x00", "")
-        for name in TYPED_FILTERS
+        name: without_nul(params.get(name, "").strip()[:MAX_FILTER_CHARS]) for name in TYPED_FILTERS
     }
     now = auth.now(request)
     # Showing the queue changes nothing: the page's script claims the pair the analyst is on

@@ -8,7 +8,7 @@ from starlette.datastructures import QueryParams
 
 from tracker.storage import audit, reviews
 from tracker.web import auth
-from tracker.web.deps import MAX_BIGINT, SESSION_NOTICE, AnyUser, FormText, Pool, done
+from tracker.web.deps import MAX_BIGINT, AnyUser, FormText, Pool, done
 from tracker.web.queue_views import queue_page
 from tracker.web.review_filters import filter_query, review_filter
 
@@ -40,9 +40,8 @@ def save_view(
     with pool.connection() as conn, conn.transaction():
         view_id = reviews.save_view(conn, user.id, name, clean)
         audit.record(conn, user.email, "view.save", f"view:{view_id}", {"query": clean})
-    if auth.wants_html(request):
-        request.session[SESSION_NOTICE] = f'View "{name}" saved: it is listed above the queue.'
-    return done(request, "/?" + clean, view_id=view_id)
+    notice = f'View "{name}" saved: it is listed above the queue.'
+    return done(request, "/?" + clean, notice, view_id=view_id)
 
 
 @router.post("/views/{view_id}/delete", response_model=None)
@@ -56,6 +55,4 @@ def delete_view(
         if not reviews.delete_view(conn, user.id, view_id):
             raise HTTPException(status_code=404, detail="There is no such saved view.")
         audit.record(conn, user.email, "view.delete", f"view:{view_id}")
-    if auth.wants_html(request):
-        request.session[SESSION_NOTICE] = "The saved view is deleted."
-    return done(request, "/", view_id=view_id)
+    return done(request, "/", "The saved view is deleted.", view_id=view_id)
