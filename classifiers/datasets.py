@@ -81,7 +81,11 @@ class RetrievalSplit:
     relevant: dict[str, set[str]]
 
 
-def load_checkthat_split(directory: Path, split: str, progress: Progress = None) -> RetrievalSplit:
+def load_checkthat_split(
+    directory: Path, split: str, progress: Progress = None, vectors: bool = True
+) -> RetrievalSplit:
+    """A split's queries and relevance judgements; `vectors` False for callers that only
+    serve the texts (`tracker bench replay`), which then skip the encoder altogether."""
     queries: dict[str, TextForModel] = {}
     path = directory / f"queries.{split}.jsonl"
     for number, row in _json_lines(path):
@@ -103,13 +107,14 @@ def load_checkthat_split(directory: Path, split: str, progress: Progress = None)
     missing = sorted(set(relevant) - set(queries))
     if missing:
         raise DatasetError(f"{qrels}: qrels name queries not in {path.name}: {missing[:3]}")
-    return RetrievalSplit(_with_vectors(queries, progress), dict(relevant))
+    return RetrievalSplit(_with_vectors(queries, progress) if vectors else queries, dict(relevant))
 
 
 def load_checkthat_collection(
-    directory: Path, progress: Progress = None
+    directory: Path, progress: Progress = None, vectors: bool = True
 ) -> dict[str, TextForModel]:
-    """Every `vclaims*.jsonl` in the directory: fact-checks as clarifications."""
+    """Every `vclaims*.jsonl` in the directory: fact-checks as clarifications. Embedding its
+    14,000 texts takes 20 to 25 minutes on a cold cache: `vectors` False skips it."""
     files = sorted(directory.glob("vclaims*.jsonl"))
     if not files:
         raise DatasetError(f"{directory}: no vclaims*.jsonl collection found")
@@ -126,7 +131,7 @@ def load_checkthat_collection(
                 seen_at=_date(row.get("date"), "%d %B %Y"),
                 author=row.get("author"),
             )
-    return _with_vectors(collection, progress)
+    return _with_vectors(collection, progress) if vectors else collection
 
 
 def _with_vectors(texts: dict[str, TextForModel], progress: Progress) -> dict[str, TextForModel]:

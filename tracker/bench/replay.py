@@ -93,8 +93,9 @@ class Replay:
 def load(directory: Path, split: str, n_distractors: int, say: Callable[[str], None]) -> Replay:
     """The split's queries and the fact-checks to serve: every gold one, then `n_distractors`
     drawn from the collection's others (never gold of any query of the split)."""
-    data = load_checkthat_split(directory, split, say)
-    collection = load_checkthat_collection(directory, say)
+    # The workers embed what they are served: the texts here go out as feeds, no vectors.
+    data = load_checkthat_split(directory, split, say, vectors=False)
+    collection = load_checkthat_collection(directory, say, vectors=False)
     named = {doc for docs in data.relevant.values() for doc in docs}
     rng = random.Random(SEED)  # noqa: S311 - a reproducible sample, not a secret
     pool = sorted(collection.keys() - named)
