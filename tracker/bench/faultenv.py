@@ -23,6 +23,8 @@ import redis
 from tracker.runtime import embedded, supervisor
 
 STALL_S = 60
+# How often the bench looks for a process that exited, to start it again.
+WATCH_EVERY_S = 0.5
 # Fast ticks so that a fault and its recovery fit in seconds; the mechanisms are the same. The
 # sweeper runs as it ships: its grace is what a lost message costs, and what the bench measures.
 PIPELINE_SETTINGS = {
@@ -206,14 +208,15 @@ class Pipeline:
         # Restart=always or a Kubernetes restart policy does in deploy/.
         self.restarts: Counter[str] = Counter()
         self.lock = threading.RLock()
-        self.watching = threading.Event()
+        self.stopping = threading.Event()
 
     def watch(self) -> None:
-        self.watching.set()
         threading.Thread(target=self._restart_exited, daemon=True).start()
 
     def _restart_exited(self) -> None:
-        while self.watching.wait(0.5):
+        # Every half second until stop_all. (Waiting on an event that is set returns at once:
+        # a watcher that waited on "watching" spun, and took a core from the pipeline it timed.)
+        while not self.stopping.wait(WATCH_EVERY_S):
             with self.lock:
                 for name, proc in list(self.procs.items()):
                     if proc.poll() is not None:
@@ -259,7 +262,7 @@ class Pipeline:
             proc.wait()
 
     def stop_all(self) -> None:
-        self.watching.clear()
+        self.stopping.set()
         # Beats first (no new work), then the workers.
         for name in sorted(self.procs, key=lambda n: not n.startswith("beat")):
             self.stop(name)

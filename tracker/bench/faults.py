@@ -42,6 +42,8 @@ FAULTS = (
 # settle time itself is reported. A loaded run gets longer (its burst takes minutes to drain).
 SETTLE_S = 150
 SETTLE_PER_ITEM_S = 0.5
+# How often a run waiting to settle says what is still to do.
+PROGRESS_EVERY_S = 10
 # How long the connection-limit fault keeps every connection slot taken.
 CONNECTIONS_HELD_S = 10
 # After the counts settle, this long for a late redelivery to show up as a duplicate.
@@ -145,9 +147,15 @@ class QueueDepth:
 
 
 class FaultBench:
-    def __init__(self, directory: Path, load: faultload.Load | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        load: faultload.Load | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
         self.directory = directory
         self.load = load
+        self.progress = progress
         self.feeds = FeedServer()
         # Processes a fault started that must run until the run settles (a second beat).
         self.stop_after_run: list[str] = []
@@ -266,11 +274,19 @@ class FaultBench:
         return {name: n for name, n in zip(names, row, strict=True) if n}
 
     def _settle(self, expected: int) -> None:
+        """Wait until nothing is pending, saying what still is every PROGRESS_EVERY_S: a
+        loaded run takes minutes."""
         limit_s = SETTLE_S + SETTLE_PER_ITEM_S * expected
-        deadline = time.monotonic() + limit_s
+        started = time.monotonic()
+        said = started
         while pending := self._pending(expected):
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now - started > limit_s:
                 raise TimeoutError(f"not settled after {limit_s:.0f} s, still to do: {pending}")
+            if self.progress and now - said >= PROGRESS_EVERY_S:
+                to_do = ", ".join(f"{name} {n}" for name, n in pending.items())
+                self.progress(f"  {now - started:4.0f} s after the fault, still to do: {to_do}")
+                said = now
             time.sleep(0.5)
 
     def _count(
@@ -502,7 +518,7 @@ def bench(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     results = []
-    with FaultBench(directory, load).running() as fb:
+    with FaultBench(directory, load, progress).running() as fb:
         for fault in faults:
             if progress:
                 progress(f"{fault} ...")
