@@ -82,8 +82,10 @@ class Settings(BaseSettings):
     max_backoff_s: int = Field(default=86400, ge=60)
     disable_after_failing_h: float = Field(default=72.0, gt=0)
     fetch_per_host: int = Field(default=4, ge=1)
-    # A feed leased by a fetch that died (worker killed, database gone) is fetched again once
-    # the lease expires; keep it above the fetch deadline so a slow fetch is not doubled.
+    # How long a fetch dispatched to the queue holds its feed before it starts; long, so a
+    # backlog does not dispatch a feed twice. Once the fetch starts it holds the feed for its
+    # deadline plus time to store (tracker.pipeline.refresh), so a fetch whose worker died is
+    # dispatched again about a minute later, not after this.
     fetch_lease_s: int = Field(default=600, ge=5)
 
     dispatch_every_s: float = Field(default=10.0, gt=0)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tracker.bench import faults
+from tracker.bench.faultenv import FAST_TICKS
 from tracker.bench.faultload import Load
 from tracker.bench.faults import FaultBench, Result
 
@@ -21,7 +22,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.own_services]
 def bench() -> Iterator[FaultBench]:
     with (
         tempfile.TemporaryDirectory(prefix="rt-faults-") as directory,
-        FaultBench(Path(directory), Load(feeds=8, items_per_feed=5)).running() as running,
+        FaultBench(
+            Path(directory), Load(feeds=8, items_per_feed=5), settings=FAST_TICKS
+        ).running() as running,
     ):
         yield running
 

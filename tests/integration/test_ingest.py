@@ -1,4 +1,5 @@
 import ipaddress
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -30,7 +31,7 @@ def server() -> Iterator[FeedServer]:
 
 
 def refresh(conn: psycopg.Connection, lease: Lease, policy: FetchPolicy = LOOPBACK) -> Outcome:
-    return refresh_feed(conn, lease, RefreshConfig(policy, 3600, timedelta(hours=72)))
+    return refresh_feed(conn, lease, RefreshConfig(policy, 3600, timedelta(hours=72), 60))
 
 
 def lease_all(conn: psycopg.Connection) -> dict[int, Lease]:
@@ -159,6 +160,28 @@ def test_a_leased_feed_is_not_dispatched_twice(conn: psycopg.Connection) -> None
     feed_id = add(conn, "http://feeds.example/a.xml")
     assert feed_id in lease_all(conn)
     assert lease_all(conn) == {}
+
+
+def test_a_started_fetch_holds_its_feed_for_its_running_lease_only(
+    conn: psycopg.Connection,
+) -> None:
+    # Dispatch's lease covers the wait in the queue; once the fetch starts, its own shorter
+    # lease is what keeps a worker killed mid-fetch from holding the feed for 10 minutes.
+    feed_id = add(conn, "http://feeds.example/a.xml")
+    lease = lease_all(conn)[feed_id]
+
+    def held_for() -> timedelta:
+        row = conn.execute("SELECT lease_until - now() FROM feeds WHERE id = %s", (feed_id,))
+        return row.fetchone()[0]  # type: ignore[index]
+
+    assert held_for() > timedelta(seconds=590)
+    assert feeds.start_fetch(conn, lease, 1) is not None  # and then its worker is killed
+    assert timedelta(0) < held_for() <= timedelta(seconds=1)
+    assert lease_all(conn) == {}
+    time.sleep(1.1)
+    [again] = lease_all(conn).values()
+    assert again.feed_id == feed_id
+    assert feeds.start_fetch(conn, lease, 1) is None  # the dead fetch's redelivered message
 
 
 def test_a_redirect_to_a_private_address_is_refused_before_connecting(

@@ -18,7 +18,7 @@ class CountedProcs(dict[str, object]):
 
 
 def test_the_watcher_looks_every_half_second_and_stops_when_told(tmp_path: Path) -> None:
-    pipeline = faultenv.Pipeline(tmp_path, "postgresql://unused", "redis://unused", 25)
+    pipeline = faultenv.Pipeline(tmp_path, "postgresql://unused", "redis://unused", 25, {})
     procs = CountedProcs()
     pipeline.procs = procs  # type: ignore[assignment]
     pipeline.watch()

@@ -12,7 +12,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,23 +25,30 @@ from tracker.runtime import embedded, supervisor
 STALL_S = 60
 # How often the bench looks for a process that exited, to start it again.
 WATCH_EVERY_S = 0.5
-# Fast ticks so that a fault and its recovery fit in seconds; the mechanisms are the same. The
-# sweeper runs as it ships: its grace is what a lost message costs, and what the bench measures.
-PIPELINE_SETTINGS = {
+# What every run needs, whatever it measures: feeds on loopback, a session key, and the debug
+# log the report reads task durations and sweeps from (Celery's "succeeded" lines). Everything
+# else, ticks, leases, retries and the sweeper, is as `tracker up` ships it.
+BENCH_SETTINGS = {
+    "FETCH_ALLOW_NETWORKS": '["127.0.0.0/8"]',
+    "SECRET_KEY": "f" * 40,
+    "LOG_LEVEL": "debug",
+}
+# Fast ticks for the integration test's small runs, so a fault and its recovery fit in seconds;
+# the mechanisms are the same. A started fetch then holds its feed for 4 + 30 s.
+FAST_TICKS = {
     "DISPATCH_EVERY_S": "1",
     "RELAY_EVERY_S": "1",
-    "FETCH_LEASE_S": "6",
     "FETCH_TIMEOUT_S": "4",
     "ALERT_RETRY_BASE_S": "1",
+    # Each alert its own mail, so a small run has several to count.
     "ALERT_BURST": "0",
     # The relay leases a batch for 60 s + 100 x this: the time after which a row whose send was
     # never marked (the database went away in between) is sent again.
     "SMTP_TIMEOUT_S": "0.5",
-    "FETCH_ALLOW_NETWORKS": '["127.0.0.0/8"]',
-    "SECRET_KEY": "f" * 40,
-    # The report reads task durations and sweeps from Celery's routine "succeeded" lines.
-    "LOG_LEVEL": "debug",
 }
+# Feeds served from one loopback address (127.0.0.1, .2, ...): a feed list spans many sites,
+# and dispatch fetches at most TRACKER_FETCH_PER_HOST (4) feeds of one host at a time.
+FEEDS_PER_SITE = 5
 
 
 def free_port() -> int:
@@ -119,9 +126,10 @@ class PostgresServer:
 
 
 class FeedServer:
-    """Serves feed bodies by path; a path in `stall` holds its first request until released."""
+    """Serves feed bodies by path from `sites` loopback addresses (127.0.0.1, .2, ...); a path
+    in `stall` holds its first request until released."""
 
-    def __init__(self) -> None:
+    def __init__(self, sites: int = 1) -> None:
         self.routes: dict[str, bytes] = {}
         self.stall: set[str] = set()
         self.stalled = threading.Event()
@@ -147,17 +155,22 @@ class FeedServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpds = [
+            ThreadingHTTPServer((f"127.0.0.{site + 1}", 0), Handler) for site in range(sites)
+        ]
+        for httpd in self.httpds:
+            httpd.daemon_threads = True
+            threading.Thread(target=httpd.serve_forever, daemon=True).start()
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+    def url(self, path: str, site: int = 0) -> str:
+        host, port = self.httpds[site].server_address[:2]
+        return f"http://{host!s}:{port}{path}"
 
     def close(self) -> None:
         self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        for httpd in self.httpds:
+            httpd.shutdown()
+            httpd.server_close()
 
 
 class SmtpSink:
@@ -193,12 +206,20 @@ class SmtpSink:
 class Pipeline:
     """Fetch worker, classify worker and beat as `tracker up` runs them, against our services."""
 
-    def __init__(self, directory: Path, database_url: str, broker_url: str, smtp_port: int):
+    def __init__(
+        self,
+        directory: Path,
+        database_url: str,
+        broker_url: str,
+        smtp_port: int,
+        settings: Mapping[str, str],
+    ):
+        """`settings`: TRACKER_ settings (without the prefix) beside BENCH_SETTINGS."""
         self.directory = directory
         env = supervisor.child_env(
             database_url, broker_url, directory, "http://tracker.invalid", [], None
         )
-        env.update({f"TRACKER_{k}": v for k, v in PIPELINE_SETTINGS.items()})
+        env.update({f"TRACKER_{k}": v for k, v in {**BENCH_SETTINGS, **settings}.items()})
         env.update({"TRACKER_SMTP_HOST": "127.0.0.1", "TRACKER_SMTP_PORT": str(smtp_port)})
         self.env = env
         self.argv = {r.name: r.argv for r in supervisor.roles(directory, "127.0.0.1", 0)}

@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import psycopg
 import redis
 
 from tracker.bench import faultload
-from tracker.bench.faultenv import FeedServer, Pipeline, services, wait_until
+from tracker.bench.faultenv import FEEDS_PER_SITE, FeedServer, Pipeline, services, wait_until
 from tracker.demo import FEEDS_DIR
 from tracker.pipeline import alert_mail, model_registry
 from tracker.runtime.broker import QUEUES
@@ -152,11 +152,16 @@ class FaultBench:
         directory: Path,
         load: faultload.Load | None = None,
         progress: Callable[[str], None] | None = None,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
+        """`settings`: TRACKER_ settings (without the prefix) that differ from what ships; the
+        bench measures the shipped ones, the integration test speeds up the ticks."""
         self.directory = directory
         self.load = load
         self.progress = progress
-        self.feeds = FeedServer()
+        self.settings = settings or {}
+        n_feeds = load.feeds if load else len(demo_bodies("sites"))
+        self.feeds = FeedServer(sites=-(-n_feeds // FEEDS_PER_SITE))
         # Processes a fault started that must run until the run settles (a second beat).
         self.stop_after_run: list[str] = []
 
@@ -167,7 +172,7 @@ class FaultBench:
             db.upgrade(pg.url)
             with psycopg.connect(pg.url, autocommit=True) as conn:
                 model_registry.ensure_models(conn)
-            self.pipeline = Pipeline(self.directory, pg.url, broker.url, smtp.port)
+            self.pipeline = Pipeline(self.directory, pg.url, broker.url, smtp.port, self.settings)
             for role in ("worker-fetch", "worker-classify", "beat"):
                 self.pipeline.start(role)
             self.pipeline.watch()
@@ -246,11 +251,11 @@ class FaultBench:
 
     def _add_feeds(self, fault: str, bodies: dict[str, tuple[dict[str, str], bytes]]) -> None:
         with psycopg.connect(self.pg.url, autocommit=True) as conn:
-            for name, (entry, _) in bodies.items():
+            for n, (name, (entry, _)) in enumerate(bodies.items()):
                 feeds.add(
                     conn,
                     feeds.NewFeed(
-                        url=self.feeds.url(f"/{fault}/{name}"),
+                        url=self.feeds.url(f"/{fault}/{name}", n // FEEDS_PER_SITE),
                         kind=entry["kind"],
                         title=entry["title"],
                         language=entry["language"],

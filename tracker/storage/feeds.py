@@ -205,12 +205,15 @@ def claim_due(conn: psycopg.Connection, limit: int, lease_s: int, per_host: int 
         return [Lease(feed_id=row[0], token=row[1]) for row in cur.fetchall()]
 
 
-def leased(conn: psycopg.Connection, lease: Lease) -> Feed | None:
-    """The feed, if this lease still holds it; a stale or redelivered message gets None."""
+def start_fetch(conn: psycopg.Connection, lease: Lease, running_s: float) -> Feed | None:
+    """The feed, if this lease still holds it, now held for `running_s` only: dispatch's lease
+    covers the wait in the queue, this one the fetch, so a fetch whose worker dies holds its
+    feed only that long. A stale or redelivered message gets None."""
     with conn.cursor(row_factory=class_row(Feed)) as cur:
         cur.execute(
-            f"SELECT {FEED_COLUMNS} FROM feeds WHERE id = %s AND lease_token = %s",
-            (lease.feed_id, lease.token),
+            f"""UPDATE feeds SET lease_until = now() + make_interval(secs => %s)
+                WHERE id = %s AND lease_token = %s RETURNING {FEED_COLUMNS}""",
+            (running_s, lease.feed_id, lease.token),
         )
         return cur.fetchone()
 
