@@ -82,11 +82,14 @@ class Settings(BaseSettings):
     max_backoff_s: int = Field(default=86400, ge=60)
     disable_after_failing_h: float = Field(default=72.0, gt=0)
     fetch_per_host: int = Field(default=4, ge=1)
-    # How long a fetch dispatched to the queue holds its feed before it starts; long, so a
-    # backlog does not dispatch a feed twice. Once the fetch starts it holds the feed for its
-    # deadline plus time to store (tracker.pipeline.refresh), so a fetch whose worker died is
-    # dispatched again about a minute later, not after this.
-    fetch_lease_s: int = Field(default=600, ge=5)
+    # How long a fetch dispatched to the queue holds its feed before it starts. Its message may
+    # be lost with a worker killed before it started it (kept unacked in Redis for the hour of
+    # the visibility timeout), and the feed waits this long. Dispatch keeps at most 200 fetches
+    # waiting (feeds.DISPATCH_BATCH): 25 for each of `tracker up`'s 8 fetch threads, which 120 s
+    # covers at up to 4.8 s a fetch. A longer wait dispatches the feed again, and the older
+    # message finds its lease gone and does nothing. Once the fetch starts it holds the feed for
+    # its deadline plus time to store (tracker.pipeline.refresh).
+    fetch_lease_s: int = Field(default=120, ge=5)
 
     dispatch_every_s: float = Field(default=10.0, gt=0)
     relay_every_s: float = Field(default=10.0, gt=0)

@@ -67,9 +67,14 @@ def _pool() -> ConnectionPool:
 
 @app.task(name="rt.dispatch_due_feeds")
 def dispatch_due_feeds() -> int:
+    # Never more than a batch of fetches waiting: a leased feed's message then waits behind at
+    # most DISPATCH_BATCH others, which its queue lease (TRACKER_FETCH_LEASE_S) is sized for.
+    room = feeds.DISPATCH_BATCH - _queue_lengths()["queue fetch"]
+    if room <= 0:
+        return 0
     with _pool().connection() as conn, conn.transaction():
         s = get_settings()
-        leases = feeds.claim_due(conn, feeds.DISPATCH_BATCH, s.fetch_lease_s, s.fetch_per_host)
+        leases = feeds.claim_due(conn, room, s.fetch_lease_s, s.fetch_per_host)
     for lease in leases:
         fetch_feed.delay(lease.feed_id, str(lease.token))
     return len(leases)
