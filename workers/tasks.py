@@ -75,8 +75,15 @@ def dispatch_due_feeds() -> int:
     with _pool().connection() as conn, conn.transaction():
         s = get_settings()
         leases = feeds.claim_due(conn, room, s.fetch_lease_s, s.fetch_per_host)
-    for lease in leases:
-        fetch_feed.delay(lease.feed_id, str(lease.token))
+    for sent, lease in enumerate(leases):
+        try:
+            fetch_feed.delay(lease.feed_id, str(lease.token))
+        except Exception:
+            # The broker went away: the leases not sent would hold their feeds for the whole
+            # queue lease with no fetch coming (a Redis restart under load left 68 of 200).
+            with _pool().connection() as conn:
+                feeds.release(conn, leases[sent:])
+            raise
     return len(leases)
 
 

@@ -7,6 +7,7 @@ from types import ModuleType
 import psycopg
 import pytest
 import redis
+from kombu.exceptions import OperationalError
 
 from tests.conftest import Endpoints
 from tests.workerenv import worker_tasks
@@ -51,3 +52,31 @@ def test_dispatch_fills_the_fetch_queue_up_to_one_batch_and_no_further(
     client.ltrim("fetch", -2, -1)  # the workers took the waiting ones
     assert tasks.dispatch_due_feeds() == 3
     assert leased(conn) == 5
+
+
+def test_leases_dispatch_could_not_queue_are_given_back(
+    conn: psycopg.Connection,
+    fetch_queue: tuple[ModuleType, redis.Redis],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tasks, client = fetch_queue
+    for i in range(5):
+        feeds.add(conn, feeds.NewFeed(f"http://site{i}.example/feed.xml", "media"))
+    send = tasks.fetch_feed.delay
+    sent: list[int] = []
+
+    def broker_gone_after_two(feed_id: int, token: str) -> None:
+        if len(sent) == 2:
+            raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        sent.append(feed_id)
+        send(feed_id, token)
+
+    monkeypatch.setattr(tasks.fetch_feed, "delay", broker_gone_after_two)
+    with pytest.raises(OperationalError):
+        tasks.dispatch_due_feeds()
+    assert client.llen("fetch") == 2
+    assert leased(conn) == 2  # not 5: the other three are free for the next dispatch
+
+    monkeypatch.setattr(tasks.fetch_feed, "delay", send)
+    assert tasks.dispatch_due_feeds() == 3
+    assert client.llen("fetch") == 5

@@ -205,6 +205,18 @@ def claim_due(conn: psycopg.Connection, limit: int, lease_s: int, per_host: int 
         return [Lease(feed_id=row[0], token=row[1]) for row in cur.fetchall()]
 
 
+def release(conn: psycopg.Connection, leases: Sequence[Lease]) -> None:
+    """Give back leases whose fetch was never queued (the broker went away while dispatch sent
+    them): the next dispatch leases those feeds again."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """UPDATE feeds f SET lease_until = NULL, lease_token = NULL
+               FROM unnest(%s::bigint[], %s::uuid[]) AS l(id, token)
+               WHERE f.id = l.id AND f.lease_token = l.token""",
+            ([lease.feed_id for lease in leases], [lease.token for lease in leases]),
+        )
+
+
 def start_fetch(conn: psycopg.Connection, lease: Lease, running_s: float) -> Feed | None:
     """The feed, if this lease still holds it, now held for `running_s` only: dispatch's lease
     covers the wait in the queue, this one the fetch, so a fetch whose worker dies holds its
