@@ -72,8 +72,7 @@ def test_leases_dispatch_could_not_queue_are_given_back(
         send(feed_id, token)
 
     monkeypatch.setattr(tasks.fetch_feed, "delay", broker_gone_after_two)
-    with pytest.raises(OperationalError):
-        tasks.dispatch_due_feeds()
+    assert tasks.dispatch_due_feeds() == 2
     assert client.llen("fetch") == 2
     assert leased(conn) == 2  # not 5: the other three are free for the next dispatch
 
