@@ -31,7 +31,7 @@ def server() -> Iterator[FeedServer]:
 
 
 def refresh(conn: psycopg.Connection, lease: Lease, policy: FetchPolicy = LOOPBACK) -> Outcome:
-    return refresh_feed(conn, lease, RefreshConfig(policy, 3600, timedelta(hours=72), 60))
+    return refresh_feed(conn, lease, RefreshConfig(policy, 3600, timedelta(hours=72)))
 
 
 def lease_all(conn: psycopg.Connection) -> dict[int, Lease]:

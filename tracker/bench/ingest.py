@@ -30,7 +30,7 @@ from tracker.bench.corpus import (
     scratch_database,
 )
 from tracker.ingest.fetch import FetchPolicy
-from tracker.pipeline.refresh import STORE_ALLOWANCE_S, RefreshConfig, refresh_feed
+from tracker.pipeline.refresh import RefreshConfig, refresh_feed
 from tracker.storage import feeds
 
 THREADS_PER_WORKER = 4
@@ -120,7 +120,6 @@ def _worker_process(db_url: str, tasks: Any, out: Any, start: Any, threads: int)
         ),
         max_backoff_s=3600,
         disable_after=timedelta(days=3),
-        running_lease_s=30 + STORE_ALLOWANCE_S,
     )
     counts: list[Counter[str]] = [Counter() for _ in range(threads)]
     sessions: list[float | None] = []

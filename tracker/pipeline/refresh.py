@@ -36,8 +36,11 @@ class RefreshConfig:
     policy: FetchPolicy
     max_backoff_s: int
     disable_after: timedelta
-    # How long a started fetch holds its feed: the fetch's deadline, then parsing and storing.
-    running_lease_s: float
+
+    @property
+    def running_lease_s(self) -> float:
+        """How long a started fetch holds its feed: its deadline, then parsing and storing."""
+        return self.policy.timeout_s + STORE_ALLOWANCE_S
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,6 @@ def refresh_config(s: Settings) -> RefreshConfig:
         policy=policy,
         max_backoff_s=s.max_backoff_s,
         disable_after=timedelta(hours=s.disable_after_failing_h),
-        running_lease_s=s.fetch_timeout_s + STORE_ALLOWANCE_S,
     )
 
 
