@@ -36,6 +36,6 @@ def batch(
         return []
     # The text is read by a statement after the lock: an edit that held the row when we asked
     # for it has committed by now, and its new text is what this one sees.
-    with conn.cursor(row_factory=class_row(ItemForModel)) as cur:
+    with conn.cursor(row_factory=class_row(ItemForModel), binary=True) as cur:
         cur.execute(f"{ITEM_FOR_MODEL} WHERE i.id = ANY(%s) ORDER BY i.id", (ids,))
         return cur.fetchall()

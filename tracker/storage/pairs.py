@@ -155,7 +155,7 @@ def candidates(
     found: dict[str, list[ItemForModel]] = {label: [] for label in labels}
     if not match_terms:
         return found
-    with conn.cursor() as cur:
+    with conn.cursor(binary=True) as cur:
         # Never prepared: a generic plan, made without the terms and the window, took two to
         # four times longer than plans for the actual ones (psycopg prepares a query once it
         # has run five times on a connection).
@@ -227,7 +227,7 @@ def archived_clarifications(
     rank first."""
     if not match_terms or not archive_days:
         return []
-    with conn.cursor(row_factory=class_row(ItemForModel)) as cur:
+    with conn.cursor(row_factory=class_row(ItemForModel), binary=True) as cur:
         cur.execute(
             ARCHIVED,
             {

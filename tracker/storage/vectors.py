@@ -77,7 +77,7 @@ def nearest(
             LIMIT %(limit)s
         )
         {ITEM_FOR_MODEL} JOIN found ON found.id = i.id ORDER BY found.distance"""
-    with conn.transaction(), conn.cursor(row_factory=class_row(ItemForModel)) as cur:
+    with conn.transaction(), conn.cursor(row_factory=class_row(ItemForModel), binary=True) as cur:
         if pgvector:
             cur.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")
         cur.execute(
