@@ -31,6 +31,9 @@ def test_pairing_latency_is_reported_at_a_tenth_and_at_the_full_size(
     assert 200 <= small["stored_items"] < 2_000 <= large["stored_items"]
     for run in (small, large):
         assert run["new_items"] == 20
+        # The stored rumours and clarifications carry vectors, as classification stores them.
+        stored = run["stored_candidates"]
+        assert 0 < stored["rows"] == stored["with_vector"]
         # Items with no pairing role (news that is no claim) are not paired.
         assert 0 < sum(run["pairing_roles"].values()) <= 20
         latency = run["latency_ms"]

@@ -16,12 +16,20 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 from threadpoolctl import threadpool_limits
 
 from classifiers import embedder, vector_cache
 from tracker.bench.corpus import bench_database, target
+from tracker.bench.vector_shapes import (
+    CHUNK,
+    COPY_SIGNATURE,
+    COPY_TRAILER,
+    EventVectors,
+    id_vector_rows,
+)
 from tracker.domain import (
     DEFAULT_CLAIM_MIN_RUMOUR as CLAIM_MIN,
 )
@@ -34,7 +42,7 @@ from tracker.domain import (
 from tracker.ingest.dedupe import text_fingerprint
 from tracker.pipeline import classify, pairing
 from tracker.pipeline.model_registry import item_classifier, pair_scorer
-from tracker.storage import classifications, feeds, items
+from tracker.storage import classifications, feeds, items, vectors
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 SPAN = timedelta(days=365)
@@ -217,6 +225,7 @@ class Generated:
     seen_at: datetime
     # Which event a rumour or clarification is about: items of one event belong together.
     event: str | None
+    event_index: int  # in the corpus's events; -1 for none
 
 
 class Corpus:
@@ -265,6 +274,7 @@ class Corpus:
             summary.format(**words) + ".",
             END - SPAN + SPAN * fraction,
             f"event-{self.seed}-{index}" if label != "other" else None,
+            index if label != "other" else -1,
         )
 
     def _place(self) -> str:
@@ -313,6 +323,7 @@ def load(
     first = int(row[0]) if row else 1
     labels = bytearray(count)
     kinds = [""] * count
+    events = np.empty(count, dtype=np.int64)
     kind_of = {f: kind for kind, ids in feeds_.by_kind.items() for f in ids}
     indexes = _secondary_indexes(conn)
     with conn.transaction(), conn.cursor() as cur:
@@ -327,6 +338,7 @@ def load(
                 feed_id = feeds_.for_label(corpus.rng, g.label)
                 labels[i] = LABELS.index(g.label)
                 kinds[i] = kind_of[feed_id]
+                events[i] = g.event_index
                 key = f"bench-{first + i}"
                 copy.write_row(
                     (first + i, feed_id, key, g.event, f"https://f{feed_id}.example/{key}",
@@ -348,11 +360,37 @@ def load(
                 if role is not None:
                     roles[first + i] = role
         classifications.add_pairing_candidates(conn, model_version, roles)
+        with_role = np.fromiter(roles, dtype=np.int64, count=len(roles))
+        _load_vectors(cur, model_version, with_role, events[with_role - first], corpus)
         cur.execute("SELECT setval(pg_get_serial_sequence('items', 'id'), max(id)) FROM items")
         cur.execute("SET LOCAL maintenance_work_mem = '512MB'")
         for _, definition in indexes:
             cur.execute(definition)
     conn.execute("VACUUM ANALYZE items, classifications, pairing_candidates")
+
+
+def _load_vectors(
+    cur: psycopg.Cursor, model_version: str, ids: np.ndarray, events: np.ndarray, corpus: Corpus
+) -> None:
+    """Sentence vectors for the loaded candidates, as classification stores them, shaped like
+    the encoder's (vector_shapes): embedding a million texts would take it most of a day here.
+    Copied into a staging table, then set in one UPDATE."""
+    pgvector = vectors.column_type(cur.connection) == "vector"
+    column = "vector" if pgvector else "real[]"
+    cur.execute(f"CREATE TEMP TABLE bench_vectors (item_id bigint, embedding {column})")
+    shapes = EventVectors(corpus.seed, len(corpus.events))
+    with cur.copy("COPY bench_vectors FROM STDIN (FORMAT binary)") as copy:
+        copy.write(COPY_SIGNATURE)
+        for start in range(0, len(ids), CHUNK):
+            part = slice(start, start + CHUNK)
+            copy.write(id_vector_rows(ids[part], shapes.of(events[part]), pgvector))
+        copy.write(COPY_TRAILER)
+    cur.execute(
+        """UPDATE pairing_candidates p SET embedding = s.embedding FROM bench_vectors s
+           WHERE p.item_id = s.item_id AND p.model_version = %s""",
+        (model_version,),
+    )
+    cur.execute("DROP TABLE bench_vectors")
 
 
 @dataclass(frozen=True)
@@ -363,15 +401,21 @@ class Inserted:
     classify_ms_per_item: list[float]
 
 
-def insert_new(conn: psycopg.Connection, feeds_: Feeds, corpus: Corpus, count: int) -> Inserted:
+def insert_new(
+    conn: psycopg.Connection, feeds_: Feeds, corpus: Corpus, count: int, model_version: str
+) -> Inserted:
     """Half rumours, half clarifications about stored events, inserted and classified as the
     workers do; seen inside the year so the whole ±14-day window holds stored items (the
-    harder case: live items see only the days before them)."""
+    harder case: live items see only the days before them). Classification embeds their
+    texts; their stored vectors are then replaced by ones shaped like the loaded items', about
+    the same events, so the vector search finds what it would among real vectors."""
     by_feed: dict[int, list[ParsedEntry]] = {}
+    event_of: dict[str, int] = {}
     for n in range(count):
         g = corpus.item(corpus.rng.uniform(0.1, 0.9), LABELS[n % 2])
         feed_id = feeds_.for_label(corpus.rng, g.label)
         key = f"new-{corpus.item_seed}-{n}"
+        event_of[key] = g.event_index
         by_feed.setdefault(feed_id, []).append(
             ParsedEntry(
                 dedupe_key=key,
@@ -397,6 +441,11 @@ def insert_new(conn: psycopg.Connection, feeds_: Feeds, corpus: Corpus, count: i
             classify.classify_items(conn, batch, 1.1, None)
             timed += [(time.perf_counter() - started) * 1000 / len(batch)] * len(batch)
         ids += new_ids
+    keys = conn.execute("SELECT id, dedupe_key FROM items WHERE id = ANY(%s)", (ids,)).fetchall()
+    shapes = EventVectors(corpus.seed, len(corpus.events))
+    shaped = shapes.of(np.array([event_of[key] for _, key in keys], dtype=np.int64))
+    with conn.transaction():
+        vectors.store(conn, model_version, dict(zip((i for i, _ in keys), shaped, strict=True)))
     return Inserted(sorted(ids), timed)
 
 
@@ -475,11 +524,17 @@ def pairing_latency(
     """pair_items on one new item at a time, after an untimed warm-up; `events` is the seed
     and count of the events the last load wrote about."""
     stored = int((conn.execute("SELECT count(*) FROM items").fetchone() or (0,))[0])
+    row = conn.execute(
+        "SELECT count(*), count(embedding) FROM pairing_candidates WHERE model_version = %s",
+        (config.model_version,),
+    ).fetchone()
+    candidates, with_vector = (int(row[0]), int(row[1])) if row else (0, 0)
     scorer = pair_scorer(conn)
-    warmup = insert_new(conn, feeds_, Corpus(*events, item_seed=-events[0]), WARMUP_ITEMS)
+    version = config.model_version
+    warmup = insert_new(conn, feeds_, Corpus(*events, item_seed=-events[0]), WARMUP_ITEMS, version)
     for item_id in warmup.ids:
         pairing.pair_items(conn, [item_id], scorer, config)
-    inserted = insert_new(conn, feeds_, Corpus(*events, item_seed=events[0] + 1), new)
+    inserted = insert_new(conn, feeds_, Corpus(*events, item_seed=events[0] + 1), new, version)
     ids = inserted.ids
     roles = classifications.roles(conn, config.model_version, ids)
     timed: list[float] = []
@@ -495,6 +550,8 @@ def pairing_latency(
             steps.append((item_id, _steps(conn, item_id, label, scorer, config.model_version)))
     return {
         "stored_items": stored,
+        # Stored rumours and clarifications, and those with a sentence vector to search.
+        "stored_candidates": {"rows": candidates, "with_vector": with_vector},
         "new_items": len(ids),
         "pairing_roles": dict(Counter(role for role, _ in roles.values())),
         "latency_ms": percentiles(timed),

@@ -23,6 +23,17 @@ import psycopg
 from classifiers import embedder
 from tracker.bench.corpus import scratch_database
 from tracker.bench.pairing import percentiles
+from tracker.bench.vector_shapes import (
+    CENTROID_WEIGHT,
+    CHUNK,
+    COPY_SIGNATURE,
+    COPY_TRAILER,
+    DIM,
+    ITEM_NOISE,
+    embedding_fields,
+    fill_embeddings,
+    unit,
+)
 from tracker.config import Settings
 from tracker.domain import TextForModel
 from tracker.ingest.parse import parse
@@ -36,26 +47,17 @@ MODEL_VERSION = "item-bench-vectors"
 LABELS = ("rumour", "clarification")
 # Rumours come from media feeds; clarifications from all three kinds, two of them archived.
 KINDS = ("media", "factcheck", "official")
-DIM = embedder.DIM
 YEAR = timedelta(days=365)
-# Synthetic vectors like the encoder's: cosines crowd between about 0.7 (unrelated) and 0.9
-# (same event), as multilingual-e5's do (pairing.STORY_TRANSLATION_COSINE). A shared direction,
-# an event's centroid and per-item noise, of these lengths, give that.
+# Synthetic vectors like the encoder's (tracker/bench/vector_shapes.py).
 EVENT_SIZE = 50
-CENTROID_WEIGHT = 0.5
-ITEM_NOISE = 0.35
 QUERY_NOISE = 0.2
 EVENT_LAG_DAYS = 2.0  # mean days from an event to an item about it
 # Exact scores equal to this count as ties with the k-th: summing floats in another order
 # (PostgreSQL's sum over real against BLAS) must not read as a miss.
 TIE = 1e-5
 WARMUP_QUERIES = 10
-CHUNK = 20_000
 HNSW_MEMORY = "2GB"  # maintenance_work_mem for the build: a graph of 500,000 vectors fits
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, PostgreSQL's binary timestamp origin
-COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
-COPY_TRAILER = b"\xff\xff"
-FLOAT4_OID = 700
 MIGRATION = Path(__file__).parent.parent / "storage/migrations/versions/0018_candidate_vectors.py"
 
 
@@ -68,19 +70,14 @@ class Rows:
     vectors: np.ndarray  # float32 (n, DIM), unit length
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    out: np.ndarray = (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
-    return out
-
-
 def synthetic(n: int, now: datetime, seed: int = 0) -> Rows:
     """Events at random times of the year up to `now`, each with a random centroid; items of
     an event seen in the days after it; alternately rumours and clarifications."""
     rng = np.random.default_rng(seed)
     year_us, now_us = int(YEAR.total_seconds() * 1e6), int(now.timestamp() * 1e6)
     events = max(n // EVENT_SIZE, 10)
-    common = _unit(rng.standard_normal(DIM))
-    centroids = _unit(rng.standard_normal((events, DIM))) * CENTROID_WEIGHT
+    common = unit(rng.standard_normal(DIM))
+    centroids = unit(rng.standard_normal((events, DIM))) * CENTROID_WEIGHT
     event = rng.integers(0, events, n)
     lag = rng.exponential(EVENT_LAG_DAYS * 86_400e6, n)
     at = np.minimum(rng.uniform(0, year_us, events)[event] + lag, year_us)
@@ -90,7 +87,7 @@ def synthetic(n: int, now: datetime, seed: int = 0) -> Rows:
     for start in range(0, n, CHUNK):
         part = event[start : start + CHUNK]
         noise = rng.standard_normal((len(part), DIM)) * (ITEM_NOISE / np.sqrt(DIM))
-        out[start : start + len(part)] = _unit(common + centroids[part] + noise)
+        out[start : start + len(part)] = unit(common + centroids[part] + noise)
     ids = np.arange(1, n + 1, dtype=np.int64)
     return Rows(ids, labels, kinds, (now_us - year_us + at).astype(np.int64), out)
 
@@ -103,12 +100,7 @@ def _candidate_rows(rows: Rows, pick: np.ndarray, label: str, kind: str, pgvecto
     """Binary COPY tuples of pairing_candidates for rows of one label and kind, built whole in
     numpy: fixed-width fields per group need no loop per row."""
     ver, lab, knd = MODEL_VERSION.encode(), label.encode(), kind.encode()
-    if pgvector:  # pgvector's binary form: dimensions, a zero, the floats
-        emb: list[tuple[Any, ...]] = [("dim", ">i2"), ("unused", ">i2"), ("v", ">f4", (DIM,))]
-    else:  # an array: dimensions, no nulls, element type, size, lower bound, (length, float)s
-        head = [(f, ">i4") for f in ("ndim", "flags", "oid", "size", "lbound")]
-        emb = [*head, ("v", [("len", ">i4"), ("x", ">f4")], (DIM,))]
-    emb_len = 4 + 4 * DIM if pgvector else 20 + 8 * DIM
+    emb, emb_len = embedding_fields(pgvector)
     fields = [("n", ">i2"), ("l0", ">i4"), ("id", ">i8"), ("l1", ">i4"), ("ver", f"S{len(ver)}")]
     fields += [("l2", ">i4"), ("label", f"S{len(lab)}"), ("l3", ">i4"), ("seen", ">i8")]
     fields += [("l4", ">i4"), ("tsv", ">i4"), ("l5", ">i4"), ("kind", f"S{len(knd)}")]
@@ -119,11 +111,7 @@ def _candidate_rows(rows: Rows, pick: np.ndarray, label: str, kind: str, pgvecto
         out[f"l{i}"] = length
     out["id"], out["ver"], out["label"], out["kind"] = rows.ids[pick], ver, lab, knd
     out["seen"] = rows.seen_us[pick] - PG_EPOCH_US
-    if pgvector:
-        out["dim"], out["v"] = DIM, rows.vectors[pick]
-    else:
-        out["ndim"], out["oid"], out["size"], out["lbound"] = 1, FLOAT4_OID, DIM, 1
-        out["v"]["len"], out["v"]["x"] = 4, rows.vectors[pick]
+    fill_embeddings(out, rows.vectors[pick], pgvector)
     return out.tobytes()
 
 
@@ -268,7 +256,7 @@ def make_queries(rows: Rows, count: int, now: datetime, window_days: int) -> lis
     rng = np.random.default_rng(1)
     picked = rng.choice(len(rows.ids), size=min(count, len(rows.ids)), replace=False)
     noise = rng.standard_normal((len(picked), DIM)) * (QUERY_NOISE / np.sqrt(DIM))
-    found = _unit(rows.vectors[picked] + noise)
+    found = unit(rows.vectors[picked] + noise)
     out = []
     for i, vector in zip(picked, found, strict=True):
         seen = datetime.fromtimestamp(int(rows.seen_us[i]) / 1e6, UTC)
