@@ -27,9 +27,11 @@ from tracker.bench.vector_shapes import (
     CHUNK,
     COPY_SIGNATURE,
     COPY_TRAILER,
+    HNSW_MEMORY,
     EventVectors,
     id_vector_rows,
 )
+from tracker.config import Settings
 from tracker.domain import (
     DEFAULT_CLAIM_MIN_RUMOUR as CLAIM_MIN,
 )
@@ -48,7 +50,6 @@ END = datetime(2026, 11, 1, tzinfo=UTC)
 SPAN = timedelta(days=365)
 LABELS = ("rumour", "clarification", "other")
 LABEL_WEIGHTS = (0.3, 0.2, 0.5)
-WINDOW_DAYS = 14
 WARMUP_ITEMS = 10
 CLASSIFY_BATCH = 100
 # Texts embedded to time the sentence embedder: at about 40 ms each, embedding all of the
@@ -363,7 +364,7 @@ def load(
         with_role = np.fromiter(roles, dtype=np.int64, count=len(roles))
         _load_vectors(cur, model_version, with_role, events[with_role - first], corpus)
         cur.execute("SELECT setval(pg_get_serial_sequence('items', 'id'), max(id)) FROM items")
-        cur.execute("SET LOCAL maintenance_work_mem = '512MB'")
+        cur.execute(f"SET LOCAL maintenance_work_mem = '{HNSW_MEMORY}'")
         for _, definition in indexes:
             cur.execute(definition)
     conn.execute("VACUUM ANALYZE items, classifications, pairing_candidates")
@@ -497,6 +498,7 @@ def same_event_recall(conn: psycopg.Connection, found: dict[int, set[int]], vers
     that retrieval found (averaged over new items that have any): what the speed may cost."""
     roles = classifications.roles(conn, version, list(found))
     other = {i: pairing.OTHER_LABEL[roles[i][0]] for i in found}
+    window = _config(version).window_days
     rows = conn.execute(
         """SELECT n.id, o.id FROM unnest(%s::bigint[], %s::text[]) AS q(id, other)
            JOIN items n ON n.id = q.id
@@ -505,7 +507,7 @@ def same_event_recall(conn: psycopg.Connection, found: dict[int, set[int]], vers
              ON c.item_id = o.id AND c.model_version = %s AND c.label = q.other
            WHERE coalesce(o.published_at, o.fetched_at) - coalesce(n.published_at, n.fetched_at)
                  BETWEEN -make_interval(days => %s) AND make_interval(days => %s)""",
-        (list(other), list(other.values()), version, WINDOW_DAYS, WINDOW_DAYS),
+        (list(other), list(other.values()), version, window, window),
     ).fetchall()
     truth: dict[int, set[int]] = {}
     for item_id, related in rows:
@@ -671,13 +673,9 @@ def worker_peak_rss_mb(db_url: str, item_ids: list[int]) -> float:
 
 
 def _config(model_version: str) -> pairing.PairingConfig:
-    return pairing.PairingConfig(
-        model_version=model_version,
-        window_days=WINDOW_DAYS,
-        suggest_threshold=0.25,
-        autoconfirm_threshold=1.01,  # off: a benchmark confirms nothing
-        story_threshold=0.45,
-    )
+    """Pairing as `tracker up` ships it: the default window, thresholds and fact-check archive;
+    auto-confirm is off by default."""
+    return pairing.config_for(Settings.model_construct(), model_version)
 
 
 def bench(

@@ -19,6 +19,9 @@ CHUNK = 20_000
 FLOAT4_OID = 700
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 COPY_TRAILER = b"\xff\xff"
+# maintenance_work_mem for building the HNSW indexes: a graph of 500,000 vectors fits. One that
+# does not is built on disk, many times slower.
+HNSW_MEMORY = "2GB"
 
 
 def unit(v: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ from tracker.bench.vector_shapes import (
     COPY_SIGNATURE,
     COPY_TRAILER,
     DIM,
+    HNSW_MEMORY,
     ITEM_NOISE,
     embedding_fields,
     fill_embeddings,
@@ -56,7 +57,6 @@ EVENT_LAG_DAYS = 2.0  # mean days from an event to an item about it
 # (PostgreSQL's sum over real against BLAS) must not read as a miss.
 TIE = 1e-5
 WARMUP_QUERIES = 10
-HNSW_MEMORY = "2GB"  # maintenance_work_mem for the build: a graph of 500,000 vectors fits
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, PostgreSQL's binary timestamp origin
 MIGRATION = Path(__file__).parent.parent / "storage/migrations/versions/0018_candidate_vectors.py"
 
