@@ -38,6 +38,10 @@ def test_pairing_latency_is_reported_at_a_tenth_and_at_the_full_size(
         assert 0 < sum(run["pairing_roles"].values()) <= 20
         latency = run["latency_ms"]
         assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
+        # Each role's own figures: the same items, split by what pairing did with them.
+        by_role = run["latency_ms_by_role"]
+        assert set(by_role) == set(run["pairing_roles"])
+        assert max(role["max"] for role in by_role.values()) == latency["max"]
         assert run["retrieval_ms"]["p50"] > 0 and run["scoring_ms"]["p50"] > 0
     assert large["pairs_created"] > 0
     assert figures["pairing_p95_ratio_n_to_n_over_10"] > 0

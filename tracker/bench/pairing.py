@@ -539,7 +539,7 @@ def pairing_latency(
     inserted = insert_new(conn, feeds_, Corpus(*events, item_seed=events[0] + 1), new, version)
     ids = inserted.ids
     roles = classifications.roles(conn, config.model_version, ids)
-    timed: list[float] = []
+    timed: dict[str, list[float]] = {}
     steps: list[tuple[int, Steps]] = []
     created = 0
     for item_id in ids:
@@ -548,7 +548,7 @@ def pairing_latency(
         elapsed = (time.perf_counter() - started) * 1000
         label = roles.get(item_id, ("", ""))[0]
         if label:  # items with no pairing role are not paired: timing them flatters
-            timed.append(elapsed)
+            timed.setdefault(label, []).append(elapsed)
             steps.append((item_id, _steps(conn, item_id, label, scorer, config.model_version)))
     return {
         "stored_items": stored,
@@ -556,7 +556,9 @@ def pairing_latency(
         "stored_candidates": {"rows": candidates, "with_vector": with_vector},
         "new_items": len(ids),
         "pairing_roles": dict(Counter(role for role, _ in roles.values())),
-        "latency_ms": percentiles(timed),
+        "latency_ms": percentiles([ms for role in timed.values() for ms in role]),
+        # A clarification also scores its best claims from their side: roles differ in cost.
+        "latency_ms_by_role": {role: percentiles(ms) for role, ms in timed.items()},
         # Classifying the same new items beforehand, per item.
         "classify_stage_ms_per_item": percentiles(inserted.classify_ms_per_item),
         # The same steps again, apart: where the time goes.
