@@ -4,6 +4,7 @@ Rows are (rumour, clarification) pairs grouped by the item being paired (the que
 features compare the two texts (character and word TF-IDF cosine, BM25, shared numbers,
 entities and cross-language concepts), their time gap and sources, and how each lexical score
 stands against the other candidates of the same query, which matters more than its raw value.
+Pairs written in two scripts get their meaning scores again, apart, as no word can match there.
 
 The texts' hashed counts come from hashing.py, weighted by tfidf.py, read through the cache
 of vector_cache.py; what is read of each text (pair_text, TextFacts) is text_facts.py's.
@@ -69,7 +70,14 @@ def feature_names() -> list[str]:
         *[f"clarification_kind_{k}" for k in FEED_KINDS],
         "rumour_kind_social",
         *[f"clarification_cue_{family}" for family in CUES],
+        "other_script",
+        *[f"{name}_other_script" for name in MEANING],
     ]
+
+
+# The meaning scores, kept again for pairs in two scripts (a Russian quote, an English
+# debunk): there words cannot match, and the model learns how far to trust meaning alone.
+MEANING = ("meaning_cos", "meaning_cos_z", "meaning_cos_below_best", "meaning_cos_rank")
 
 
 class PairFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
@@ -86,20 +94,28 @@ class PairFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         total = float(words.data.sum(dtype=np.float64))
         self.average_length_ = total / max(len(texts), 1) or 1.0
         self.meaning_ = True
-        lexical, _ = self._lexical(pairs)
+        self.scripts_ = True
+        lexical, _, _ = self._lexical(pairs)
         self.background_ = np.vstack([lexical.mean(axis=0), lexical.std(axis=0)])
         return self
 
     def transform(self, pairs: Sequence[PairExample]) -> np.ndarray:
         if not pairs:
             return np.zeros((0, len(feature_names())))
-        lexical, pair_facts = self._lexical(pairs)
+        lexical, pair_facts, other_script = self._lexical(pairs)
         groups = np.asarray([p.group for p in pairs])
         background = getattr(self, "background_", None)
-        return np.hstack([lexical, _in_group(lexical, groups, background), pair_facts[:, 1:]])
+        in_group = _in_group(lexical, groups, background)
+        columns = [lexical, in_group, pair_facts[:, 1:]]
+        # Models fitted before the script features read the same pairs without them.
+        if getattr(self, "scripts_", False):
+            meaning = np.column_stack([lexical[:, 4], in_group[:, 12:15]])
+            columns += [other_script[:, None], meaning * other_script[:, None]]
+        return np.hstack(columns)
 
-    def _lexical(self, pairs: Sequence[PairExample]) -> tuple[np.ndarray, np.ndarray]:
-        """The lexical scores of each pair, and its other facts (concepts first)."""
+    def _lexical(self, pairs: Sequence[PairExample]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The lexical scores of each pair, its other facts (concepts first), and whether its
+        two texts are written in different scripts."""
         rumours = [pair_text(p.rumour) for p in pairs]
         clarifications = [pair_text(p.clarification) for p in pairs]
         # Each distinct text is vectorised once: a query repeats across all its candidates.
@@ -134,7 +150,10 @@ class PairFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
             background = getattr(self, "background_", None)
             usual = background[0][4] if background is not None else np.nanmean(cosine)
             columns.append(np.where(np.isnan(cosine), usual, cosine))
-        return np.column_stack(columns), pair_facts
+        other_script = np.asarray(
+            [facts[i].cyrillic != facts[j].cyrillic for i, j in zip(r, c, strict=True)], dtype=float
+        )
+        return np.column_stack(columns), pair_facts, other_script
 
     def _bm25(
         self, counts: sparse.csr_matrix, k1: float = 1.2, b: float = 0.75

@@ -13,6 +13,8 @@ NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 NUMBERISH = re.compile(r"\w*\d\w*")
 DIGIT = re.compile(r"\d")
 CAPITALISED = re.compile(r"\b[A-Z][\w'-]+|\b[A-Z]{2,}\b")
+CYRILLIC_LETTER = re.compile(r"[\u0400-\u04ff]")
+LATIN_LETTER = re.compile(r"[A-Za-z]")
 
 
 def pair_text(item: TextForModel) -> str:
@@ -39,6 +41,8 @@ class TextFacts:
     cues: tuple[float, ...]
     # Words with a digit ("f-16s" gives "16s"): the story scorer's evidence of one event.
     numberish: frozenset[str]
+    # Written mostly in Cyrillic letters: against a text in Latin ones, no word can match.
+    cyrillic: bool
 
 
 def facts_of(text: str) -> TextFacts:
@@ -54,6 +58,7 @@ def facts_of(text: str) -> TextFacts:
         # NUMBERISH.findall retries inside every word without a digit: the words of a
         # text that hold one, found from the words, are the same and cheaper.
         numberish=frozenset(w for w in WORD.findall(folded) if DIGIT.search(w)),
+        cyrillic=len(CYRILLIC_LETTER.findall(text)) > len(LATIN_LETTER.findall(text)),
     )
 
 
