@@ -54,11 +54,16 @@ class PairExample:
     query_is_rumour: bool = True
 
 
+# The scores read against the query's other candidates (_in_group), in their columns' order.
+LEXICAL = ("char_cos", "word_cos", "bm25", "concepts", "meaning_cos")
+GROUP_VIEWS = ("z", "below_best", "rank")
+_MEANING_AT = LEXICAL.index("meaning_cos")
+
+
 def feature_names() -> list[str]:
-    lexical = ["char_cos", "word_cos", "bm25", "concepts", "meaning_cos"]
-    in_group = [f"{name}_{view}" for name in lexical for view in ("z", "below_best", "rank")]
+    in_group = [f"{name}_{view}" for name in LEXICAL for view in GROUP_VIEWS]
     return [
-        *lexical,
+        *LEXICAL,
         *in_group,
         "shared_numbers",
         "shared_entities",
@@ -77,7 +82,7 @@ def feature_names() -> list[str]:
 
 # The meaning scores, kept again for pairs in two scripts (a Russian quote, an English
 # debunk): there words cannot match, and the model learns how far to trust meaning alone.
-MEANING = ("meaning_cos", "meaning_cos_z", "meaning_cos_below_best", "meaning_cos_rank")
+MEANING = ("meaning_cos", *(f"meaning_cos_{view}" for view in GROUP_VIEWS))
 
 
 class PairFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
@@ -109,7 +114,9 @@ class PairFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         columns = [lexical, in_group, pair_facts[:, 1:]]
         # Models fitted before the script features read the same pairs without them.
         if getattr(self, "scripts_", False):
-            meaning = np.column_stack([lexical[:, 4], in_group[:, 12:15]])
+            views = len(GROUP_VIEWS)
+            in_meaning = in_group[:, _MEANING_AT * views : (_MEANING_AT + 1) * views]
+            meaning = np.column_stack([lexical[:, _MEANING_AT], in_meaning])
             columns += [other_script[:, None], meaning * other_script[:, None]]
         return np.hstack(columns)
 
@@ -148,7 +155,7 @@ class PairFeatures(BaseEstimator, TransformerMixin):  # type: ignore[misc]
             cosine = np.einsum("ij,ij->i", meaning[r], meaning[c])
             # An unknown vector (an item stored before vectors) reads as the usual candidate.
             background = getattr(self, "background_", None)
-            usual = background[0][4] if background is not None else np.nanmean(cosine)
+            usual = background[0][_MEANING_AT] if background is not None else np.nanmean(cosine)
             columns.append(np.where(np.isnan(cosine), usual, cosine))
         other_script = np.asarray(
             [facts[i].cyrillic != facts[j].cyrillic for i, j in zip(r, c, strict=True)], dtype=float
