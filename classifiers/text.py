@@ -69,13 +69,16 @@ def strip_links(text: str) -> str:
 
 def content_words(text: str) -> list[str]:
     """Accent-folded words worth matching on: no stop words, no single letters."""
-    return [
-        w for w in WORD.findall(fold(text)) if w not in STOPWORDS and (len(w) > 2 or w.isdigit())
-    ]
+    return folded_content_words(fold(text))
 
 
-def cue_counts(text: str) -> dict[str, int]:
-    folded = fold(text)
+def folded_content_words(folded: str) -> list[str]:
+    """`content_words` of a text already through `fold`."""
+    return [w for w in WORD.findall(folded) if w not in STOPWORDS and (len(w) > 2 or w.isdigit())]
+
+
+def cue_counts(folded: str) -> dict[str, int]:
+    """How often each family's cues occur in a text already through `fold`."""
     return {family: len(pattern.findall(folded)) for family, pattern in _CUE_PATTERNS.items()}
 
 
