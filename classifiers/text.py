@@ -2,6 +2,7 @@
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 WORD = re.compile(r"\w+", re.UNICODE)
 LINK = re.compile(r"(?:https?://|www\.|pic\.twitter\.com/)\S+|@\w+|#", re.IGNORECASE)
@@ -69,12 +70,12 @@ def strip_links(text: str) -> str:
 
 def content_words(text: str) -> list[str]:
     """Accent-folded words worth matching on: no stop words, no single letters."""
-    return folded_content_words(fold(text))
+    return worth_matching(WORD.findall(fold(text)))
 
 
-def folded_content_words(folded: str) -> list[str]:
-    """`content_words` of a text already through `fold`."""
-    return [w for w in WORD.findall(folded) if w not in STOPWORDS and (len(w) > 2 or w.isdigit())]
+def worth_matching(words: Sequence[str]) -> list[str]:
+    """The words of `words` (already folded and split) that `content_words` keeps."""
+    return [w for w in words if w not in STOPWORDS and (len(w) > 2 or w.isdigit())]
 
 
 def cue_counts(folded: str) -> dict[str, int]:

@@ -11,8 +11,8 @@ from classifiers.text import (
     WORD,
     cue_counts,
     fold,
-    folded_content_words,
     strip_links,
+    worth_matching,
 )
 from tracker.domain import TextForModel
 
@@ -54,18 +54,19 @@ class TextFacts:
 
 def facts_of(text: str) -> TextFacts:
     """The facts of one pair text, computed afresh (vector_cache.text_facts caches them). The
-    text is folded once: folding was a tenth of this."""
+    text is folded and split into words once, for all of them."""
     folded = fold(text)
+    tokens = WORD.findall(folded)
     return TextFacts(
         folded=folded,
-        words=tuple(folded_content_words(folded)),
+        words=tuple(worth_matching(tokens)),
         numbers=frozenset(NUMBER.findall(text)),
         entities=frozenset(fold(e) for e in CAPITALISED.findall(text)),
         concepts=folded_concepts(folded),
         cues=tuple(math.log1p(count) for count in cue_counts(folded).values()),
         # NUMBERISH.findall retries inside every word without a digit: the words of a
         # text that hold one, found from the words, are the same and cheaper.
-        numberish=frozenset(w for w in WORD.findall(folded) if DIGIT.search(w)),
+        numberish=frozenset(w for w in tokens if DIGIT.search(w)),
         cyrillic=len(CYRILLIC_LETTER.findall(text)) > len(LATIN_LETTER.findall(text)),
     )
 
