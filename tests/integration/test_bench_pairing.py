@@ -44,6 +44,8 @@ def test_pairing_latency_is_reported_at_a_tenth_and_at_the_full_size(
         assert max(role["max"] for role in by_role.values()) == latency["max"]
         assert run["retrieval_ms"]["p50"] > 0 and run["scoring_ms"]["p50"] > 0
     assert large["pairs_created"] > 0
+    # Loaded claims were given what they would have been compared with, as paired claims keep.
+    assert large["claims_remembered"] > 0
     assert figures["pairing_p95_ratio_n_to_n_over_10"] > 0
 
 
@@ -99,5 +101,7 @@ def test_a_reused_database_is_restored_to_the_loaded_items_and_measured_at_n_onl
     [run] = again["pairing"]
     # The new items of the first run were removed: the run met exactly the loaded items.
     assert run["reused"] and run["stored_items"] == 600 and run["new_items"] == 10
+    # What the first run's claims kept was removed too: the same claims were searched again.
+    assert run["claims_remembered"] == first["pairing"][-1]["claims_remembered"] > 0
     assert again["pairing_p95_ratio_n_to_n_over_10"] == 0.0
     assert row is not None and row[0] == 600 + 10 + 10  # loaded, warm-up, timed

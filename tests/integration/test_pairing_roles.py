@@ -15,7 +15,7 @@ from tracker.domain import ParsedEntry
 from tracker.ingest.dedupe import text_fingerprint
 from tracker.pipeline import classify, pairing
 from tracker.pipeline.model_registry import item_classifier, pair_scorer
-from tracker.storage import feeds, items, pairs, vectors
+from tracker.storage import claim_candidates, feeds, items, pairs, vectors
 
 CLAIM = "Viral video shows a ten-metre anaconda swimming across the Xingu river in Brazil"
 CHECK_TITLE = "Does a video show a ten-metre anaconda swimming in the Xingu river?"
@@ -82,6 +82,62 @@ def test_an_old_fact_check_fetched_after_the_claim_finds_it(
     check = stored(conn, "factcheck", entry("check", CHECK_TITLE, CHECK_SUMMARY, YEARS_AGO))
     run(conn, [check], config)
     assert paired(conn) == {(CLAIM, "factcheck")}
+
+
+def compared_with(conn: psycopg.Connection, claim: int, config: pairing.PairingConfig) -> set[int]:
+    return set(claim_candidates.of(conn, config.model_version, [claim]).get(claim, []))
+
+
+def pair_ids(conn: psycopg.Connection) -> set[tuple[int, int]]:
+    rows = conn.execute("SELECT rumour_id, clarification_id FROM pairs").fetchall()
+    return {(int(r), int(c)) for r, c in rows}
+
+
+LATER_SUMMARY = (
+    "Posts say a ten-metre anaconda swam across the Xingu river in Brazil. The video is "
+    "miscaptioned: the snake is about five metres long."
+)
+
+
+def test_a_later_fact_check_scores_a_claim_among_what_the_claim_was_compared_with(
+    conn: psycopg.Connection, config: pairing.PairingConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim keeps the fact-checks its own search found; one arriving later is scored
+    from the claim's side among them, with no second search for the claim, and joins them."""
+    check = stored(conn, "factcheck", entry("check", CHECK_TITLE, CHECK_SUMMARY, NOW))
+    run(conn, [check], config)
+    claim = stored(conn, "social", entry("claim", CLAIM, "", NOW))
+    run(conn, [claim], config)
+    assert compared_with(conn, claim, config) == {check}
+
+    searched: list[int] = []
+    search = pairing.retrieve
+
+    def counted(
+        conn: psycopg.Connection, row: items.ItemForModel, *args: object, **kwargs: object
+    ) -> dict[str, list[items.ItemForModel]]:
+        searched.append(row.id)
+        return search(conn, row, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pairing, "retrieve", counted)
+    later = stored(conn, "official", entry("later", CHECK_TITLE, LATER_SUMMARY, NOW))
+    run(conn, [later], config)
+    assert searched == [later]
+    assert (claim, later) in pair_ids(conn)
+    assert compared_with(conn, claim, config) == {check, later}
+
+
+def test_a_claim_that_kept_nothing_is_searched_for_once_then_kept(
+    conn: psycopg.Connection, config: pairing.PairingConfig
+) -> None:
+    """As claims paired before migration 0021: the first fact-check to score one searches."""
+    claim = stored(conn, "social", entry("claim", CLAIM, "", NOW))
+    run(conn, [claim], config)
+    conn.execute("DELETE FROM claim_candidates")
+    check = stored(conn, "factcheck", entry("check", CHECK_TITLE, CHECK_SUMMARY, NOW))
+    run(conn, [check], config)
+    assert (claim, check) in pair_ids(conn)
+    assert compared_with(conn, claim, config) == {check}
 
 
 def test_an_official_statement_is_a_clarification_whatever_its_label(

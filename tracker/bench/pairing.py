@@ -539,6 +539,9 @@ def pairing_latency(
     inserted = insert_new(conn, feeds_, Corpus(*events, item_seed=events[0] + 1), new, version)
     ids = inserted.ids
     roles = classifications.roles(conn, config.model_version, ids)
+    remembered = remember_rescored_claims(
+        conn, [i for i in ids if roles.get(i, ("", ""))[0] == "clarification"], config
+    )
     timed: dict[str, list[float]] = {}
     steps: list[tuple[int, Steps]] = []
     created = 0
@@ -568,7 +571,31 @@ def pairing_latency(
             conn, {i: s.found for i, s in steps}, config.model_version
         ),
         "pairs_created": created,
+        # Loaded claims given, untimed, what they would have been compared with (see below).
+        "claims_remembered": remembered,
     }
+
+
+def remember_rescored_claims(
+    conn: psycopg.Connection, clarification_ids: Sequence[int], config: pairing.PairingConfig
+) -> int:
+    """A claim a worker paired keeps what it was compared with (storage.claim_candidates), and
+    a clarification arriving later scores it among those. Loaded claims were never paired: the
+    claims about the new clarifications' events, within the window, are searched for and kept
+    here, untimed, so the timed pairing meets them as a running tracker would (a best claim
+    about another event is searched for while timed). Returns how many were searched."""
+    rows = conn.execute(
+        """SELECT DISTINCT c.item_id FROM items n
+           JOIN items o ON o.guid = n.guid AND o.id <> n.id
+           JOIN pairing_candidates c
+             ON c.item_id = o.id AND c.model_version = %s AND c.label = 'rumour'
+           WHERE n.id = ANY(%s)
+             AND coalesce(o.published_at, o.fetched_at) - coalesce(n.published_at, n.fetched_at)
+                 BETWEEN -make_interval(days => %s) AND make_interval(days => %s)""",
+        (config.model_version, list(clarification_ids), config.window_days, config.window_days),
+    ).fetchall()
+    with conn.transaction():
+        return pairing.remember_searches(conn, [int(r[0]) for r in rows], config)
 
 
 @contextlib.contextmanager
@@ -740,8 +767,9 @@ def _load_and_measure(
 
 def _restore_loaded(conn: psycopg.Connection, n_items: int) -> bool:
     """Back to the state right after the load: only the loaded items (keys `bench-N`), no
-    pairs or stories, and a pair model trained afresh from this code. False when the database
-    does not hold exactly `n_items` loaded items (then it is loaded from scratch)."""
+    pairs, stories or claims' kept candidates, and a pair model trained afresh from this code.
+    False when the database does not hold exactly `n_items` loaded items (then it is loaded
+    from scratch)."""
     row = conn.execute(
         "SELECT count(*) FILTER (WHERE dedupe_key LIKE 'bench-%%'), count(*) FROM items"
     ).fetchone()
@@ -752,6 +780,7 @@ def _restore_loaded(conn: psycopg.Connection, n_items: int) -> bool:
         return False
     with conn.transaction():
         conn.execute("DELETE FROM pairs")
+        conn.execute("DELETE FROM claim_candidates")
         conn.execute("UPDATE items SET story_id = NULL WHERE story_id IS NOT NULL")
         conn.execute("DELETE FROM stories")
         conn.execute("DELETE FROM items WHERE dedupe_key NOT LIKE 'bench-%%'")

@@ -2,7 +2,7 @@
 rumours), and group near-duplicate rumours from different outlets into one story."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -15,7 +15,7 @@ from tracker.config import Settings
 from tracker.domain import PairScore, TextForModel
 from tracker.pipeline import alert_fanout, terms
 from tracker.pipeline.classify import to_model_text
-from tracker.storage import classifications, items, pairs, vectors
+from tracker.storage import claim_candidates, classifications, items, pairs, vectors
 from tracker.storage.items import ItemForModel
 
 
@@ -69,8 +69,26 @@ MEANING_CANDIDATES = pair_candidates.MEANING_CANDIDATES
 # 10,000 (the cosines of this encoder crowd between 0.75 and 0.95).
 STORY_TRANSLATION_COSINE = 0.90
 # A clarification's best claims, scored again each among its own candidates: a fact-check
-# answers a few claims, and each costs a claim's retrieval and scoring.
+# answers a few claims, and each costs a claim's scoring (its candidates are read back by id:
+# Compared).
 RESCORED_CLAIMS = 3
+
+
+@dataclass
+class Compared:
+    """What claims were compared with in a batch, to keep (storage.claim_candidates): a claim's
+    own search replaces what it had; a clarification scoring a claim again adds to it."""
+
+    searched: dict[int, list[int]] = field(default_factory=dict)
+    added: dict[int, list[int]] = field(default_factory=dict)
+
+    def add(self, claim_id: int, candidate_ids: Sequence[int]) -> None:
+        kept = self.added.setdefault(claim_id, [])
+        kept += [c for c in candidate_ids if c not in kept]
+
+    def store(self, conn: psycopg.Connection, model_version: str) -> None:
+        claim_candidates.replace(conn, model_version, self.searched)
+        claim_candidates.extend(conn, model_version, self.added)
 
 
 def pair_items(
@@ -84,6 +102,7 @@ def pair_items(
     join stories."""
     new: list[pairs.NewPair] = []
     stories: list[tuple[ItemForModel, list[ItemForModel]]] = []
+    compared = Compared()
     with conn.transaction():
         # Reads and scoring first, writing nothing: see _store for why.
         roles = classifications.roles(conn, config.model_version, item_ids)
@@ -95,10 +114,14 @@ def pair_items(
             if role == label == "rumour" and (copies := _copies(row, found["rumour"], config)):
                 stories.append((row, copies))
             found_pairs = _pair(row, role, found[OTHER_LABEL[role]], scorer, config)
-            if role == "clarification":
-                found_pairs = _as_the_claims_see_it(conn, row, found_pairs, scorer, config)
+            if role == "rumour":
+                compared.searched[row.id] = [c.id for c in found["clarification"]]
+            else:
+                found_pairs = _as_the_claims_see_it(
+                    conn, row, found_pairs, scorer, config, compared
+                )
             new += found_pairs
-        created = _store(conn, item_ids, stories, new, scorer.version, config)
+        created = _store(conn, item_ids, stories, new, compared, scorer.version, config)
     metrics.pairs_suggested(created)
     return created
 
@@ -108,6 +131,7 @@ def _store(
     item_ids: Sequence[int],
     stories: Sequence[tuple[ItemForModel, list[ItemForModel]]],
     new: Sequence[pairs.NewPair],
+    compared: Compared,
     scorer_version: str,
     config: PairingConfig,
 ) -> int:
@@ -125,6 +149,7 @@ def _store(
     for row, copies in stories:
         _join_story(conn, row, copies)
     created = store(conn, new, scorer_version) + spread_to_stories(conn, item_ids)
+    compared.store(conn, config.model_version)
     # In the same transaction: the sweeper re-queues exactly the items this never reached.
     classifications.mark_paired(conn, config.model_version, item_ids)
     return created
@@ -243,26 +268,55 @@ def _as_the_claims_see_it(
     found: list[pairs.NewPair],
     scorer: PairScorer,
     config: PairingConfig,
+    compared: Compared,
 ) -> list[pairs.NewPair]:
     """A clarification's pairs scored again from each claim's side, among that claim's own
     candidates. The re-ranker reads a score against the other candidates of the query, so a
     claim's pairs are all scored as its own query, whichever of the two came first: its best
     pair is then the best of one comparison (`tracker bench replay`: with scores from both
     sides, a claim's best pair was its fact-check less often). Only the best RESCORED_CLAIMS
-    are kept: the rest of a wave of copies is reached through their story."""
-    best = sorted(found, key=lambda p: -p.score)[:RESCORED_CLAIMS]
-    claims = {c.id: c for c in items.for_model(conn, [p.rumour_id for p in best])}
+    are kept: the rest of a wave of copies is reached through their story.
+
+    A claim's candidates are those it was compared with before, the clarifications that
+    scored it since among them; a claim without them (paired before 0021) is searched for."""
+    claim_ids = _best_claims(found)
+    remembered = claim_candidates.of(conn, config.model_version, claim_ids)
     kept: list[pairs.NewPair] = []
-    for claim in claims.values():
-        candidates = retrieve(conn, claim, "rumour", config, with_story=False)["clarification"]
+    for claim in items.for_model(conn, claim_ids):
+        if claim.id in remembered:
+            candidates = claim_candidates.clarifications(
+                conn, config.model_version, remembered[claim.id]
+            )
+        else:
+            candidates = retrieve(conn, claim, "rumour", config, with_story=False)["clarification"]
         if row.id not in {c.id for c in candidates}:
             candidates.append(row)
+        compared.add(claim.id, [c.id for c in candidates])
         kept += [
             p
             for p in _pair(claim, "rumour", candidates, scorer, config)
             if p.clarification_id == row.id
         ]
     return kept
+
+
+def _best_claims(found: list[pairs.NewPair]) -> list[int]:
+    return [p.rumour_id for p in sorted(found, key=lambda p: -p.score)[:RESCORED_CLAIMS]]
+
+
+def remember_searches(
+    conn: psycopg.Connection, claim_ids: Sequence[int], config: PairingConfig
+) -> int:
+    """Keep, for each claim that has none kept, what its search finds now, as its own pairing
+    keeps it: for claims stored another way (`tracker bench pairing` loads them with COPY).
+    Returns how many claims were searched."""
+    kept = claim_candidates.of(conn, config.model_version, claim_ids)
+    compared = Compared()
+    for claim in items.for_model(conn, [c for c in claim_ids if c not in kept]):
+        found = retrieve(conn, claim, "rumour", config, with_story=False)["clarification"]
+        compared.searched[claim.id] = [c.id for c in found]
+    compared.store(conn, config.model_version)
+    return len(compared.searched)
 
 
 def _copies(
