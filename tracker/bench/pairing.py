@@ -472,20 +472,25 @@ class Steps:
 
 
 def _steps(
-    conn: psycopg.Connection, item_id: int, label: str, scorer: pairing.PairScorer, version: str
+    conn: psycopg.Connection,
+    row: items.ItemForModel,
+    role: str,
+    story: bool,
+    scorer: pairing.PairScorer,
+    version: str,
 ) -> Steps:
-    """Retrieval and scoring of one item, timed apart: the query and scorers pairing runs for
-    it (a rumour also scores near-duplicate rumours with the story scorer)."""
-    [row] = items.for_model(conn, [item_id])
+    """Retrieval and scoring of one item, timed apart: the query and scorers pairing ran for
+    it (`story`: it also searched for and scored near-duplicate rumours, with the story
+    scorer)."""
     config = _config(version)
     started = time.perf_counter()
-    found = pairing.retrieve(conn, row, label, config)
-    other = pairing.OTHER_LABEL[label]
+    found = pairing.retrieve(conn, row, role, config, with_story=story)
+    other = pairing.OTHER_LABEL[role]
     # The texts were just scored by the timed run: start from an empty cache, the worst case.
     with vector_cache.fresh_cache():
         retrieved = time.perf_counter()
-        pairing.score_candidates(row, label == "rumour", found[other], scorer)
-        if label == "rumour":
+        pairing.score_candidates(row, role == "rumour", found[other], scorer)
+        if story:
             pairing.score_candidates(row, True, found["rumour"], pairing.STORY_SCORER)
         scored = time.perf_counter()
     return Steps(
@@ -545,14 +550,19 @@ def pairing_latency(
     timed: dict[str, list[float]] = {}
     steps: list[tuple[int, Steps]] = []
     created = 0
+    rows = {row.id: row for row in items.for_model(conn, ids)}
     for item_id in ids:
         started = time.perf_counter()
         created += pairing.pair_items(conn, [item_id], scorer, config)
         elapsed = (time.perf_counter() - started) * 1000
-        label = roles.get(item_id, ("", ""))[0]
-        if label:  # items with no pairing role are not paired: timing them flatters
-            timed.setdefault(label, []).append(elapsed)
-            steps.append((item_id, _steps(conn, item_id, label, scorer, config.model_version)))
+        role, label = roles.get(item_id, ("", ""))
+        if role:  # items with no pairing role are not paired: timing them flatters
+            timed.setdefault(role, []).append(elapsed)
+            # As pairing saw the item: before it, the item was in no story.
+            story = pairing.joins_stories(rows[item_id], role, label)
+            steps.append(
+                (item_id, _steps(conn, rows[item_id], role, story, scorer, config.model_version))
+            )
     return {
         "stored_items": stored,
         # Stored rumours and clarifications, and those with a sentence vector to search.
