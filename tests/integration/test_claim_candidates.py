@@ -41,17 +41,15 @@ def test_extend_keeps_order_adds_each_id_once_and_drops_the_earliest_past_the_li
     assert claim_candidates.of(conn, VERSION, [claim]) == {claim: many}
 
 
-def test_replace_puts_a_new_search_in_place_of_what_was_kept(conn: psycopg.Connection) -> None:
+def test_each_version_keeps_its_own(conn: psycopg.Connection) -> None:
     [claim] = candidates(conn, 1)
     claim_candidates.extend(conn, VERSION, {claim: [5, 3]})
-    claim_candidates.replace(conn, VERSION, {claim: [7]})
-    assert claim_candidates.of(conn, VERSION, [claim]) == {claim: [7]}
     assert claim_candidates.of(conn, "another version", [claim]) == {}
 
 
 def test_a_deleted_claim_takes_what_it_kept_with_it(conn: psycopg.Connection) -> None:
     claim, other = candidates(conn, 2)
-    claim_candidates.replace(conn, VERSION, {claim: [other], other: [claim]})
+    claim_candidates.extend(conn, VERSION, {claim: [other], other: [claim]})
     conn.execute("DELETE FROM items WHERE id = %s", (claim,))
     assert claim_candidates.of(conn, VERSION, [claim, other]) == {other: [claim]}
 

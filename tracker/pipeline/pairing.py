@@ -76,19 +76,17 @@ RESCORED_CLAIMS = 3
 
 @dataclass
 class Compared:
-    """What claims were compared with in a batch, to keep (storage.claim_candidates): a claim's
-    own search replaces what it had; a clarification scoring a claim again adds to it."""
+    """What claims were compared with in a batch, to keep (storage.claim_candidates): their own
+    search, and the clarifications that scored them again."""
 
-    searched: dict[int, list[int]] = field(default_factory=dict)
-    added: dict[int, list[int]] = field(default_factory=dict)
+    ids: dict[int, list[int]] = field(default_factory=dict)
 
     def add(self, claim_id: int, candidate_ids: Sequence[int]) -> None:
-        kept = self.added.setdefault(claim_id, [])
+        kept = self.ids.setdefault(claim_id, [])
         kept += [c for c in candidate_ids if c not in kept]
 
     def store(self, conn: psycopg.Connection, model_version: str) -> None:
-        claim_candidates.replace(conn, model_version, self.searched)
-        claim_candidates.extend(conn, model_version, self.added)
+        claim_candidates.extend(conn, model_version, self.ids)
 
 
 def pair_items(
@@ -116,7 +114,7 @@ def pair_items(
                 stories.append((row, copies))
             found_pairs = _pair(row, role, found[OTHER_LABEL[role]], scorer, config)
             if role == "rumour":
-                compared.searched[row.id] = [c.id for c in found["clarification"]]
+                compared.add(row.id, [c.id for c in found["clarification"]])
             else:
                 found_pairs = _as_the_claims_see_it(
                     conn, row, found_pairs, scorer, config, compared
@@ -315,9 +313,9 @@ def remember_searches(
     compared = Compared()
     for claim in items.for_model(conn, [c for c in claim_ids if c not in kept]):
         found = retrieve(conn, claim, "rumour", config)["clarification"]
-        compared.searched[claim.id] = [c.id for c in found]
+        compared.add(claim.id, [c.id for c in found])
     compared.store(conn, config.model_version)
-    return len(compared.searched)
+    return len(compared.ids)
 
 
 def joins_stories(row: ItemForModel, role: str, label: str) -> bool:

@@ -12,7 +12,7 @@ from tracker.storage.items import ITEM_FOR_MODEL, ItemForModel
 # scores it later adds itself, and past this the earliest added go first.
 KEPT = 100
 
-# One row per claim; `extend` keeps the ids already there, in order, then the new ones, each once.
+# One row per claim, which keeps the ids already there, in order, then the new ones, each once.
 EXTEND = f"""INSERT INTO claim_candidates AS c (item_id, model_version, candidate_ids)
     VALUES (%s, %s, %s)
     ON CONFLICT (item_id, model_version) DO UPDATE SET candidate_ids = (
@@ -25,10 +25,6 @@ EXTEND = f"""INSERT INTO claim_candidates AS c (item_id, model_version, candidat
             ORDER BY n DESC LIMIT {KEPT}
         ) AS kept
     )"""
-
-REPLACE = """INSERT INTO claim_candidates (item_id, model_version, candidate_ids)
-    VALUES (%s, %s, %s)
-    ON CONFLICT (item_id, model_version) DO UPDATE SET candidate_ids = EXCLUDED.candidate_ids"""
 
 
 def of(
@@ -58,27 +54,17 @@ def clarifications(
         return cur.fetchall()
 
 
-def replace(
-    conn: psycopg.Connection, model_version: str, compared: Mapping[int, Sequence[int]]
-) -> None:
-    """What each claim was just compared with, in place of what it had."""
-    _write(conn, REPLACE, model_version, compared)
-
-
 def extend(
     conn: psycopg.Connection, model_version: str, compared: Mapping[int, Sequence[int]]
 ) -> None:
-    """Ids each claim was also compared with, after those it has (KEPT at most, latest kept)."""
-    _write(conn, EXTEND, model_version, compared)
-
-
-def _write(
-    conn: psycopg.Connection, sql: str, model_version: str, compared: Mapping[int, Sequence[int]]
-) -> None:
+    """Ids each claim was also compared with, after those it has (KEPT at most, latest kept).
+    A claim searched again keeps what it had: a clarification may have joined it meanwhile
+    from a concurrent batch, and what it had is still what it was compared with."""
     if not compared:
         return
     # In claim order, as every batch writes them: no two wait on each other's rows.
     with conn.cursor() as cur:
         cur.executemany(
-            sql, [(claim, model_version, list(ids)) for claim, ids in sorted(compared.items())]
+            EXTEND,
+            [(claim, model_version, list(ids)) for claim, ids in sorted(compared.items())],
         )
